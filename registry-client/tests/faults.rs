@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::image::{collect, make_image, push_image};
 use common::proxy::{Mode, Proxy};
-use common::registry::{Auth, Registry};
 use common::pseudo_random;
+use common::registry::{Auth, Registry};
 use registry_client::{Client, ClientConfig, Error, Reference};
 
 const MARKER: &[u8] = b"<<BERTH-MARKER>>";
@@ -47,10 +47,22 @@ async fn corrupted_blob_ends_with_digest_mismatch() {
     let img = make_image(dir.path(), layer, "corrupt");
     push_image(&client(0), &r, &img).await;
 
-    let proxy = Proxy::start(reg.port, Mode::Corrupt { marker: MARKER.to_vec() });
+    let proxy = Proxy::start(
+        reg.port,
+        Mode::Corrupt {
+            marker: MARKER.to_vec(),
+        },
+    );
     let c = client(2);
     let via = reference(&proxy.host(), "corrupt:1");
-    let err = collect(&c, &via, &img.layer.digest, Some(img.layer.bytes.len() as u64)).await.unwrap_err();
+    let err = collect(
+        &c,
+        &via,
+        &img.layer.digest,
+        Some(img.layer.bytes.len() as u64),
+    )
+    .await
+    .unwrap_err();
     match err {
         Error::DigestMismatch { expected, actual } => {
             assert_eq!(expected, img.layer.digest.to_string());
@@ -65,16 +77,28 @@ async fn corrupted_manifest_is_refused() {
     let reg = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
     let r = reference(&reg.host(), "badman:1");
-    let img = make_image(dir.path(), pseudo_random(100, 7), std::str::from_utf8(MARKER).unwrap());
+    let img = make_image(
+        dir.path(),
+        pseudo_random(100, 7),
+        std::str::from_utf8(MARKER).unwrap(),
+    );
     push_image(&client(0), &r, &img).await;
-    let proxy = Proxy::start(reg.port, Mode::Corrupt { marker: MARKER.to_vec() });
+    let proxy = Proxy::start(
+        reg.port,
+        Mode::Corrupt {
+            marker: MARKER.to_vec(),
+        },
+    );
     let c = client(0);
     // By digest: the bytes do not hash to what was asked for.
     let by_digest = reference(&proxy.host(), "badman:1").with_digest(img.manifest_digest.clone());
     let err = c.fetch_manifest(&by_digest).await.unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     // By tag: the registry's Docker-Content-Digest does not match the bytes.
-    let err = c.fetch_manifest(&reference(&proxy.host(), "badman:1")).await.unwrap_err();
+    let err = c
+        .fetch_manifest(&reference(&proxy.host(), "badman:1"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
 }
 
@@ -86,15 +110,27 @@ async fn dropped_connection_resumes_with_range() {
     let img = make_image(dir.path(), layer_with_marker(len, 1024 * 1024), "resume");
     push_image(&client(0), &reference(&reg.host(), "resume:1"), &img).await;
 
-    let proxy = Proxy::start(reg.port, Mode::Drop { marker: MARKER.to_vec(), times: 1 });
+    let proxy = Proxy::start(
+        reg.port,
+        Mode::Drop {
+            marker: MARKER.to_vec(),
+            times: 1,
+        },
+    );
     let c = client(3);
     let r = reference(&proxy.host(), "resume:1");
-    let got = collect(&c, &r, &img.layer.digest, Some(len as u64)).await.unwrap();
+    let got = collect(&c, &r, &img.layer.digest, Some(len as u64))
+        .await
+        .unwrap();
     assert_eq!(got.len(), len);
     assert!(got == img.layer.bytes);
     let stats = proxy.stats.lock().unwrap();
     assert_eq!(stats.drops, 1);
-    assert_eq!(stats.count("range: bytes="), 1, "the second request resumes");
+    assert_eq!(
+        stats.count("range: bytes="),
+        1,
+        "the second request resumes"
+    );
 }
 
 #[tokio::test]
@@ -107,10 +143,18 @@ async fn server_ignoring_range_restarts_and_skips() {
 
     // Drops the first transfer; hides Range so the retry gets a full 200.
     let drop = Proxy::start(reg.port, Mode::StripRange);
-    let outer = Proxy::start(drop.port, Mode::Drop { marker: MARKER.to_vec(), times: 1 });
+    let outer = Proxy::start(
+        drop.port,
+        Mode::Drop {
+            marker: MARKER.to_vec(),
+            times: 1,
+        },
+    );
     let c = client(3);
     let r = reference(&outer.host(), "restart:1");
-    let got = collect(&c, &r, &img.layer.digest, Some(len as u64)).await.unwrap();
+    let got = collect(&c, &r, &img.layer.digest, Some(len as u64))
+        .await
+        .unwrap();
     assert!(got == img.layer.bytes);
     assert_eq!(outer.stats.lock().unwrap().drops, 1);
     assert_eq!(drop.stats.lock().unwrap().count("range: bytes="), 1);
@@ -126,11 +170,25 @@ async fn repeated_drops_exhaust_retries() {
     // The marker is at the start, so each (re)started transfer is cut with
     // no progress; two retries allowed, so three cuts end the stream.
     let drop = Proxy::start(reg.port, Mode::StripRange);
-    let proxy = Proxy::start(drop.port, Mode::Drop { marker: MARKER.to_vec(), times: 100 });
-    let err = collect(&client(2), &reference(&proxy.host(), "exhaust:1"), &img.layer.digest, Some(len as u64))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Transport { .. } | Error::SizeMismatch { .. }), "{err}");
+    let proxy = Proxy::start(
+        drop.port,
+        Mode::Drop {
+            marker: MARKER.to_vec(),
+            times: 100,
+        },
+    );
+    let err = collect(
+        &client(2),
+        &reference(&proxy.host(), "exhaust:1"),
+        &img.layer.digest,
+        Some(len as u64),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { .. } | Error::SizeMismatch { .. }),
+        "{err}"
+    );
     assert_eq!(proxy.stats.lock().unwrap().drops, 3);
 }
 
@@ -142,10 +200,33 @@ async fn wrong_expected_size_is_reported() {
     let img = make_image(dir.path(), pseudo_random(10_000, 8), "size");
     push_image(&client(0), &r, &img).await;
     let c = client(0);
-    let err = collect(&c, &r, &img.layer.digest, Some(9_000)).await.unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { expected: 9_000, .. }), "{err}");
-    let err = collect(&c, &r, &img.layer.digest, Some(11_000)).await.unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { expected: 11_000, actual: 10_000, .. }), "{err}");
+    let err = collect(&c, &r, &img.layer.digest, Some(9_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SizeMismatch {
+                expected: 9_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = collect(&c, &r, &img.layer.digest, Some(11_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SizeMismatch {
+                expected: 11_000,
+                actual: 10_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -162,11 +243,16 @@ async fn service_unavailable_is_retried() {
 
     let proxy = Proxy::start(reg.port, Mode::Fail503 { times: 2 });
     let r = reference(&proxy.host(), "flaky:1");
-    let got = collect(&client(3), &r, &img.layer.digest, Some(5_000)).await.unwrap();
+    let got = collect(&client(3), &r, &img.layer.digest, Some(5_000))
+        .await
+        .unwrap();
     assert!(got == img.layer.bytes);
 
     let proxy = Proxy::start(reg.port, Mode::Fail503 { times: 10 });
-    let err = client(1).fetch_manifest(&reference(&proxy.host(), "flaky:1")).await.unwrap_err();
+    let err = client(1)
+        .fetch_manifest(&reference(&proxy.host(), "flaky:1"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Http { status: 503, .. }), "{err}");
 }
 
@@ -192,7 +278,10 @@ fn paginating_server() -> u16 {
             let (body, link) = if target.contains("last=b") {
                 (r#"{"name":"p","tags":["c"]}"#, None)
             } else {
-                (r#"{"name":"p","tags":["a","b"]}"#, Some("</v2/p/tags/list?last=b&n=2>; rel=\"next\""))
+                (
+                    r#"{"name":"p","tags":["a","b"]}"#,
+                    Some("</v2/p/tags/list?last=b&n=2>; rel=\"next\""),
+                )
             };
             let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
             let _ = write!(

@@ -196,7 +196,11 @@ impl Client {
     }
 
     /// `list_tags` asking for pages of `page_size` tags (`?n=`).
-    pub async fn list_tags_paged(&self, r: &Reference, page_size: Option<u32>) -> Result<Vec<String>> {
+    pub async fn list_tags_paged(
+        &self,
+        r: &Reference,
+        page_size: Option<u32>,
+    ) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]

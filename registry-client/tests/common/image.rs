@@ -17,7 +17,11 @@ pub fn blob(dir: &Path, bytes: Vec<u8>) -> Blob {
     let digest = Digest::sha256_of(&bytes);
     let path = dir.join(digest.hex());
     std::fs::write(&path, &bytes).unwrap();
-    Blob { bytes, digest, path }
+    Blob {
+        bytes,
+        digest,
+        path,
+    }
 }
 
 pub struct Image {
@@ -59,7 +63,10 @@ pub fn make_image(dir: &Path, layer: Vec<u8>, note: &str) -> Image {
 pub async fn push_image(client: &Client, r: &Reference, img: &Image) -> Digest {
     for b in [&img.config, &img.layer] {
         if client.blob_exists(r, &b.digest).await.unwrap().is_none() {
-            client.push_blob(r, &b.digest, b.bytes.len() as u64, &b.path).await.unwrap();
+            client
+                .push_blob(r, &b.digest, b.bytes.len() as u64, &b.path)
+                .await
+                .unwrap();
         }
     }
     client
@@ -69,7 +76,12 @@ pub async fn push_image(client: &Client, r: &Reference, img: &Image) -> Digest {
 }
 
 /// Collects a blob stream; the error, if the stream ended with one.
-pub async fn collect(client: &Client, r: &Reference, d: &Digest, size: Option<u64>) -> Result<Vec<u8>, registry_client::Error> {
+pub async fn collect(
+    client: &Client,
+    r: &Reference,
+    d: &Digest,
+    size: Option<u64>,
+) -> Result<Vec<u8>, registry_client::Error> {
     let mut s = client.fetch_blob(r, d, size).await?;
     let mut out = Vec::new();
     while let Some(item) = s.next().await {

@@ -12,13 +12,20 @@ use std::time::Duration;
 pub enum Mode {
     Pass,
     /// Flip a byte of the first occurrence of `marker` in each response.
-    Corrupt { marker: Vec<u8> },
+    Corrupt {
+        marker: Vec<u8>,
+    },
     /// The first `times` responses carrying `marker` are cut right after it.
-    Drop { marker: Vec<u8>, times: usize },
+    Drop {
+        marker: Vec<u8>,
+        times: usize,
+    },
     /// Rename `range:` request headers so the registry answers 200.
     StripRange,
     /// The first `times` connections get `503` with `Retry-After: 0`.
-    Fail503 { times: usize },
+    Fail503 {
+        times: usize,
+    },
 }
 
 #[derive(Default)]
@@ -32,7 +39,10 @@ pub struct Stats {
 impl Stats {
     pub fn count(&self, needle: &str) -> usize {
         let n = needle.as_bytes();
-        self.requests.windows(n.len()).filter(|w| w.eq_ignore_ascii_case(n)).count()
+        self.requests
+            .windows(n.len())
+            .filter(|w| w.eq_ignore_ascii_case(n))
+            .count()
     }
 }
 
@@ -64,8 +74,11 @@ impl Proxy {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
-                        let (mode, stats, counter) = (mode.clone(), stats2.clone(), counter.clone());
-                        std::thread::spawn(move || handle(client, upstream_port, mode, stats, counter));
+                        let (mode, stats, counter) =
+                            (mode.clone(), stats2.clone(), counter.clone());
+                        std::thread::spawn(move || {
+                            handle(client, upstream_port, mode, stats, counter)
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -93,7 +106,13 @@ impl Drop for Proxy {
     }
 }
 
-fn handle(mut client: TcpStream, upstream_port: u16, mode: Mode, stats: Arc<Mutex<Stats>>, counter: Arc<AtomicUsize>) {
+fn handle(
+    mut client: TcpStream,
+    upstream_port: u16,
+    mode: Mode,
+    stats: Arc<Mutex<Stats>>,
+    counter: Arc<AtomicUsize>,
+) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     if let Mode::Fail503 { times } = mode {
         if counter.fetch_add(1, Ordering::SeqCst) < times {
@@ -153,7 +172,9 @@ fn handle(mut client: TcpStream, upstream_port: u16, mode: Mode, stats: Arc<Mute
                 joined.extend_from_slice(data);
                 if let Some(i) = find(&joined, marker) {
                     if counter.fetch_add(1, Ordering::SeqCst) < *times {
-                        let end = (i + marker.len()).saturating_sub(tail.len()).min(data.len());
+                        let end = (i + marker.len())
+                            .saturating_sub(tail.len())
+                            .min(data.len());
                         let _ = client.write_all(&data[..end]);
                         stats.lock().unwrap().drops += 1;
                         let _ = client.shutdown(Shutdown::Both);

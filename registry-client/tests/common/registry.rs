@@ -12,11 +12,20 @@ use super::{free_port, run};
 pub enum Auth {
     None,
     /// htpasswd with one user.
-    Htpasswd { user: String, password: String },
+    Htpasswd {
+        user: String,
+        password: String,
+    },
     /// Token auth against a token server at `realm`, trusting `cert_pem`.
-    Token { realm: String, cert_pem: PathBuf },
+    Token {
+        realm: String,
+        cert_pem: PathBuf,
+    },
     /// TLS with this certificate and key (no auth).
-    Tls { cert: PathBuf, key: PathBuf },
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 pub const SERVICE: &str = "test-registry";
@@ -42,10 +51,16 @@ impl Registry {
             Auth::None => {}
             Auth::Htpasswd { user, password } => {
                 let file = dir.path().join("htpasswd");
-                let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .unwrap();
                 assert!(out.status.success());
                 std::fs::write(&file, out.stdout).unwrap();
-                cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n", file.display()));
+                cfg.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    file.display()
+                ));
             }
             Auth::Token { realm, cert_pem } => {
                 cfg.push_str(&format!(
@@ -54,7 +69,11 @@ impl Registry {
                 ));
             }
             Auth::Tls { cert, key } => {
-                cfg.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+                cfg.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ));
             }
         }
         let cfg_path = dir.path().join("config.yml");
@@ -92,7 +111,11 @@ impl Registry {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "registry not ready: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "registry not ready: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -122,16 +145,48 @@ pub struct TestCa {
 
 pub fn make_tls_ca(dir: &Path) -> TestCa {
     let p = |n: &str| dir.join(n);
-    run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-ca"]).arg("-keyout").arg(p("ca.key")).arg("-out").arg(p("ca.crt")));
-    run(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"]).arg("-keyout").arg(p("srv.key")).arg("-out").arg(p("srv.csr")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=berth-test-ca",
+        ])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(p("srv.key"))
+        .arg("-out")
+        .arg(p("srv.csr")));
     std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
     run(Command::new("openssl")
         .args(["x509", "-req", "-days", "1", "-set_serial", "2"])
-        .arg("-in").arg(p("srv.csr"))
-        .arg("-CA").arg(p("ca.crt"))
-        .arg("-CAkey").arg(p("ca.key"))
-        .arg("-extfile").arg(p("ext.cnf"))
-        .arg("-out").arg(p("srv.crt")));
+        .arg("-in")
+        .arg(p("srv.csr"))
+        .arg("-CA")
+        .arg(p("ca.crt"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext.cnf"))
+        .arg("-out")
+        .arg(p("srv.crt")));
     TestCa {
         ca_cert: p("ca.crt"),
         server_cert: p("srv.crt"),

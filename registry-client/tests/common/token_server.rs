@@ -49,7 +49,17 @@ impl TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
         run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-token-signer"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=berth-token-signer",
+            ])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -126,7 +136,10 @@ fn sign(key: &Path, input: &[u8]) -> Vec<u8> {
 }
 
 fn jwt(c: &Config, subject: &str, scopes: &[String]) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter_map(|s| {
@@ -142,7 +155,11 @@ fn jwt(c: &Config, subject: &str, scopes: &[String]) -> String {
         "jti": format!("{now}-{}", rand::random::<u64>()),
         "access": access,
     });
-    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let sig = sign(&c.key, input.as_bytes());
     format!("{input}.{}", b64url(&sig))
 }
@@ -189,13 +206,20 @@ fn serve(mut s: TcpStream, c: &Config, log: &Mutex<Vec<TokenRequest>>) -> std::i
         url.query_pairs().into_owned().collect()
     };
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut scopes: Vec<String> = pairs.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>()).collect();
+    let mut scopes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .collect();
     scopes.retain(|s| !s.is_empty());
     let (authenticated, subject, bad) = if method == "POST" {
-        let ok = get("grant_type").as_deref() == Some("refresh_token") && get("refresh_token").as_deref() == Some(c.refresh_token.as_str());
+        let ok = get("grant_type").as_deref() == Some("refresh_token")
+            && get("refresh_token").as_deref() == Some(c.refresh_token.as_str());
         (ok, c.user.clone(), !ok)
     } else if let Some(a) = auth.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(a).unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(a)
+            .unwrap_or_default();
         let ok = decoded == format!("{}:{}", c.user, c.password).as_bytes();
         (ok, c.user.clone(), !ok)
     } else {
@@ -209,11 +233,16 @@ fn serve(mut s: TcpStream, c: &Config, log: &Mutex<Vec<TokenRequest>>) -> std::i
         authenticated,
     });
     if bad {
-        return respond(&mut s, "401 Unauthorized", r#"{"details":"incorrect username or password"}"#);
+        return respond(
+            &mut s,
+            "401 Unauthorized",
+            r#"{"details":"incorrect username or password"}"#,
+        );
     }
     // Anonymous callers get a token that grants nothing.
     let granted = if authenticated { scopes } else { Vec::new() };
     let token = jwt(c, &subject, &granted);
-    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
+    let body =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
     respond(&mut s, "200 OK", &body)
 }
