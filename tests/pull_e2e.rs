@@ -922,10 +922,10 @@ fn pull_killed_at_random_points_recovers() {
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
-        store::assert_layers_consistent(b.root());
+        store::assert_store_consistent(b.root());
     }
     b.ok(&["pull", &reference]);
-    store::assert_layers_consistent(b.root());
+    store::assert_store_consistent(b.root());
     let mut want = art.image().chain_hexes();
     want.sort();
     assert_eq!(store::committed_layers(b.root()), want);
@@ -952,4 +952,92 @@ fn image_with_120_layers_pulls() {
         "119\n"
     );
     store::assert_layers_consistent(b.root());
+}
+
+// ------------------------------------------------------------ more docker CLI behaviour
+
+#[test]
+fn pull_without_tag_uses_latest() {
+    let reg = Registry::plain();
+    let art = simple_image();
+    reg.push("test/busybox", "latest", &art);
+    let b = Berth::new();
+    let name = format!("{}/test/busybox", reg.host);
+    let out = b.ok(&["pull", &name]);
+    let l = lines(&out);
+    assert_eq!(l[0], "Using default tag: latest", "{out}");
+    assert_eq!(l[1], "latest: Pulling from test/busybox", "{out}");
+    assert_eq!(*l.last().unwrap(), format!("{name}:latest"), "{out}");
+    let id = b.ok(&["image", "inspect", "--format", "{{.Id}}", &name]);
+    assert_eq!(id.trim(), art.image().id());
+}
+
+#[test]
+fn pull_all_tags() {
+    let reg = Registry::plain();
+    let one = simple_image();
+    let two = ImageBuilder::new()
+        .layer(Layer::new().file("two", "2"))
+        .build();
+    reg.push("test/busybox", "1", &one);
+    reg.push("test/busybox", "2", &two);
+    let b = Berth::new();
+    let name = format!("{}/test/busybox", reg.host);
+    let out = b.ok(&["pull", "--all-tags", &name]);
+    assert!(out.contains("Pulling from test/busybox"), "{out}");
+    let got = b.ok(&["images", "--format", "{{.Tag}} {{.ID}}", &name]);
+    let mut rows: Vec<&str> = got.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            format!("1 {}", short(one.image().id())).as_str(),
+            format!("2 {}", short(two.image().id())).as_str()
+        ]
+    );
+}
+
+#[test]
+fn image_subcommand_aliases() {
+    let reg = Registry::plain();
+    let art = simple_image();
+    reg.push("test/busybox", "1", &art);
+    let b = Berth::new();
+    let reference = reg.reference("test/busybox", "1");
+    assert_eq!(b.ok(&["image", "pull", "-q", &reference]).trim(), reference);
+    b.ok(&["image", "tag", &reference, "alias:1"]);
+    let ls = b.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(ls.lines().any(|l| l == "alias:1"), "{ls}");
+    // `images REPO` filters by repository.
+    let only = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "alias"]);
+    assert_eq!(only.trim(), "alias:1");
+    let out = b.ok(&["image", "rm", "alias:1"]);
+    assert_eq!(out.trim(), "Untagged: alias:1");
+}
+
+#[test]
+fn rmi_by_id_with_several_tags_needs_force() {
+    let reg = Registry::plain();
+    let art = simple_image();
+    reg.push("test/busybox", "1", &art);
+    let b = Berth::new();
+    let reference = reg.reference("test/busybox", "1");
+    b.ok(&["pull", "-q", &reference]);
+    b.ok(&["tag", &reference, "other/name:2"]);
+    let id = short(art.image().id()).to_string();
+    let (code, err) = b.fails(&["rmi", &id]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("conflict") && err.contains("must be forced"),
+        "{err}"
+    );
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 2);
+    let out = b.ok(&["rmi", "-f", &id]);
+    assert!(out.contains("Untagged: other/name:2"), "{out}");
+    assert!(out.contains(&format!("Untagged: {reference}")), "{out}");
+    assert!(
+        out.contains(&format!("Deleted: {}", art.image().id())),
+        "{out}"
+    );
+    assert_eq!(b.ok(&["images", "-q"]).trim(), "");
 }

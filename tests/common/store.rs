@@ -63,6 +63,21 @@ pub fn assert_layers_consistent(root: &Path) {
     }
 }
 
+/// Layers as above, and `images.json` (if any) parses as JSON.
+pub fn assert_store_consistent(root: &Path) {
+    assert_layers_consistent(root);
+    let images = root.join("images.json");
+    if images.exists() {
+        let raw = std::fs::read(&images).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&raw).unwrap_or_else(|e| {
+            panic!(
+                "images.json is not JSON ({e}): {}",
+                String::from_utf8_lossy(&raw)
+            )
+        });
+    }
+}
+
 pub fn blob_path(root: &Path, digest: &str) -> PathBuf {
     root.join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
