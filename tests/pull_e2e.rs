@@ -1041,3 +1041,105 @@ fn rmi_by_id_with_several_tags_needs_force() {
     );
     assert_eq!(b.ok(&["images", "-q"]).trim(), "");
 }
+
+#[test]
+fn shared_base_layer_already_exists() {
+    let reg = Registry::plain();
+    let a = ImageBuilder::new()
+        .layer(Layer::new().file("a", "a"))
+        .build();
+    let b_img = ImageBuilder::new()
+        .layer(Layer::new().file("b", "b"))
+        .build();
+    reg.push("test/a", "1", &a);
+    reg.push("test/b", "1", &b_img);
+    let px = Proxy::start(&reg.host, vec![]);
+    let b = Berth::new();
+    b.ok(&["pull", &format!("{}/test/a:1", px.host)]);
+    px.clear();
+    let out = b.ok(&["pull", &format!("{}/test/b:1", px.host)]);
+    let base = &b_img.image().layers[0].blob;
+    let top = &b_img.image().layers[1].blob;
+    assert!(
+        out.contains(&format!("{}: Already exists", short(&base.digest))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: Pull complete", short(&top.digest))),
+        "{out}"
+    );
+    // The shared layer is not downloaded again.
+    assert_eq!(
+        px.count(|r| r.is_blob_get() && r.path().ends_with(&base.digest)),
+        0,
+        "{}",
+        px.dump()
+    );
+    assert_eq!(store::committed_layers(b.root()).len(), 3);
+}
+
+#[test]
+fn inspect_reports_the_image_config() {
+    let reg = Registry::plain();
+    let art = ImageBuilder::new()
+        .env("GREETING=hello world")
+        .entrypoint(&["/bin/sh", "-c"])
+        .cmd(&["echo $GREETING"])
+        .workdir("/srv")
+        .user("app")
+        .label("a.b", "c")
+        .expose("8080/tcp")
+        .volume("/data")
+        .history("ENV GREETING=hello world")
+        .layer(Layer::new().dir("srv").comment("RUN mkdir /srv"))
+        .build();
+    reg.push("test/cfg", "1", &art);
+    let b = Berth::new();
+    let reference = reg.reference("test/cfg", "1");
+    b.ok(&["pull", "-q", &reference]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", &reference])).unwrap();
+    let want = art.image().config_json();
+    let c = &v[0]["Config"];
+    for k in [
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "WorkingDir",
+        "User",
+        "Labels",
+        "ExposedPorts",
+        "Volumes",
+    ] {
+        assert_eq!(c[k], want["config"][k], "Config.{k} in {v}");
+    }
+    assert_eq!(v[0]["Id"], art.image().id());
+    assert_eq!(v[0]["Os"], "linux");
+    assert_eq!(v[0]["Architecture"], "amd64");
+    assert_eq!(v[0]["RootFS"]["Type"], "layers");
+    assert_eq!(
+        v[0]["RootFS"]["Layers"],
+        serde_json::json!(art.image().diff_ids())
+    );
+    let created = v[0]["Created"].as_str().unwrap();
+    assert!(created.starts_with("2024-01-01T00:00:00"), "{created}");
+
+    // history: newest first, empty layers included, untruncated with --no-trunc
+    let h = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        &reference,
+    ]);
+    let got: Vec<&str> = h.lines().collect();
+    assert_eq!(
+        got,
+        vec![
+            "ENV GREETING=hello world",
+            "RUN mkdir /srv",
+            "busybox rootfs"
+        ],
+        "{h}"
+    );
+}
