@@ -571,6 +571,8 @@ fn decompression_bomb_is_capped() {
     let art = ImageBuilder::new().layer(Layer::bomb(512 << 20)).build();
     reg.push("test/hostile", "bomb", &art);
     let mut b = Berth::new();
+    // berth's knob for the per-layer unpacked-size cap (default 64 GiB);
+    // a small cap keeps the bomb cheap to build.
     b.env("BERTH_MAX_LAYER_BYTES", (64u64 << 20).to_string());
     let (code, err) = b.fails(&["pull", &reg.reference("test/hostile", "bomb")]);
     assert_ne!(code, 0);
