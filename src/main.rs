@@ -1,3 +1,9 @@
-mod cli;
+//! berth: a daemonless container engine with docker's command line.
 
-fn main() {}
+mod cli;
+#[allow(dead_code)]
+mod engine;
+
+fn main() {
+    std::process::exit(cli::run());
+}

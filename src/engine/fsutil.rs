@@ -1,0 +1,155 @@
+//! Crash-safe file writes and cross-process locks.
+//!
+//! Every write to shared state goes temp file -> fsync -> rename -> fsync of
+//! the directory, so a reader or a crash sees the old content or the new one.
+//! Locks are `flock`s on files under `locks/`: they work between processes
+//! and between threads (each `FileLock` has its own open file description),
+//! and the kernel drops them when the holder dies.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A random suffix for temp names; collisions are retried by `O_EXCL`.
+pub fn random_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Flushes a directory so a rename or create inside it survives a crash.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replaces `path` with `bytes` atomically (temp in the same directory).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory")
+    })?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", random_suffix()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// An `flock` held on a lock file until dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    fn open(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+    }
+
+    /// Blocks until the exclusive lock is ours.
+    pub fn exclusive(path: &Path) -> io::Result<FileLock> {
+        let file = Self::open(path)?;
+        file.lock()?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Blocks until a shared lock is ours.
+    pub fn shared(path: &Path) -> io::Result<FileLock> {
+        let file = Self::open(path)?;
+        file.lock_shared()?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The exclusive lock if nobody holds it now, `None` if somebody does.
+    pub fn try_exclusive(path: &Path) -> io::Result<Option<FileLock>> {
+        let file = Self::open(path)?;
+        Self::try_file(file, path)
+    }
+
+    /// Tries an exclusive lock on an already open file (a temp file or a
+    /// directory locks itself instead of using a separate lock file).
+    pub fn try_file(file: File, path: &Path) -> io::Result<Option<FileLock>> {
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock {
+                file,
+                path: path.to_path_buf(),
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the file releases the flock; unlocking first only makes the
+        // release independent of other dup'ed descriptors.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        atomic_write(&p, b"one").unwrap();
+        atomic_write(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn exclusive_lock_excludes_other_descriptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let held = FileLock::exclusive(&p).unwrap();
+        assert!(FileLock::try_exclusive(&p).unwrap().is_none());
+        drop(held);
+        assert!(FileLock::try_exclusive(&p).unwrap().is_some());
+        let s1 = FileLock::shared(&p).unwrap();
+        let s2 = FileLock::shared(&p).unwrap();
+        assert!(FileLock::try_exclusive(&p).unwrap().is_none());
+        drop((s1, s2));
+    }
+}

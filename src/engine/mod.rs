@@ -1,0 +1,9 @@
+//! The engine: on-disk state (paths, locks, the image store) and the glue
+//! between the CLI and the crates.
+
+pub mod fsutil;
+pub mod paths;
+pub mod store;
+
+pub mod config;
+pub mod images_cmd;
