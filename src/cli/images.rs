@@ -286,7 +286,10 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {
         if !a.all && !v.tags.is_empty() {
             continue;
         }
-        if !ops::image_rows(std::slice::from_ref(v), &label_filter).iter().any(|_| true) {
+        if !ops::image_rows(std::slice::from_ref(v), &label_filter)
+            .iter()
+            .any(|_| true)
+        {
             continue;
         }
         let events = match ops::rmi(&store, &v.id(), true) {
@@ -314,7 +317,10 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {
     if !first {
         text.push('\n');
     }
-    text.push_str(&format!("Total reclaimed space: {}\n", human_size(reclaimed as f64)));
+    text.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(reclaimed as f64)
+    ));
     out(&text)
 }
 

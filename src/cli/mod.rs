@@ -1,8 +1,10 @@
 //! Command-line surface: arguments, dispatch, output formatting, progress.
 
+mod archive;
 pub mod args;
 pub mod format;
 mod images;
+pub mod progress;
 pub mod table;
 pub mod units;
 
@@ -104,7 +106,10 @@ impl Ctx {
     pub fn store(&self) -> Result<crate::engine::store::Store> {
         let paths = self.paths();
         crate::engine::store::Store::open(paths.clone()).map_err(|e| {
-            anyhow::anyhow!("cannot open the image store at {}: {e}", paths.root.display())
+            anyhow::anyhow!(
+                "cannot open the image store at {}: {e}",
+                paths.root.display()
+            )
         })
     }
 }
@@ -127,8 +132,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => images::info(&ctx, a),
         Command::Pull(_) | Command::Image(ImageCommand::Pull(_)) => todo_cmd("pull"),
         Command::Push(_) | Command::Image(ImageCommand::Push(_)) => todo_cmd("push"),
-        Command::Save(_) | Command::Image(ImageCommand::Save(_)) => todo_cmd("save"),
-        Command::Load(_) | Command::Image(ImageCommand::Load(_)) => todo_cmd("load"),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(&ctx, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(&ctx, a),
         Command::Login(_) => todo_cmd("login"),
         Command::Logout(_) => todo_cmd("logout"),
     }

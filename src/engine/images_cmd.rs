@@ -140,7 +140,11 @@ pub fn views(store: &Store, idx: &ImageIndex) -> Result<Vec<ImageView>> {
             created,
         });
     }
-    out.sort_by(|a, b| b.created.cmp(&a.created).then(a.record.id.hex().cmp(b.record.id.hex())));
+    out.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then(a.record.id.hex().cmp(b.record.id.hex()))
+    });
     Ok(out)
 }
 
@@ -346,7 +350,10 @@ pub fn image_rows(views: &[ImageView], filter: &ImageFilter) -> Vec<ImageRow> {
                 continue;
             };
             let repo = r.familiar_name();
-            let digest = digests.get(&repo).cloned().unwrap_or_else(|| "<none>".into());
+            let digest = digests
+                .get(&repo)
+                .cloned()
+                .unwrap_or_else(|| "<none>".into());
             rows.push(ImageRow {
                 repository: repo,
                 tag: r.tag_or_latest().to_string(),
@@ -515,7 +522,12 @@ pub fn inspect_json(store: &Store, v: &ImageView) -> Value {
     m.insert("Id".into(), json!(v.id()));
     let tags: Vec<String> = v.tags.iter().map(|t| familiar_key(t)).collect();
     m.insert("RepoTags".into(), json!(tags));
-    let digests: Vec<String> = v.record.repo_digests.iter().map(|t| familiar_key(t)).collect();
+    let digests: Vec<String> = v
+        .record
+        .repo_digests
+        .iter()
+        .map(|t| familiar_key(t))
+        .collect();
     m.insert("RepoDigests".into(), json!(digests));
     m.insert("Parent".into(), json!(""));
     m.insert("Comment".into(), cfg_str(c, "comment"));
@@ -556,7 +568,10 @@ pub fn inspect_json(store: &Store, v: &ImageView) -> Value {
         .iter()
         .map(|l| l.diff_id.to_string())
         .collect();
-    m.insert("RootFS".into(), json!({"Type": "layers", "Layers": diff_ids}));
+    m.insert(
+        "RootFS".into(),
+        json!({"Type": "layers", "Layers": diff_ids}),
+    );
     m.insert(
         "Metadata".into(),
         json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
@@ -589,7 +604,11 @@ pub fn history(store: &Store, v: &ImageView) -> Vec<HistoryEntry> {
         .unwrap_or_default();
     for h in &hist {
         let empty = h.get("empty_layer").and_then(|e| e.as_bool()) == Some(true);
-        let size = if empty { 0 } else { layer_sizes.next().unwrap_or(0) };
+        let size = if empty {
+            0
+        } else {
+            layer_sizes.next().unwrap_or(0)
+        };
         out.push(HistoryEntry {
             id: "<missing>".into(),
             created: h

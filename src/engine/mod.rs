@@ -5,5 +5,7 @@ pub mod fsutil;
 pub mod paths;
 pub mod store;
 
+pub mod archive;
 pub mod config;
+pub mod events;
 pub mod images_cmd;
