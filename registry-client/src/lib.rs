@@ -15,3 +15,6 @@ pub use error::{Error, Result};
 pub use manifest::Manifest;
 pub use platform::Platform;
 pub use reference::Reference;
+pub mod client;
+
+pub use client::{BlobStream, Client, ClientConfig, FetchedManifest};

@@ -71,6 +71,9 @@ pub fn is_foreign_layer(media_type: &str) -> bool {
 }
 
 /// A parsed manifest: a single image, or an index of per-platform images.
+// Unboxed on purpose: callers match on the oci-spec types directly and a
+// manifest is parsed a handful of times per pull.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Manifest {
     Image(ImageManifest),
@@ -218,7 +221,7 @@ mod tests {
             layer_compression(DOCKER_LAYER_GZIP),
             Some(Compression::Gzip)
         );
-        assert!(is_foreign_layer(&img.layers()[1].media_type().to_string()));
+        assert!(is_foreign_layer(img.layers()[1].media_type().as_ref()));
     }
 
     #[test]
@@ -245,7 +248,7 @@ mod tests {
         );
         let m = Manifest::parse(man.as_bytes(), OCI_MANIFEST).unwrap();
         assert_eq!(
-            layer_compression(&m.as_image().unwrap().layers()[0].media_type().to_string()),
+            layer_compression(m.as_image().unwrap().layers()[0].media_type().as_ref()),
             Some(Compression::Zstd)
         );
     }

@@ -204,13 +204,13 @@ fn parse(input: &str) -> Result<Reference, Error> {
     // The domain was split off already, so a ':' left is the tag separator.
     let (path, tag) = match rest.split_once(':') {
         Some((path, tag)) => {
-            validate_tag(tag).map_err(|r| bad(r))?;
+            validate_tag(tag).map_err(&bad)?;
             (path, Some(tag.to_string()))
         }
         None => (rest, None),
     };
-    validate_domain(&domain).map_err(|r| bad(r))?;
-    validate_path(path).map_err(|r| bad(r))?;
+    validate_domain(&domain).map_err(&bad)?;
+    validate_path(path).map_err(&bad)?;
     let name_len = domain.len() + 1 + path.len();
     if name_len > NAME_TOTAL_LENGTH_MAX {
         return Err(bad(format!(

@@ -133,7 +133,7 @@ impl DockerConfig {
             .and_then(|(k, v)| v.as_object().map(|o| (k, o)))
     }
 
-    fn from_auths(&self, registry: &str) -> Result<Option<Credentials>, Error> {
+    fn auths_credentials(&self, registry: &str) -> Result<Option<Credentials>, Error> {
         let Some((key, entry)) = self.auth_entry(registry) else {
             return Ok(None);
         };
@@ -279,7 +279,7 @@ impl CredentialSource for DockerConfig {
                 return Ok(Some(c));
             }
         }
-        self.from_auths(registry_host)
+        self.auths_credentials(registry_host)
     }
 }
 
