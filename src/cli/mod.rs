@@ -5,6 +5,7 @@ pub mod args;
 pub mod format;
 mod images;
 pub mod progress;
+mod registry;
 pub mod table;
 pub mod units;
 
@@ -130,15 +131,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::System(SystemCommand::Df(a)) => images::df(&ctx, a),
         Command::Version(a) => images::version(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => images::info(&ctx, a),
-        Command::Pull(_) | Command::Image(ImageCommand::Pull(_)) => todo_cmd("pull"),
-        Command::Push(_) | Command::Image(ImageCommand::Push(_)) => todo_cmd("push"),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&ctx, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => registry::push(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive::save(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(&ctx, a),
-        Command::Login(_) => todo_cmd("login"),
-        Command::Logout(_) => todo_cmd("logout"),
+        Command::Login(a) => registry::login(&ctx, a),
+        Command::Logout(a) => registry::logout(&ctx, a),
     }
-}
-
-fn todo_cmd(name: &str) -> Result<()> {
-    anyhow::bail!("berth {name} is not built yet")
 }

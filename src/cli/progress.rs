@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::units::human_size;
-use crate::engine::events::{PullEvent, PullObserver};
+use crate::engine::events::{PullEvent, PullObserver, PushEvent, PushObserver};
 
 /// Docker's `[====>     ]` bar, 50 cells wide, and `  1.2MB/4.5MB`.
 pub fn bar(current: u64, total: Option<u64>) -> String {
@@ -107,6 +107,20 @@ impl PullObserver for Progress {
             PullEvent::DownloadComplete { id } => self.set(&id, "Download complete", true),
             PullEvent::Extracting { id } => self.set(&id, "Extracting", false),
             PullEvent::PullComplete { id } => self.set(&id, "Pull complete", true),
+        }
+    }
+}
+
+impl PushObserver for Progress {
+    fn event(&self, e: PushEvent) {
+        match e {
+            PushEvent::Preparing { id } => self.set(&id, "Preparing", true),
+            PushEvent::Pushing { id, total } => {
+                self.set(&id, &format!("Pushing {}", bar(0, Some(total))), false)
+            }
+            PushEvent::Pushed { id } => self.set(&id, "Pushed", true),
+            PushEvent::LayerExists { id } => self.set(&id, "Layer already exists", true),
+            PushEvent::Mounted { id, from } => self.set(&id, &format!("Mounted from {from}"), true),
         }
     }
 }

@@ -39,3 +39,17 @@ pub struct Silent;
 impl PullObserver for Silent {
     fn event(&self, _e: PullEvent) {}
 }
+
+/// What a push reports per layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushEvent {
+    Preparing { id: String },
+    Pushing { id: String, total: u64 },
+    Pushed { id: String },
+    LayerExists { id: String },
+    Mounted { id: String, from: String },
+}
+
+pub trait PushObserver: Send + Sync {
+    fn event(&self, e: PushEvent);
+}

@@ -9,3 +9,5 @@ pub mod archive;
 pub mod config;
 pub mod events;
 pub mod images_cmd;
+pub mod pull;
+pub mod push;
