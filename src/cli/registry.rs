@@ -46,6 +46,15 @@ fn parse_ref(s: &str) -> Result<Reference> {
     s.parse::<Reference>().map_err(|e| anyhow!("{e}"))
 }
 
+/// Whether the user wrote a tag or digest (the parser fills in `latest`).
+fn explicit_tag(input: &str) -> bool {
+    input.contains('@')
+        || input
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+}
+
 fn say(s: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "{s}");
@@ -64,7 +73,7 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> Result<()> {
     let rt = runtime()?;
     let tty = std::io::stdout().is_terminal();
     if a.all_tags {
-        if r.tag.is_some() || r.digest.is_some() {
+        if explicit_tag(&a.name) {
             bail!("tag can't be used with --all-tags/-a");
         }
         let tags = rt
@@ -82,19 +91,26 @@ pub fn pull(ctx: &Ctx, a: PullArgs) -> Result<()> {
             any_new |= !pull_one(&rt, &store, &client, &tr, platform.as_ref(), a.quiet, tty)?;
         }
         if !a.quiet {
-            let status = if any_new { "Downloaded newer image for" } else { "Image is up to date for" };
+            let status = if any_new {
+                "Downloaded newer image for"
+            } else {
+                "Image is up to date for"
+            };
             say(&format!("Status: {status} {}", r.familiar_name()));
         }
         say(&r.name());
         return Ok(());
     }
-    if r.tag.is_none() && r.digest.is_none() && !a.quiet {
+    if !explicit_tag(&a.name) && !a.quiet {
         say("Using default tag: latest");
     }
-    let r = if r.tag.is_none() && r.digest.is_none() { r.with_tag("latest") } else { r };
     let up_to_date = pull_one(&rt, &store, &client, &r, platform.as_ref(), a.quiet, tty)?;
     if !a.quiet {
-        let status = if up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+        let status = if up_to_date {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
         say(&format!("Status: {status} {}", r.familiar()));
     }
     say(&r.to_string());
@@ -116,7 +132,11 @@ fn pull_one(
         (None, t) => t.clone().unwrap_or_else(|| "latest".into()),
     };
     let progress = Arc::new(Progress::new(tty));
-    let obs: Arc<dyn PullObserver> = if quiet { Arc::new(Silent) } else { progress.clone() };
+    let obs: Arc<dyn PullObserver> = if quiet {
+        Arc::new(Silent)
+    } else {
+        progress.clone()
+    };
     if !quiet {
         say(&format!("{what}: Pulling from {}", r.repository));
     }
@@ -137,7 +157,7 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<()> {
     let tty = std::io::stdout().is_terminal();
     let idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let tags: Vec<Reference> = if a.all_tags {
-        if r.tag.is_some() {
+        if explicit_tag(&a.name) {
             bail!("tag can't be used with --all-tags/-a");
         }
         let mut v: Vec<Reference> = idx
@@ -148,14 +168,20 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<()> {
             .collect();
         v.sort_by(|x, y| x.tag.cmp(&y.tag));
         if v.is_empty() {
-            bail!("An image does not exist locally with the tag: {}", r.familiar_name());
+            bail!(
+                "An image does not exist locally with the tag: {}",
+                r.familiar_name()
+            );
         }
         v
     } else {
-        vec![if r.tag.is_none() { r.with_tag("latest") } else { r.clone() }]
+        vec![r.clone()]
     };
     if !a.quiet {
-        say(&format!("The push refers to repository [{}]", r.familiar_name()));
+        say(&format!(
+            "The push refers to repository [{}]",
+            r.familiar_name()
+        ));
     }
     for t in &tags {
         let progress = Arc::new(Progress::new(tty));
@@ -177,7 +203,7 @@ pub fn push(ctx: &Ctx, a: PushArgs) -> Result<()> {
         }
     }
     if a.quiet {
-        say(&r.to_string());
+        say(&if a.all_tags { r.name() } else { r.to_string() });
     }
     Ok(())
 }
@@ -280,4 +306,18 @@ pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<()> {
         say(&format!("Not logged in to {shown}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explicit_tag;
+
+    #[test]
+    fn tag_given_or_not() {
+        assert!(!explicit_tag("busybox"));
+        assert!(!explicit_tag("localhost:5000/busybox"));
+        assert!(explicit_tag("localhost:5000/busybox:1"));
+        assert!(explicit_tag("busybox:latest"));
+        assert!(explicit_tag("busybox@sha256:abc"));
+    }
 }

@@ -34,7 +34,11 @@ pub struct PullOutcome {
 }
 
 pub fn short(d: &str) -> String {
-    d.strip_prefix("sha256:").unwrap_or(d).chars().take(12).collect()
+    d.strip_prefix("sha256:")
+        .unwrap_or(d)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// Pulls one reference. `platform` picks from an index; it defaults to the host.
@@ -57,13 +61,12 @@ pub async fn pull(
         return Ok(outcome);
     }
 
-    let parsed = Manifest::parse(&fetched.bytes, &fetched.media_type).map_err(|e| anyhow!("{e}"))?;
+    let parsed =
+        Manifest::parse(&fetched.bytes, &fetched.media_type).map_err(|e| anyhow!("{e}"))?;
     let (manifest_bytes, manifest_media_type, manifest_digest) = match &parsed {
         Manifest::Index(index) => {
             let desc = want.select(index).ok_or_else(|| {
-                anyhow!(
-                    "no matching manifest for {want} in the manifest list entries"
-                )
+                anyhow!("no matching manifest for {want} in the manifest list entries")
             })?;
             let d: registry_client::Digest = desc
                 .digest()
@@ -75,22 +78,31 @@ pub async fn pull(
                 .await
                 .map_err(|e| anyhow!("{e}"))?;
             // Keep the index too, so `save`/`push` can reproduce the original.
-            store.blobs.write_bytes(&fetched.bytes).map_err(|e| anyhow!("{e}"))?;
+            store
+                .blobs
+                .write_bytes(&fetched.bytes)
+                .map_err(|e| anyhow!("{e}"))?;
             (m.bytes, m.media_type, m.digest.to_string())
         }
-        Manifest::Image(_) => (fetched.bytes.clone(), fetched.media_type.clone(), top_digest.clone()),
+        Manifest::Image(_) => (
+            fetched.bytes.clone(),
+            fetched.media_type.clone(),
+            top_digest.clone(),
+        ),
     };
-    let manifest = match Manifest::parse(&manifest_bytes, &manifest_media_type)
-        .map_err(|e| anyhow!("{e}"))?
-    {
-        Manifest::Image(m) => m,
-        Manifest::Index(_) => bail!("{r}: the manifest list points at another manifest list"),
-    };
+    let manifest =
+        match Manifest::parse(&manifest_bytes, &manifest_media_type).map_err(|e| anyhow!("{e}"))? {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => bail!("{r}: the manifest list points at another manifest list"),
+        };
 
     // Config: small, fetched whole and kept as a blob (its digest is the image ID).
     let cfg_desc = manifest.config();
-    let cfg_digest: registry_client::Digest =
-        cfg_desc.digest().to_string().parse().map_err(|e| anyhow!("{e}"))?;
+    let cfg_digest: registry_client::Digest = cfg_desc
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e| anyhow!("{e}"))?;
     let mut cfg_stream = client
         .fetch_blob(r, &cfg_digest, Some(cfg_desc.size()))
         .await
@@ -116,8 +128,14 @@ pub async fn pull(
             diff_ids.len()
         );
     }
-    let id = store.blobs.write_bytes(&cfg_bytes).map_err(|e| anyhow!("{e}"))?;
-    store.blobs.write_bytes(&manifest_bytes).map_err(|e| anyhow!("{e}"))?;
+    let id = store
+        .blobs
+        .write_bytes(&cfg_bytes)
+        .map_err(|e| anyhow!("{e}"))?;
+    store
+        .blobs
+        .write_bytes(&manifest_bytes)
+        .map_err(|e| anyhow!("{e}"))?;
 
     // Chain IDs depend only on diff_ids, so every layer can start now.
     let mut refs = Vec::with_capacity(layers.len());
@@ -141,7 +159,11 @@ pub async fn pull(
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
     let mut tasks = Vec::new();
     for (i, l) in refs.iter().enumerate() {
-        let parent = if i == 0 { None } else { Some(refs[i - 1].chain_id.clone()) };
+        let parent = if i == 0 {
+            None
+        } else {
+            Some(refs[i - 1].chain_id.clone())
+        };
         tasks.push(tokio::spawn(pull_layer(
             store.clone(),
             client.clone(),
@@ -349,9 +371,7 @@ async fn pull_layer(
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    let _ = tx
-                        .send(Err(std::io::Error::other(msg.clone())))
-                        .await;
+                    let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
                     return Err(anyhow!("{msg}"));
                 }
             }

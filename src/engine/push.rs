@@ -89,10 +89,12 @@ pub async fn push(
 ) -> Result<PushOutcome> {
     let idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let key = reference_key(r);
-    let id = idx
-        .tags
-        .get(&key)
-        .ok_or_else(|| anyhow!("An image does not exist locally with the tag: {}", r.familiar_name()))?;
+    let id = idx.tags.get(&key).ok_or_else(|| {
+        anyhow!(
+            "An image does not exist locally with the tag: {}",
+            r.familiar_name()
+        )
+    })?;
     let rec = idx
         .get(&store_digest(id)?)
         .cloned()
@@ -132,7 +134,9 @@ pub async fn push(
         }
     }
     for u in &uploads {
-        obs.event(PushEvent::Preparing { id: short(&u.digest) });
+        obs.event(PushEvent::Preparing {
+            id: short(&u.digest),
+        });
     }
     let mut tasks = Vec::new();
     for u in &uploads {
@@ -151,11 +155,23 @@ pub async fn push(
     // The config last among blobs, as docker does; it is not shown.
     let cfg_path = store.blobs.path(&rec.id);
     let cfg_digest = rec.id.to_string();
-    push_blob(client, r, &cfg_path, &cfg_digest, rec.config_size, &mount_from, &SilentPush).await?;
+    push_blob(
+        client,
+        r,
+        &cfg_path,
+        &cfg_digest,
+        rec.config_size,
+        &mount_from,
+        &SilentPush,
+    )
+    .await?;
 
     let (bytes, media_type) = if !rewritten && store.blobs.has(&rec.manifest_digest) {
         (
-            store.blobs.read(&rec.manifest_digest).map_err(|e| anyhow!("{e}"))?,
+            store
+                .blobs
+                .read(&rec.manifest_digest)
+                .map_err(|e| anyhow!("{e}"))?,
             rec.manifest_media_type.clone(),
         )
     } else {
@@ -175,12 +191,16 @@ pub async fn push(
         .await
         .map_err(|e| anyhow!("{e}"))?;
     // Record what the registry now has: a repo digest for this repository.
-    store.blobs.write_bytes(&bytes).map_err(|e| anyhow!("{e}"))?;
+    store
+        .blobs
+        .write_bytes(&bytes)
+        .map_err(|e| anyhow!("{e}"))?;
     let repo_digest = format!("{}@{}", r.name(), digest);
     let id = rec.id.clone();
     ImageIndex::update(&store.paths, |idx| {
         if let Some(rec) = idx.images.get_mut(&id.to_string()) {
-            rec.repo_digests.retain(|d| !d.starts_with(&format!("{}@", r.name())));
+            rec.repo_digests
+                .retain(|d| !d.starts_with(&format!("{}@", r.name())));
             rec.repo_digests.push(repo_digest.clone());
         }
         Ok(())
