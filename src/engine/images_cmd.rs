@@ -56,7 +56,7 @@ pub fn lookup(idx: &ImageIndex, input: &str) -> Result<Digest, StoreError> {
 /// Docker's `No such image: busybox:latest` wording for a name argument.
 pub fn familiar_or_raw(input: &str) -> String {
     match input.parse::<Reference>() {
-        Ok(r) if !input.starts_with("sha256:") && !(is_hex(input) && input.len() == 64) => {
+        Ok(r) if !(input.starts_with("sha256:") || is_hex(input) && input.len() == 64) => {
             r.familiar()
         }
         _ => input.to_string(),
