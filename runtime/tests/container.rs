@@ -22,7 +22,10 @@ fn lifecycle_transitions_and_errors() {
     // The user process has not run yet: init is still our runtime code.
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_ne!(comm.trim(), "sleep");
-    assert!(g.rt.create(&id, b.path(), &Default::default()).is_err(), "duplicate id must fail");
+    assert!(
+        g.rt.create(&id, b.path(), &Default::default()).is_err(),
+        "duplicate id must fail"
+    );
 
     g.rt.start(&id).unwrap();
     assert_eq!(g.rt.state(&id).unwrap().status, Status::Running);
@@ -57,7 +60,11 @@ fn exit_codes() {
     for (cmd, want, msg) in [
         (vec!["true"], 0, ""),
         (vec!["sh", "-c", "exit 3"], 3, ""),
-        (vec!["nosuchcmd"], 127, "exec: \"nosuchcmd\": executable file not found in $PATH"),
+        (
+            vec!["nosuchcmd"],
+            127,
+            "exec: \"nosuchcmd\": executable file not found in $PATH",
+        ),
         (vec!["/etc/notexec"], 126, "permission denied"),
     ] {
         let id = unique_id("exit");
@@ -73,14 +80,24 @@ fn exit_codes() {
 #[test]
 fn namespaces_are_isolated() {
     let id = unique_id("ns");
-    let b = Bundle::new(&id, &["sh", "-c", "echo pid=$$; hostname; readlink /proc/self/ns/mnt; ls /"]);
+    let b = Bundle::new(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo pid=$$; hostname; readlink /proc/self/ns/mnt; ls /",
+        ],
+    );
     let g = Guard::new(&id);
     let (code, out) = run_captured(&g, &b);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("pid=1\n"), "{out}");
     assert!(out.contains("berthtest\n"), "{out}");
     let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-    assert!(!out.contains(&host_mnt.to_string_lossy().to_string()), "{out}");
+    assert!(
+        !out.contains(&host_mnt.to_string_lossy().to_string()),
+        "{out}"
+    );
     // pivot_root: the old root is gone, only the rootfs is visible.
     assert!(!out.contains("usr\n") && out.contains("bin\n"), "{out}");
 }
@@ -88,13 +105,29 @@ fn namespaces_are_isolated() {
 #[test]
 fn pivot_root_hides_the_host() {
     let id = unique_id("pivot");
-    let b = Bundle::new(&id, &["sh", "-c", "cat /proc/self/mountinfo; ls /proc/1/root/ ; ls -d /tmp/*"]);
+    let b = Bundle::new(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/mountinfo; ls /proc/1/root/ ; ls -d /tmp/*",
+        ],
+    );
     let marker = b.path().to_string_lossy().to_string();
     let g = Guard::new(&id);
     let (_, out) = run_captured(&g, &b);
-    let root_line = out.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
+    let root_line = out
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
     assert!(root_line.contains(&format!("{marker}/rootfs")), "{out}");
-    assert_eq!(out.lines().filter(|l| l.split(' ').nth(4) == Some("/")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.split(' ').nth(4) == Some("/"))
+            .count(),
+        1,
+        "{out}"
+    );
 }
 
 #[test]
@@ -112,9 +145,18 @@ fn docker_security_defaults() {
     assert!(out.contains("CapBnd:\t00000000a80425fb"), "{out}");
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
-    assert!(out.contains("Operation not permitted") && out.contains("unshare=1"), "{out}");
-    assert!(out.contains("\n0\n"), "masked /proc/kcore must be empty: {out}");
-    assert!(out.contains("Read-only file system") && out.contains("sys=1"), "{out}");
+    assert!(
+        out.contains("Operation not permitted") && out.contains("unshare=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n0\n"),
+        "masked /proc/kcore must be empty: {out}"
+    );
+    assert!(
+        out.contains("Read-only file system") && out.contains("sys=1"),
+        "{out}"
+    );
     // Only stdio reaches the container.
     assert!(out.contains("0\n1\n2\n1024\n2048\n"), "{out}");
 }
@@ -124,7 +166,9 @@ fn rlimit_above_hard_limit_is_refused_clearly() {
     let id = unique_id("rlim");
     let mut b = Bundle::new(&id, &["true"]);
     let hard = runtime::rlimit::current_hard(libc::RLIMIT_NOFILE);
-    b.edit(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": hard + 1, "soft": 1024}]));
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": hard + 1, "soft": 1024}])
+    });
     let g = Guard::new(&id);
     let res = g.rt.create(&id, b.path(), &Default::default());
     if has_cap_sys_resource() {
@@ -132,7 +176,10 @@ fn rlimit_above_hard_limit_is_refused_clearly() {
         return;
     }
     let e = res.unwrap_err().to_string();
-    assert!(e.contains("RLIMIT_NOFILE") && e.contains(&format!("allowed maximum {hard}")), "{e}");
+    assert!(
+        e.contains("RLIMIT_NOFILE") && e.contains(&format!("allowed maximum {hard}")),
+        "{e}"
+    );
 }
 
 fn has_cap_sys_resource() -> bool {
@@ -144,14 +191,24 @@ fn has_cap_sys_resource() -> bool {
 #[test]
 fn memory_limit_and_oom_kill() {
     let id = unique_id("oom");
-    let mut b = Bundle::new(&id, &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    let mut b = Bundle::new(
+        &id,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
     b.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 16777216, "swap": 16777216}));
     let g = Guard::new(&id);
     let (pid, _r) = create_captured(&g, &b).unwrap();
     let cg = g.rt.cgroup(&id).unwrap();
     let mem = cg.dirs.get("memory").or(cg.dirs.get("")).unwrap().clone();
-    let f = if cg.version == 1 { "memory.limit_in_bytes" } else { "memory.max" };
-    assert_eq!(std::fs::read_to_string(mem.join(f)).unwrap().trim(), "16777216");
+    let f = if cg.version == 1 {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    assert_eq!(
+        std::fs::read_to_string(mem.join(f)).unwrap().trim(),
+        "16777216"
+    );
     g.rt.start(&id).unwrap();
     let code = runtime::wait(pid);
     assert_eq!(code, 137);
@@ -161,7 +218,14 @@ fn memory_limit_and_oom_kill() {
 #[test]
 fn pids_limit_stops_a_fork_bomb_and_cpu_quota_is_written() {
     let id = unique_id("pids");
-    let mut b = Bundle::new(&id, &["sh", "-c", "for i in $(seq 1 30); do sleep 2 & done; wait; echo done"]);
+    let mut b = Bundle::new(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 1 30); do sleep 2 & done; wait; echo done",
+        ],
+    );
     b.edit(|c| {
         c["linux"]["resources"]["pids"] = json!({"limit": 10});
         c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000, "shares": 512});
@@ -170,9 +234,24 @@ fn pids_limit_stops_a_fork_bomb_and_cpu_quota_is_written() {
     let (pid, mut r) = create_captured(&g, &b).unwrap();
     let cg = g.rt.cgroup(&id).unwrap();
     if cg.version == 1 {
-        assert_eq!(std::fs::read_to_string(cg.dirs["pids"].join("pids.max")).unwrap().trim(), "10");
-        assert_eq!(std::fs::read_to_string(cg.dirs["cpu"].join("cpu.cfs_quota_us")).unwrap().trim(), "50000");
-        assert_eq!(std::fs::read_to_string(cg.dirs["cpu"].join("cpu.shares")).unwrap().trim(), "512");
+        assert_eq!(
+            std::fs::read_to_string(cg.dirs["pids"].join("pids.max"))
+                .unwrap()
+                .trim(),
+            "10"
+        );
+        assert_eq!(
+            std::fs::read_to_string(cg.dirs["cpu"].join("cpu.cfs_quota_us"))
+                .unwrap()
+                .trim(),
+            "50000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(cg.dirs["cpu"].join("cpu.shares"))
+                .unwrap()
+                .trim(),
+            "512"
+        );
     }
     g.rt.start(&id).unwrap();
     let mut out = String::new();
@@ -192,7 +271,10 @@ fn cwd_through_a_leaked_fd_is_refused() {
     unsafe { libc::fcntl(n, libc::F_SETFD, 0) };
     b.edit(|c| c["process"]["cwd"] = json!(format!("/proc/self/fd/{n}")));
     let g = Guard::new(&id);
-    let opts = runtime::CreateOpts { preserve_fds: (n - 2) as u32, ..Default::default() };
+    let opts = runtime::CreateOpts {
+        preserve_fds: (n - 2) as u32,
+        ..Default::default()
+    };
     let e = g.rt.create(&id, b.path(), &opts).unwrap_err().to_string();
     assert!(e.contains("outside of the container's root"), "{e}");
 }
@@ -213,7 +295,10 @@ fn symlinked_etc_cannot_redirect_a_mount_to_the_host() {
     let g = Guard::new(&id);
     let res = create_captured(&g, &b);
     // Whatever the outcome, the host's file is untouched and unmounted.
-    assert_eq!(std::fs::read_to_string(host.path().join("hostname")).unwrap(), "HOST\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("hostname")).unwrap(),
+        "HOST\n"
+    );
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(&host.path().to_string_lossy().to_string()));
     if let Ok((pid, mut r)) = res {
@@ -222,7 +307,11 @@ fn symlinked_etc_cannot_redirect_a_mount_to_the_host() {
         r.read_to_string(&mut out).unwrap();
         runtime::wait(pid);
         assert_eq!(out, "CONTAINER\n");
-        assert!(b.rootfs().join(host.path().strip_prefix("/").unwrap()).join("hostname").exists());
+        assert!(b
+            .rootfs()
+            .join(host.path().strip_prefix("/").unwrap())
+            .join("hostname")
+            .exists());
     }
 }
 
@@ -233,7 +322,8 @@ fn exec_joins_namespaces_and_cgroup() {
     let g = Guard::new(&id);
     let (pid, _r) = create_captured(&g, &b).unwrap();
     g.rt.start(&id).unwrap();
-    let mut p: oci_spec::runtime::Process = serde_json::from_value(b.config["process"].clone()).unwrap();
+    let mut p: oci_spec::runtime::Process =
+        serde_json::from_value(b.config["process"].clone()).unwrap();
     p.set_args(Some(vec![
         "sh".into(),
         "-c".into(),
@@ -241,7 +331,10 @@ fn exec_joins_namespaces_and_cgroup() {
     ]));
     let (r, w) = pipe();
     let null = std::fs::File::open("/dev/null").unwrap();
-    let opts = ExecOpts { stdio: Stdio::Fds([null.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]), ..Default::default() };
+    let opts = ExecOpts {
+        stdio: Stdio::Fds([null.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]),
+        ..Default::default()
+    };
     let epid = g.rt.exec(&id, &p, &opts).unwrap();
     drop(w);
     let mut out = String::new();
@@ -271,10 +364,12 @@ fn hooks_get_the_state_on_stdin() {
     let (code, _) = run_captured(&g, &b);
     assert_eq!(code, 0);
     g.rt.delete(&id, false).unwrap();
-    let pre: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{o}.prestart")).unwrap()).unwrap();
+    let pre: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{o}.prestart")).unwrap()).unwrap();
     assert_eq!(pre["id"], id.as_str());
     assert_eq!(pre["status"], "creating");
     assert!(pre["pid"].as_i64().unwrap() > 0);
-    let post: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{o}.poststop")).unwrap()).unwrap();
+    let post: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{o}.poststop")).unwrap()).unwrap();
     assert_eq!(post["status"], "stopped");
 }

@@ -14,13 +14,23 @@ use serde_json::{json, Value};
 static N: AtomicU32 = AtomicU32::new(0);
 
 pub fn unique_id(tag: &str) -> String {
-    format!("rt-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "rt-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 pub fn docker_caps() -> Vec<String> {
     runtime::defaults::DOCKER_CAPABILITIES
         .iter()
-        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+        .map(|c| {
+            serde_json::to_value(c)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -38,16 +48,22 @@ impl Bundle {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        let out = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
+        let out = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap();
         for a in String::from_utf8_lossy(&out.stdout).lines() {
             if a != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a));
             }
         }
         let caps = docker_caps();
-        let set: HashSet<oci_spec::runtime::Capability> =
-            runtime::defaults::DOCKER_CAPABILITIES.iter().copied().collect();
-        let seccomp = serde_json::to_value(runtime::seccomp::docker_default("amd64", &set)).unwrap();
+        let set: HashSet<oci_spec::runtime::Capability> = runtime::defaults::DOCKER_CAPABILITIES
+            .iter()
+            .copied()
+            .collect();
+        let seccomp =
+            serde_json::to_value(runtime::seccomp::docker_default("amd64", &set)).unwrap();
         let config = json!({
             "ociVersion": "1.0.2",
             "process": {
@@ -94,7 +110,11 @@ impl Bundle {
     }
 
     pub fn write(&self) {
-        std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn edit(&mut self, f: impl FnOnce(&mut Value)) {
@@ -113,7 +133,11 @@ pub struct Guard {
 impl Guard {
     pub fn new(id: &str) -> Self {
         let root = tempfile::tempdir().unwrap();
-        Guard { rt: Runtime::new(root.path().join("state")), id: id.to_string(), _root: root }
+        Guard {
+            rt: Runtime::new(root.path().join("state")),
+            id: id.to_string(),
+            _root: root,
+        }
     }
 }
 
