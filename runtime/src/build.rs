@@ -359,12 +359,7 @@ pub fn exec_plan(pid: i32, cgroup: &CgroupRecord, p: ProcessInputs<'_>) -> Resul
     for ns in linux.namespaces().iter().flatten() {
         let t = ns.typ();
         let path = PathBuf::from(format!("/proc/{pid}/ns/{}", ns_proc_name(t)));
-        // Joining our own user namespace is refused by the kernel (EINVAL).
-        if t == LinuxNamespaceType::User && ns.path().is_none() {
-            joins.push((ns_flag(t), open_ns(&path)?));
-        } else if t != LinuxNamespaceType::User {
-            joins.push((ns_flag(t), open_ns(&path)?));
-        }
+        joins.push((ns_flag(t), open_ns(&path)?));
         if t == LinuxNamespaceType::Pid {
             plan.pid_ns = true;
         }

@@ -10,7 +10,9 @@ pub struct SockFilter {
     pub k: u32,
 }
 
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+/// BPF_LD | BPF_W | BPF_ABS
+const BPF_LD_W_ABS: u16 = 0x20;
+/// BPF_RET | BPF_K
 const BPF_RET_K: u16 = 0x06;
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 pub const JEQ: u16 = 0x05 | 0x10;
