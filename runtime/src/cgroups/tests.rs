@@ -70,7 +70,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
         "memory": {"limit": 33554432, "reservation": 1048576, "swap": 67108864},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 64},
-        "blockIO": {"weight": 500},
+        "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
         "devices": [{"allow": false, "access": "rwm"}]
     }))
     .unwrap();
@@ -84,6 +84,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     assert_eq!(rd("cpuset.cpus"), "0-1");
     assert_eq!(rd("pids.max"), "64");
     assert_eq!(rd("io.bfq.weight"), "default 4950");
+    assert_eq!(rd("io.max"), "8:0 rbps=1048576");
     assert_eq!(rec.procs_files(), vec![dir.join("cgroup.procs")]);
 
     // Freezer, OOM events and stats read the v2 files.
