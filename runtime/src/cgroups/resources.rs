@@ -371,11 +371,11 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             &max_or(h.limit()),
         )?;
     }
-    if r.devices().as_ref().is_some_and(|v| !v.is_empty()) {
-        // v2 needs an eBPF device program; berth does not build one yet.
-        tracing::warn!(
-            "cgroup v2: linux.resources.devices is not enforced (no eBPF device filter)"
-        );
+    if let Some(rules) = r.devices().as_ref().filter(|v| !v.is_empty()) {
+        // The fake tree in unit tests is no cgroupfs: attaching needs a real one.
+        if d.join("cgroup.controllers").exists() && is_cgroup2(d) {
+            super::devices_v2::attach(d, rules)?;
+        }
     }
     Ok(())
 }
@@ -481,4 +481,9 @@ pub fn stats(rec: &CgroupRecord) -> Result<Stats, CgroupError> {
         _ => {}
     }
     Ok(s)
+}
+
+fn is_cgroup2(d: &Path) -> bool {
+    nix::sys::statfs::statfs(d)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
