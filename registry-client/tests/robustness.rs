@@ -34,7 +34,11 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
     let mut chars: Vec<char> = seed.chars().collect();
     for _ in 0..(rng.next() % 4) {
         let op = rng.next() % 3;
-        let pos = if chars.is_empty() { 0 } else { (rng.next() % chars.len() as u64) as usize };
+        let pos = if chars.is_empty() {
+            0
+        } else {
+            (rng.next() % chars.len() as u64) as usize
+        };
         match op {
             0 => chars.insert(pos, *rng.pick(REF_ALPHABET)),
             1 if !chars.is_empty() => {
@@ -61,9 +65,15 @@ fn reference_parsing_round_trips() {
         };
         if let Ok(r) = s.parse::<Reference>() {
             parsed += 1;
-            let again: Reference = r.to_string().parse().unwrap_or_else(|e| panic!("{s:?} -> {r} -> {e}"));
+            let again: Reference = r
+                .to_string()
+                .parse()
+                .unwrap_or_else(|e| panic!("{s:?} -> {r} -> {e}"));
             assert_eq!(again, r, "{s:?}");
-            let familiar: Reference = r.familiar().parse().unwrap_or_else(|e| panic!("{s:?} -> {} -> {e}", r.familiar()));
+            let familiar: Reference = r
+                .familiar()
+                .parse()
+                .unwrap_or_else(|e| panic!("{s:?} -> {} -> {e}", r.familiar()));
             assert_eq!(familiar, r, "{s:?}");
         }
         if let Ok(d) = s.parse::<Digest>() {
@@ -71,7 +81,10 @@ fn reference_parsing_round_trips() {
         }
         let _ = s.parse::<Platform>();
     }
-    assert!(parsed > 1000, "mutations should keep many inputs valid ({parsed})");
+    assert!(
+        parsed > 1000,
+        "mutations should keep many inputs valid ({parsed})"
+    );
 }
 
 fn rng_seed(rng: &mut Rng) -> &'static str {
@@ -81,7 +94,9 @@ fn rng_seed(rng: &mut Rng) -> &'static str {
 #[test]
 fn www_authenticate_never_panics() {
     let mut rng = Rng(12345);
-    let alphabet = ['B', 'e', 'a', 'r', ' ', '=', '"', ',', '\\', 'x', '\t', ':', '/'];
+    let alphabet = [
+        'B', 'e', 'a', 'r', ' ', '=', '"', ',', '\\', 'x', '\t', ':', '/',
+    ];
     for _ in 0..50_000 {
         let len = rng.next() % 60;
         let s: String = (0..len).map(|_| *rng.pick(&alphabet)).collect();
@@ -100,7 +115,13 @@ fn manifest_parsing_never_panics() {
         manifest::OCI_MANIFEST,
         "a".repeat(64)
     );
-    let types = ["", "application/json", manifest::OCI_MANIFEST, manifest::OCI_INDEX, manifest::DOCKER_MANIFEST_LIST];
+    let types = [
+        "",
+        "application/json",
+        manifest::OCI_MANIFEST,
+        manifest::OCI_INDEX,
+        manifest::DOCKER_MANIFEST_LIST,
+    ];
     for _ in 0..20_000 {
         let mut bytes = valid.clone().into_bytes();
         for _ in 0..(rng.next() % 3 + 1) {
