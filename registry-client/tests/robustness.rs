@@ -88,7 +88,7 @@ fn reference_parsing_round_trips() {
 }
 
 fn rng_seed(rng: &mut Rng) -> &'static str {
-    rng.pick(SEEDS)
+    rng.pick::<&str>(SEEDS)
 }
 
 #[test]
@@ -128,7 +128,7 @@ fn manifest_parsing_never_panics() {
             let pos = (rng.next() % bytes.len() as u64) as usize;
             bytes[pos] = *rng.pick(b"{}[]\":,01a ");
         }
-        if let Ok(Manifest::Index(idx)) = Manifest::parse(&bytes, rng.pick(&types[..])) {
+        if let Ok(Manifest::Index(idx)) = Manifest::parse(&bytes, rng.pick::<&str>(&types)) {
             let _ = Platform::host().select(&idx);
         }
     }
