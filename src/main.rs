@@ -1,5 +1,9 @@
-// The CLI wiring lands in another branch; until then the engine is a library.
-#[allow(dead_code, unused_imports)]
+//! berth: a daemonless container engine with docker's command line.
+
+mod cli;
+#[allow(dead_code)]
 mod engine;
 
-fn main() {}
+fn main() {
+    std::process::exit(cli::run());
+}

@@ -4,3 +4,10 @@
 pub mod fsutil;
 pub mod paths;
 pub mod store;
+
+pub mod archive;
+pub mod config;
+pub mod events;
+pub mod images_cmd;
+pub mod pull;
+pub mod push;

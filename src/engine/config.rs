@@ -1,0 +1,76 @@
+//! berth's engine settings, spelled as docker's `daemon.json` spells them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+const DEFAULT_CONFIG: &str = "/etc/berth/config.json";
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BerthConfig {
+    /// Registries reached over plain HTTP or with unverified TLS.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Mirrors tried first for docker.io.
+    #[serde(default)]
+    pub registry_mirrors: Vec<String>,
+}
+
+impl BerthConfig {
+    /// `$BERTH_CONFIG`, else `/etc/berth/config.json`; a missing default file
+    /// is an empty config, a missing explicit one is an error.
+    pub fn load() -> Result<BerthConfig> {
+        match std::env::var_os("BERTH_CONFIG").filter(|v| !v.is_empty()) {
+            Some(p) => Self::load_from(Path::new(&p)),
+            None => match std::fs::metadata(DEFAULT_CONFIG) {
+                Ok(_) => Self::load_from(Path::new(DEFAULT_CONFIG)),
+                Err(_) => Ok(BerthConfig::default()),
+            },
+        }
+    }
+
+    pub fn load_from(path: &Path) -> Result<BerthConfig> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read berth config {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "invalid berth config {}: expected JSON with \"insecure-registries\" and \"registry-mirrors\"",
+                path.display()
+            )
+        })
+    }
+
+    /// Directories with per-registry CA certificates, first match wins:
+    /// `$BERTH_CERTS_D`, `/etc/berth/certs.d`, `/etc/docker/certs.d`.
+    pub fn certs_dirs() -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(d) = std::env::var_os("BERTH_CERTS_D").filter(|v| !v.is_empty()) {
+            dirs.push(PathBuf::from(d));
+        }
+        dirs.push(PathBuf::from("/etc/berth/certs.d"));
+        dirs.push(PathBuf::from("/etc/docker/certs.d"));
+        dirs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_daemon_json_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.json");
+        std::fs::write(
+            &p,
+            r#"{"insecure-registries":["localhost:5000"],"registry-mirrors":["https://m.example"],"other":1}"#,
+        )
+        .unwrap();
+        let c = BerthConfig::load_from(&p).unwrap();
+        assert_eq!(c.insecure_registries, vec!["localhost:5000"]);
+        assert_eq!(c.registry_mirrors, vec!["https://m.example"]);
+        assert!(BerthConfig::load_from(&dir.path().join("none")).is_err());
+    }
+}
