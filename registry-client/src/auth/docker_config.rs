@@ -339,6 +339,29 @@ mod tests {
     }
 
     #[test]
+    fn default_path_honours_docker_config() {
+        // Only this test touches DOCKER_CONFIG in this test binary.
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("DOCKER_CONFIG", dir.path());
+        assert_eq!(
+            DockerConfig::default_path().unwrap(),
+            dir.path().join("config.json")
+        );
+        write_config(dir.path(), r#"{"auths":{"x.io":{"auth":"YTpi"}}}"#);
+        assert_eq!(
+            DockerConfig::load().unwrap().get("x.io").unwrap(),
+            basic("a", "b")
+        );
+        std::env::remove_var("DOCKER_CONFIG");
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                DockerConfig::default_path().unwrap(),
+                PathBuf::from(home).join(".docker/config.json")
+            );
+        }
+    }
+
+    #[test]
     fn missing_and_empty_files_are_empty_configs() {
         let dir = tempfile::tempdir().unwrap();
         let c = DockerConfig::load_from(dir.path().join("nope.json")).unwrap();

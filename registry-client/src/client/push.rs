@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 
 const OCTET_STREAM: &str = "application/octet-stream";
+const MAX_CHUNK_SIZE: u64 = 256 * 1024 * 1024;
 
 fn push_ctx(r: &Reference, what: String) -> Ctx {
     Ctx {
@@ -180,7 +181,8 @@ impl Client {
             return Err(error_from(resp, &ctx).await);
         }
         let mut url = location(&resp, &ep.host)?;
-        let chunk_size = self.inner.config.chunk_size.max(1);
+        // Each chunk (or a whole monolithic blob) is held in memory: bound it.
+        let chunk_size = self.inner.config.chunk_size.clamp(1, MAX_CHUNK_SIZE);
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| Error::io("opening", path, e))?;

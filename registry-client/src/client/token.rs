@@ -22,6 +22,8 @@ const DEFAULT_TOKEN_LIFETIME: u64 = 60;
 /// Renew a little early so a token does not expire in flight.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 const CLIENT_ID: &str = "berth";
+/// Upper bound on a cached token's life, whatever the server claims.
+const MAX_TOKEN_LIFETIME: u64 = 24 * 3600;
 
 pub(crate) fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
@@ -322,7 +324,7 @@ impl Client {
             } else {
                 parsed.expires_in.max(DEFAULT_TOKEN_LIFETIME)
             };
-            return Ok((token, Duration::from_secs(secs)));
+            return Ok((token, Duration::from_secs(secs.min(MAX_TOKEN_LIFETIME))));
         }
     }
 

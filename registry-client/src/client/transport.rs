@@ -131,6 +131,7 @@ impl Transport {
         let client = self.client_for(config, &ep.host)?;
         let schemes = self.schemes_for(config, ep);
         let registry = ep.host.as_str();
+        let mut https_error: Option<Error> = None;
         for (i, scheme) in schemes.iter().enumerate() {
             let base = format!("{scheme}://{}", ep.host);
             let mut req = build(&client, &base)
@@ -144,6 +145,28 @@ impl Transport {
                 }
             }
             match client.execute(req).await {
+                Ok(resp)
+                    if https_error.is_some()
+                        && resp.status() == reqwest::StatusCode::BAD_REQUEST =>
+                {
+                    // Plain HTTP to a TLS-only server: Go answers "Client sent
+                    // an HTTP request to an HTTPS server". The https error is
+                    // the one that explains the problem.
+                    let url = resp.url().to_string();
+                    let body = super::response::read_limited(resp, 4096).await;
+                    let text = String::from_utf8_lossy(&body).trim().to_string();
+                    if text.contains("HTTPS server") {
+                        return Err(https_error.take().unwrap_or_else(|| Error::Transport {
+                            registry: registry.to_string(),
+                            detail: text,
+                        }));
+                    }
+                    return Err(Error::Http {
+                        status: 400,
+                        url,
+                        body: text,
+                    });
+                }
                 Ok(resp) => {
                     if ep.scheme.is_none() {
                         lock(&self.schemes).insert(ep.host.clone(), scheme);
@@ -155,6 +178,7 @@ impl Transport {
                         && (e.is_connect() || looks_like_tls(&error_chain(&e))) =>
                 {
                     tracing::debug!(host = registry, error = %error_chain(&e), "https failed, trying plain http");
+                    https_error = Some(Transport::map_error(config, registry, &e));
                     continue;
                 }
                 Err(e) => return Err(Transport::map_error(config, registry, &e)),
@@ -189,6 +213,11 @@ fn build_client(config: &ClientConfig, host: &str) -> Result<reqwest::Client> {
         .pool_idle_timeout(Duration::from_secs(90));
     if is_loopback(host) {
         b = b.no_proxy();
+    }
+    if config.allows_plain_http(host) {
+        // docker's rule for insecure registries (loopback included): https
+        // is tried without certificate verification before plain http.
+        b = b.danger_accept_invalid_certs(true);
     }
     for dir in &config.certs_dirs {
         let d = dir.join(host);

@@ -39,6 +39,17 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        // The free port can be taken between probing and the registry's
+        // bind by a parallel test; try again with another one.
+        for _ in 0..4 {
+            if let Some(reg) = Self::try_start(&auth) {
+                return reg;
+            }
+        }
+        panic!("docker-registry could not bind a free port in 4 attempts");
+    }
+
+    fn try_start(auth: &Auth) -> Option<Registry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let storage = dir.path().join("storage");
@@ -47,7 +58,7 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
-        match &auth {
+        match auth {
             Auth::None => {}
             Auth::Htpasswd { user, password } => {
                 let file = dir.path().join("htpasswd");
@@ -90,25 +101,30 @@ impl Registry {
             .spawn()
             .expect("docker-registry must be installed (scripts/install-deps.sh)");
         let mut reg = Registry { child, port, dir };
-        reg.wait_ready(matches!(auth, Auth::Tls { .. }));
-        reg
+        reg.wait_ready(matches!(auth, Auth::Tls { .. }))
+            .then_some(reg)
     }
 
-    fn wait_ready(&mut self, tls: bool) {
+    /// False when the registry lost the race for its port.
+    fn wait_ready(&mut self, tls: bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("docker-registry exited with {status}: {}", self.log());
+                let log = self.log();
+                if log.contains("address already in use") {
+                    return false;
+                }
+                panic!("docker-registry exited with {status}: {log}");
             }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 if tls {
-                    return;
+                    return true;
                 }
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut buf = [0u8; 12];
                 if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
-                    return;
+                    return true;
                 }
             }
             assert!(
