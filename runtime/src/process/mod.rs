@@ -7,10 +7,11 @@
 //! pid 1 inside. Init sets up the rootfs and the process, reports `Ready`,
 //! then waits on exec.fifo (create) and execs the user's program.
 //!
-//! The host's berth binary is never exec'ed inside the container's
-//! namespaces: all container-side code runs in the forked copy of the
-//! runtime, so /proc/self/exe of a host binary is never reachable from the
-//! container (CVE-2019-5736) and no memfd copy is needed.
+//! CVE-2019-5736: the host's berth binary is never exec'ed inside the
+//! container's namespaces; all container-side code runs in the forked copy
+//! of the runtime, which marks itself non-dumpable at once, so until it
+//! execs the user's program no container process can open its
+//! /proc/<pid>/exe (the host binary). No sealed memfd copy is needed.
 
 pub mod channel;
 mod exec;
