@@ -135,6 +135,9 @@ fn docker_security_defaults() {
         &["sh", "-c", "grep -E 'CapEff|CapBnd|NoNewPrivs|Seccomp:' /proc/self/status; unshare -m true; echo unshare=$?; \
            wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/ns_last_pid; echo sys=$?; ls -1 /proc/$$/fd; ulimit -n; ulimit -Hn"],
     );
+    // A host fd the caller forgot to mark close-on-exec must not leak in.
+    let leaky = std::fs::File::open("/").unwrap();
+    unsafe { libc::fcntl(leaky.as_raw_fd(), libc::F_SETFD, 0) };
     let g = Guard::new(&id);
     let (code, out) = run_captured(&g, &b);
     assert_eq!(code, 0, "{out}");
