@@ -64,6 +64,11 @@ pub fn spawn(
     drop(child_sock);
     let fd: RawFd = parent_sock.as_raw_fd();
     let mut init_pid: Option<i32> = None;
+    // The intermediate process sends the pid and init sends everything else
+    // on the same socket, so init's first message may overtake the pid:
+    // such messages wait until the pid is known.
+    let mut hooks_pending = false;
+    let mut ready = false;
     let fail = |init_pid: Option<i32>, e: ProcessError| -> ProcessError {
         if let Some(p) = init_pid {
             // SAFETY: our own child.
@@ -76,6 +81,18 @@ pub fn spawn(
         e
     };
     loop {
+        if let Some(p) = init_pid {
+            if hooks_pending {
+                hooks_pending = false;
+                if let Err(e) = on_hooks(p) {
+                    return Err(fail(init_pid, e));
+                }
+                let _ = channel::send(fd, &Msg::HooksDone);
+            }
+            if ready {
+                return Ok(p);
+            }
+        }
         let m = match channel::recv(fd) {
             Ok(Some(m)) => m,
             Ok(None) => return Err(fail(init_pid, ProcessError::InitDied)),
@@ -94,21 +111,8 @@ pub fn spawn(
                     reap(child);
                 }
             }
-            Msg::HooksPlease => {
-                let Some(p) = init_pid else {
-                    return Err(fail(
-                        init_pid,
-                        ProcessError::Init("hooks before pid".into()),
-                    ));
-                };
-                if let Err(e) = on_hooks(p) {
-                    return Err(fail(init_pid, e));
-                }
-                let _ = channel::send(fd, &Msg::HooksDone);
-            }
-            Msg::Ready => {
-                return init_pid.ok_or_else(|| ProcessError::Init("ready before pid".into()));
-            }
+            Msg::HooksPlease => hooks_pending = true,
+            Msg::Ready => ready = true,
             Msg::Error(s) => return Err(fail(init_pid, ProcessError::Init(s))),
             Msg::UserMapsDone | Msg::HooksDone => {}
         }
