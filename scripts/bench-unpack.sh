@@ -14,11 +14,13 @@ fi
 diff_id=sha256:$(cat "$work/diff_id")
 digest=sha256:$(sha256sum "$layer" | cut -d' ' -f1)
 ls -l "$layer"
-t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Wall time and user+sys CPU time (the latter stays comparable when other
+# work shares the machine).
+TIMEFORMAT='%R s wall, %U+%S s cpu'
 clean() { rm -rf "$work/x"; mkdir -p "$work/x"; sync; }
-clean; echo "gzip -dc > /dev/null:   $(t sh -c "gzip -dc '$layer' > /dev/null") s"
-clean; echo "gzip -dc | tar -x:      $(t sh -c "gzip -dc '$layer' | tar -x -C '$work/x' && sync") s"
-clean; echo "pigz -dc | tar -x:      $(t sh -c "pigz -dc '$layer' | tar -x -C '$work/x' && sync") s"
+clean; echo -n "gzip -dc > /dev/null:   "; time (gzip -dc "$layer" > /dev/null)
+clean; echo -n "gzip -dc | tar -x:      "; time (gzip -dc "$layer" | tar -x -C "$work/x" && sync)
+clean; echo -n "pigz -dc | tar -x:      "; time (pigz -dc "$layer" | tar -x -C "$work/x" && sync)
 rm -rf "$work/x"
 sync
 BERTH_BENCH_LAYER=$layer BERTH_BENCH_DIGEST=$digest BERTH_BENCH_DIFF_ID=$diff_id BERTH_BENCH_DIR=$work \

@@ -6,6 +6,15 @@ use std::time::Instant;
 
 use super::*;
 
+/// User+system CPU seconds of this process: comparable even on a busy host.
+fn cpu_secs() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into the struct we pass.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 #[test]
 #[ignore = "benchmark: needs BERTH_BENCH_LAYER, run via scripts/bench-unpack.sh"]
 fn bench_ingest_layer() {
@@ -32,6 +41,7 @@ fn bench_ingest_layer() {
     };
     let file = std::fs::File::open(&path).unwrap();
     let chain = chain_id(None, &diff_id);
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let info = {
         let _lock = store.layers.lock(&chain).unwrap();
@@ -49,10 +59,12 @@ fn bench_ingest_layer() {
             .unwrap()
     };
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     assert!(store.layers.has(&chain));
     println!(
-        "berth ingest: {:.2} s, {:.0} MB/s compressed, {:.0} MB/s unpacked ({} files bytes)",
+        "berth ingest: {:.2} s wall, {:.2} s cpu, {:.0} MB/s compressed, {:.0} MB/s unpacked ({} files bytes)",
         secs,
+        cpu,
         bytes_on_disk as f64 / secs / 1e6,
         info.size as f64 / secs / 1e6,
         info.size

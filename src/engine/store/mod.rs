@@ -14,11 +14,15 @@ pub mod unpack;
 use std::collections::HashSet;
 use std::os::unix::fs::DirBuilderExt;
 
+// The store's API: some of it has no caller in the binary yet.
+#[allow(unused_imports)]
 pub use blobs::{BlobStore, BlobWriter};
 // Swap for `registry_client::digest::Digest` once that crate is merged.
 pub use digest_shim::Digest;
 pub use error::StoreError;
+#[allow(unused_imports)]
 pub use images::{ContainerUsage, ImageIndex, ImageRecord, LayerRef, NoContainers};
+#[allow(unused_imports)]
 pub use layers::{chain_id, LayerInfo, LayerSource, LayerStore};
 
 use crate::engine::fsutil::FileLock;
