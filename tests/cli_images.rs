@@ -353,6 +353,23 @@ fn save_load_roundtrip_and_skopeo_interop() {
         assert_eq!(ids.trim(), "2");
     }
 
+    // Loading a name that points at another image renames the old one.
+    let other = ImageBuilder::new()
+        .layer(Layer::new().file("z", "z"))
+        .build();
+    reg.push("s/other", "1", &other);
+    let b6 = Berth::new();
+    b6.ok(&["pull", "-q", &reg.reference("s/other", "1")]);
+    b6.ok(&["tag", &reg.reference("s/other", "1"), &r]);
+    let out = b6.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "The image {r} already exists, renaming the old one with ID {} to empty string\nLoaded image: {r}\n",
+            other.image().id()
+        )
+    );
+
     // An ID-only save loads as an untagged image.
     let by_id = dir.path().join("byid.tar");
     b.ok(&["save", "-o", by_id.to_str().unwrap(), art.image().id()]);

@@ -95,6 +95,7 @@ impl PullObserver for Progress {
     fn event(&self, e: PullEvent) {
         match e {
             PullEvent::Waiting { id } => self.set(&id, "Pulling fs layer", true),
+            PullEvent::Queued { id } => self.set(&id, "Waiting", true),
             PullEvent::AlreadyExists { id } => self.set(&id, "Already exists", true),
             PullEvent::Downloading { id, current, total } => {
                 self.set(&id, &format!("Downloading {}", bar(current, total)), false)
