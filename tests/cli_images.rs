@@ -192,6 +192,15 @@ fn rmi_tag_and_docker_errors() {
     let layers = std::fs::read_dir(b.root().join("layers")).unwrap().count();
     assert_eq!(layers, 0, "layers left behind");
 
+    // By digest: only that reference goes while a tag remains.
+    b.ok(&["pull", "-q", &r]);
+    let top = b.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &r]);
+    let out = b.ok(&["rmi", top.trim()]);
+    assert_eq!(out, format!("Untagged: {}\n", top.trim()));
+    assert_eq!(b.ok(&["images", "-q"]).trim(), short(&id));
+    let out = b.ok(&["rmi", &r]);
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+
     let (code, err) = b.fails(&["tag", "nosuch", "x"]);
     assert_eq!((code, err.trim()), (1, "Error: No such image: nosuch"));
 }

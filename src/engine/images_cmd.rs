@@ -395,7 +395,28 @@ pub fn rmi(store: &Store, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
             .ok()
             .map(|r| reference_key(&r))
             .filter(|k| idx.tags.contains_key(k));
-        if let Some(key) = named {
+        let by_digest: Option<String> = input
+            .parse::<Reference>()
+            .ok()
+            .filter(|r| r.digest.is_some())
+            .map(|r| reference_key(&r))
+            .filter(|k| idx.get(&id).is_some_and(|rec| rec.repo_digests.contains(k)));
+        if let Some(key) = by_digest {
+            // By digest: drop that reference; the image goes with its last one.
+            if let Some(rec) = idx.images.get_mut(&id.to_string()) {
+                rec.repo_digests.retain(|d| d != &key);
+            }
+            events.push(RmiEvent::Untagged(familiar_key(&key)));
+            let still_named = !idx.tags_of(&id).is_empty()
+                || idx.get(&id).is_some_and(|rec| !rec.repo_digests.is_empty());
+            if still_named && !force {
+                return Ok(Ok(events));
+            }
+            for t in &tags {
+                idx.untag(t);
+                events.push(RmiEvent::Untagged(familiar_key(t)));
+            }
+        } else if let Some(key) = named {
             // By name: untag; delete the image only with its last name.
             idx.untag(&key);
             events.push(RmiEvent::Untagged(familiar_key(&key)));
