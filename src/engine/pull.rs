@@ -151,14 +151,21 @@ pub async fn pull(
         });
         parent = Some(chain);
     }
-    for l in &refs {
-        obs.event(PullEvent::Waiting {
-            id: short(&l.digest.to_string()),
-        });
+    // Present layers say so at once, as docker does; the rest queue up.
+    let mut todo = Vec::new();
+    for (i, l) in refs.iter().enumerate() {
+        let id = short(&l.digest.to_string());
+        if store.layers.has(&l.chain_id) {
+            obs.event(PullEvent::AlreadyExists { id });
+        } else {
+            obs.event(PullEvent::Waiting { id });
+            todo.push(i);
+        }
     }
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
     let mut tasks = Vec::new();
-    for (i, l) in refs.iter().enumerate() {
+    for i in todo {
+        let l = &refs[i];
         let parent = if i == 0 {
             None
         } else {
@@ -301,7 +308,13 @@ async fn pull_layer(
     sem: Arc<Semaphore>,
 ) -> Result<()> {
     let sid = short(&l.digest.to_string());
-    let _permit = sem.acquire_owned().await.map_err(|e| anyhow!("{e}"))?;
+    let _permit = match sem.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            obs.event(PullEvent::Queued { id: sid.clone() });
+            sem.acquire_owned().await.map_err(|e| anyhow!("{e}"))?
+        }
+    };
     // The layer lock makes two concurrent pulls unpack a layer once: the
     // second waits here, then finds it present.
     let lock = {
