@@ -139,12 +139,12 @@ fn pull_over_tls_uses_certs_d() {
     reg.push("tls/bb", "1", &art);
     let mut b = Berth::new();
     let r = reg.reference("tls/bb", "1");
-    // Without the CA the pull must fail (TLS verification).
-    let (code, err) = b.fails(&["pull", &r]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.starts_with("Error: "), "{err}");
+    // With the CA in a certs.d directory the pull verifies and succeeds.
+    // (Without it a loopback registry is still reachable: docker treats
+    // 127.0.0.0/8 as insecure, and so does berth; a failed verification
+    // needs a non-loopback registry name, which this suite does not have yet.)
     b.env("BERTH_CERTS_D", reg.certs_d().display().to_string());
-    b.ok(&["pull", "-q", &r]);
+    assert_eq!(b.ok(&["pull", "-q", &r]).trim(), r);
 }
 
 #[test]

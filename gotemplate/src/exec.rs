@@ -279,7 +279,7 @@ impl<'a> Exec<'a> {
         match name {
             "json" => {
                 self.want(name, &args, 1)?;
-                serde_json::to_string(&args[0])
+                serde_json::to_string(&sorted_keys(&args[0]))
                     .map(Value::String)
                     .map_err(|e| self.fail(format!("error calling json: {e}")))
             }
@@ -514,4 +514,23 @@ fn title(s: &str) -> String {
         prev_letter = c.is_alphanumeric() || c == '_' || c == '\'';
     }
     out
+}
+
+/// Go's encoding/json writes map keys sorted; our values may come from hash
+/// maps (or keep insertion order), so sort for output that does not change
+/// from run to run.
+fn sorted_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted_keys(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted_keys).collect()),
+        other => other.clone(),
+    }
 }

@@ -793,7 +793,7 @@ mod filter_tests {
         idx.tag("docker.io/library/web:1", &v.record.id).unwrap();
         let id = v.record.id.clone();
         assert_eq!(lookup(&idx, "web:1").unwrap(), id);
-        assert_eq!(lookup(&idx, &id.to_string()).unwrap(), id);
+        assert_eq!(lookup(&idx, id.as_ref()).unwrap(), id);
         assert_eq!(lookup(&idx, &id.hex()[..12]).unwrap(), id);
         assert_eq!(lookup(&idx, &format!("web@{d}")).unwrap(), id);
         assert!(lookup(&idx, "web:2").is_err());

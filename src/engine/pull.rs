@@ -15,9 +15,10 @@ use registry_client::{Platform, Reference};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::engine::events::{PullEvent, PullObserver};
+use crate::engine::fsutil::FileLock;
 use crate::engine::images_cmd::{reference_key, store_digest};
 use crate::engine::store::{
-    chain_id, Digest, ImageIndex, ImageRecord, LayerRef, LayerSource, Store,
+    chain_id, Digest, ImageIndex, ImageRecord, LayerRef, LayerSource, Store, StoreError,
 };
 
 /// Docker's `max-concurrent-downloads` default.
@@ -154,7 +155,7 @@ pub async fn pull(
     // Present layers say so at once, as docker does; the rest queue up.
     let mut todo = Vec::new();
     for (i, l) in refs.iter().enumerate() {
-        let id = short(&l.digest.to_string());
+        let id = short(l.digest.as_ref());
         if store.layers.has(&l.chain_id) {
             obs.event(PullEvent::AlreadyExists { id });
         } else {
@@ -181,10 +182,13 @@ pub async fn pull(
             sem.clone(),
         )));
     }
+    // Layer locks stay held until the image record names the layers, so a
+    // concurrent `image prune` cannot collect a layer this pull just unpacked.
+    let mut held = Vec::new();
     let mut first_err = None;
     for t in tasks {
         match t.await {
-            Ok(Ok(())) => {}
+            Ok(Ok(lock)) => held.extend(lock),
             Ok(Err(e)) => {
                 first_err.get_or_insert(e);
             }
@@ -212,12 +216,21 @@ pub async fn pull(
         created,
         pulled_at: chrono::Utc::now(),
     };
+    let layers = store.layers.clone();
     ImageIndex::update(&store.paths, |idx| {
+        // Layers found present at the start are not locked: under the images
+        // lock (which GC holds throughout) make sure none was collected since.
+        if let Some(gone) = record.layers.iter().find(|l| !layers.has(&l.chain_id)) {
+            return Err(StoreError::LayerNotFound {
+                chain_id: format!("{} of {key}", gone.chain_id),
+            });
+        }
         idx.put_image(record);
         idx.tag(&key, &id)?;
         Ok(())
     })
     .map_err(|e| anyhow!("{e}"))?;
+    drop(held);
     Ok(PullOutcome {
         id,
         digest: top_digest,
@@ -306,8 +319,8 @@ async fn pull_layer(
     parent: Option<Digest>,
     obs: Arc<dyn PullObserver>,
     sem: Arc<Semaphore>,
-) -> Result<()> {
-    let sid = short(&l.digest.to_string());
+) -> Result<Option<FileLock>> {
+    let sid = short(l.digest.as_ref());
     let _permit = match sem.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
@@ -327,7 +340,7 @@ async fn pull_layer(
     };
     if store.layers.has(&l.chain_id) {
         obs.event(PullEvent::AlreadyExists { id: sid });
-        return Ok(());
+        return Ok(Some(lock));
     }
     let blob_digest: registry_client::Digest =
         l.digest.to_string().parse().map_err(|e| anyhow!("{e}"))?;
@@ -336,7 +349,6 @@ async fn pull_layer(
         let store = store.clone();
         let l = l.clone();
         tokio::task::spawn_blocking(move || {
-            let _lock = lock;
             let reader = ChannelReader {
                 rx,
                 cur: Bytes::new(),
@@ -346,15 +358,18 @@ async fn pull_layer(
                 size: Some(l.size),
                 media_type: l.media_type.clone(),
             };
-            store.layers.ingest(
-                reader,
-                &src,
-                &l.diff_id,
-                &l.chain_id,
-                parent.as_ref(),
-                &store.blobs,
-                &mut |_| {},
-            )
+            store
+                .layers
+                .ingest(
+                    reader,
+                    &src,
+                    &l.diff_id,
+                    &l.chain_id,
+                    parent.as_ref(),
+                    &store.blobs,
+                    &mut |_| {},
+                )
+                .map(|_| lock)
         })
     };
     let download = async {
@@ -400,9 +415,9 @@ async fn pull_layer(
     match (dl, res) {
         (Err(e), _) => Err(e),
         (Ok(()), Err(e)) => Err(anyhow!("{e}")),
-        (Ok(()), Ok(_)) => {
+        (Ok(()), Ok(lock)) => {
             obs.event(PullEvent::PullComplete { id: sid });
-            Ok(())
+            Ok(Some(lock))
         }
     }
 }

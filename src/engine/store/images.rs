@@ -292,7 +292,7 @@ mod tests {
         idx.tag("docker.io/library/a:latest", &a.id).unwrap();
         assert_eq!(idx.resolve("docker.io/library/a:latest").unwrap(), a.id);
         assert_eq!(idx.resolve(&a.repo_digests[0]).unwrap(), a.id);
-        assert_eq!(idx.resolve(&a.id.to_string()).unwrap(), a.id);
+        assert_eq!(idx.resolve(a.id.as_ref()).unwrap(), a.id);
         assert_eq!(idx.resolve(&a.id.hex()[..12]).unwrap(), a.id);
         assert!(matches!(
             idx.resolve("docker.io/library/zzz:latest"),

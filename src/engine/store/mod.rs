@@ -2,7 +2,6 @@
 //! See docs/architecture.md "engine::store" and "Layer safety".
 
 pub mod blobs;
-mod digest_shim;
 pub mod error;
 pub mod images;
 pub mod layers;
@@ -18,12 +17,12 @@ use std::os::unix::fs::DirBuilderExt;
 #[allow(unused_imports)]
 pub use blobs::{BlobStore, BlobWriter};
 // Swap for `registry_client::digest::Digest` once that crate is merged.
-pub use digest_shim::Digest;
 pub use error::StoreError;
 #[allow(unused_imports)]
 pub use images::{ContainerUsage, ImageIndex, ImageRecord, LayerRef, NoContainers};
 #[allow(unused_imports)]
 pub use layers::{chain_id, LayerInfo, LayerSource, LayerStore};
+pub use registry_client::digest::Digest;
 
 use crate::engine::fsutil::FileLock;
 use crate::engine::paths::Paths;
