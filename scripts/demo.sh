@@ -13,12 +13,9 @@ command -v docker-registry >/dev/null || { echo "demo: docker-registry missing; 
 command -v skopeo >/dev/null || { echo "demo: skopeo missing; run scripts/install-deps.sh" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
-reg_pid=""
+. "$here/scripts/registry.sh"
 cleanup() {
-  if [ -n "$reg_pid" ] && kill -0 "$reg_pid" 2>/dev/null; then
-    kill "$reg_pid" 2>/dev/null || true
-    wait "$reg_pid" 2>/dev/null || true
-  fi
+  registry_stop || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -26,29 +23,12 @@ trap cleanup EXIT INT TERM
 berth() { "$berth_bin" --root "$work/root" "$@"; }
 step() { printf '\n\033[1m$ berth %s\033[0m\n' "$*"; }
 
-# A free loopback port: bind port 0 and read what the kernel chose.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 50); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-
-echo "demo: building a busybox image offline and pushing it to 127.0.0.1:$port"
-"$here/scripts/make-busybox-oci.sh" "$work/busybox-oci.tar" busybox:latest
+registry_start
+port=${REGISTRY##*:}
+echo "demo: building a busybox image offline and pushing it to $REGISTRY"
+"$here/scripts/oci-image.sh" "$work/busybox-oci" latest >/dev/null
 skopeo copy -q --insecure-policy --dest-tls-verify=false \
-  "oci-archive:$work/busybox-oci.tar" "docker://127.0.0.1:$port/demo/busybox:latest"
+  "oci:$work/busybox-oci:latest" "docker://$REGISTRY/demo/busybox:latest"
 ref=127.0.0.1:$port/demo/busybox:latest
 export DOCKER_CONFIG=$work/docker-config
 
