@@ -27,6 +27,7 @@ bench:
 	./scripts/install-deps.sh --bench
 	$(CARGO) build --release
 	./scripts/bench.sh
+	./runtime/bench/run-true.sh
 
 static:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET)

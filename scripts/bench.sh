@@ -26,7 +26,7 @@ skopeo copy -q --dest-tls-verify=false "oci:$work/oci:1" "docker://$REGISTRY/ben
 size=$(du -cb "$work"/oci/blobs/sha256/* | tail -1 | cut -f1)
 echo "image: $((size / 1000000)) MB compressed in 5 layers" >&2
 
-berth_t=(); podman_t=()
+berth_t=(); podman_t=(); skopeo_t=()
 for i in $(seq "$RUNS"); do
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   t0=$(now_ms); "$BERTH" --root "$work/berth-$i" pull -q "$REGISTRY/bench/big:1" >/dev/null; t1=$(now_ms)
@@ -35,9 +35,16 @@ for i in $(seq "$RUNS"); do
   d="$work/podman-$i"; mkdir -p "$d"
   t0=$(now_ms); podman --root "$d/s" --runroot "$d/r" --storage-driver overlay pull -q --tls-verify=false "$REGISTRY/bench/big:1" >/dev/null; t1=$(now_ms)
   podman_t+=($((t1 - t0)))
-  echo "run $i: berth ${berth_t[-1]} ms, podman ${podman_t[-1]} ms" >&2
+  # skopeo only downloads and verifies (no unpack): a floor for the network part.
+  t0=$(now_ms); skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/bench/big:1" "dir:$work/skopeo-$i" >/dev/null; t1=$(now_ms)
+  skopeo_t+=($((t1 - t0))); rm -rf "$work/skopeo-$i"
+  echo "run $i: berth ${berth_t[-1]} ms, podman ${podman_t[-1]} ms, skopeo copy ${skopeo_t[-1]} ms" >&2
 done
 bm=$(printf '%s\n' "${berth_t[@]}" | median); pm=$(printf '%s\n' "${podman_t[@]}" | median)
+sm=$(printf '%s\n' "${skopeo_t[@]}" | median)
+# Decompression floor: gzip -dc of every layer, one after the other, one core.
+t0=$(now_ms); for b in "$work"/oci/blobs/sha256/*; do gzip -dc < "$b" > /dev/null 2>&1 || true; done; t1=$(now_ms)
+gz=$((t1 - t0))
 
 repull=()
 for i in $(seq "$RUNS"); do
@@ -47,7 +54,9 @@ done
 rm=$(printf '%s\n' "${repull[@]}" | median)
 
 echo
-echo "| benchmark | berth (median ms) | podman (median ms) | podman / berth |"
+echo "| benchmark | berth (median ms) | peer (median ms) | peer / berth |"
 echo "|---|---|---|---|"
 printf '| pull + unpack, %d MB in 5 layers, empty store | %s | %s | %.2fx |\n' "$((size / 1000000))" "$bm" "$pm" "$(echo "$pm / $bm" | bc -l)"
 printf '| re-pull, all layers present | %s | | |\n' "$rm"
+printf '| reference: skopeo copy to dir: (download + verify, no unpack) | | %s (skopeo) | %.2fx |\n' "$sm" "$(echo "$sm / $bm" | bc -l)"
+printf '| reference: gzip -dc of all layers, one core | | %s (gzip) | %.2fx |\n' "$gz" "$(echo "$gz / $bm" | bc -l)"
