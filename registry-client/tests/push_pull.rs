@@ -234,7 +234,7 @@ async fn tls_registry_with_certs_d_ca() {
     std::fs::create_dir_all(certs.join(reg.host())).unwrap();
     std::fs::copy(&ca.ca_cert, certs.join(reg.host()).join("ca.crt")).unwrap();
     let c = Client::new(ClientConfig {
-        certs_dirs: vec![certs],
+        certs_dirs: vec![certs.clone()],
         ..Default::default()
     });
     let r = reference(&reg.host(), "secure:1");
@@ -250,6 +250,29 @@ async fn tls_registry_with_certs_d_ca() {
     let unverified = client();
     assert_eq!(
         unverified.fetch_manifest(&r).await.unwrap().digest,
+        img.manifest_digest
+    );
+
+    // Treated like any other host, the registry's certificate must verify:
+    // without the CA the pull fails on TLS and never falls back to http.
+    let strict = Client::new(ClientConfig {
+        loopback_insecure: false,
+        certs_dirs: vec![],
+        ..Default::default()
+    });
+    let err = strict.fetch_manifest(&r).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("certificate") || msg.contains("TLS") || msg.contains("tls"),
+        "expected a TLS verification error, got: {msg}"
+    );
+    let strict_with_ca = Client::new(ClientConfig {
+        loopback_insecure: false,
+        certs_dirs: vec![certs],
+        ..Default::default()
+    });
+    assert_eq!(
+        strict_with_ca.fetch_manifest(&r).await.unwrap().digest,
         img.manifest_digest
     );
 }

@@ -16,8 +16,11 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ClientConfig {
     /// `host[:port]` (or CIDR like `10.0.0.0/8`) that may be used over plain
-    /// HTTP. Loopback is always allowed.
+    /// HTTP (and over https without certificate checks).
     pub insecure_registries: Vec<String>,
+    /// Treat loopback registries as insecure, as docker always does. Off, a
+    /// loopback registry gets the same TLS verification as any other.
+    pub loopback_insecure: bool,
     /// Pull-through mirrors for docker.io (`https://mirror.example`,
     /// `mirror:5000`), tried in order before docker.io itself.
     pub mirrors: Vec<String>,
@@ -39,6 +42,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             insecure_registries: Vec::new(),
+            loopback_insecure: true,
             mirrors: Vec::new(),
             certs_dirs: vec![
                 PathBuf::from("/etc/docker/certs.d"),
@@ -57,6 +61,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("insecure_registries", &self.insecure_registries)
+            .field("loopback_insecure", &self.loopback_insecure)
             .field("mirrors", &self.mirrors)
             .field("certs_dirs", &self.certs_dirs)
             .field(
@@ -119,7 +124,7 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
 impl ClientConfig {
     /// Whether `host_port` may be spoken to over plain HTTP.
     pub fn allows_plain_http(&self, host_port: &str) -> bool {
-        if is_loopback(host_port) {
+        if self.loopback_insecure && is_loopback(host_port) {
             return true;
         }
         let host = host_part(host_port);
