@@ -1,10 +1,8 @@
 //! berth: a daemonless container engine with docker's command line.
 
-mod cli;
-#[allow(dead_code)]
-mod engine;
-
 use std::path::Path;
+
+use berth::cli;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -200,7 +200,8 @@ pub struct Loaded {
 
 /// Archive members spooled to a private temp dir, by normalised path.
 struct Spool {
-    dir: tempfile::TempDir,
+    // Held for its Drop: the spooled files go away with the Spool.
+    _dir: tempfile::TempDir,
     files: HashMap<String, PathBuf>,
     links: HashMap<String, String>,
 }
@@ -270,7 +271,11 @@ impl Spool {
                 _ => {}
             }
         }
-        Ok(Spool { dir, files, links })
+        Ok(Spool {
+            _dir: dir,
+            files,
+            links,
+        })
     }
 
     fn path(&self, name: &str) -> Option<&PathBuf> {
