@@ -59,9 +59,7 @@ fn run_script(table: &str, op: &str, script: &str) -> Result<()> {
 
 pub fn table_exists(table: &str) -> Result<bool> {
     let out = nft(table, "list tables", &["list", "tables", "ip"], None)?;
-    Ok(out
-        .lines()
-        .any(|l| l.trim() == format!("table ip {table}")))
+    Ok(out.lines().any(|l| l.trim() == format!("table ip {table}")))
 }
 
 /// The base table: hooks, the set of berth bridges, and rules shared by
@@ -70,10 +68,10 @@ fn base_script(t: &str) -> String {
     format!(
         "add table ip {t}
 add set ip {t} bridges {{ type ifname; }}
-add chain ip {t} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
-add chain ip {t} output {{ type nat hook output priority dstnat; policy accept; }}
-add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-add chain ip {t} forward {{ type filter hook forward priority filter; policy accept; }}
+add chain ip {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}
+add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
+add chain ip {t} postrouting {{ type nat hook postrouting priority 100; policy accept; }}
+add chain ip {t} forward {{ type filter hook forward priority 0; policy accept; }}
 add chain ip {t} ports
 add chain ip {t} ports_local
 add rule ip {t} prerouting fib daddr type local jump ports
@@ -114,7 +112,12 @@ add rule ip {t} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat mas
 
 /// (chain, handle) of every rule in `table` whose comment is `tag`.
 fn tagged_rules(table: &str, tag: &str) -> Result<Vec<(String, u64)>> {
-    let out = nft(table, "list table", &["-j", "list", "table", "ip", table], None)?;
+    let out = nft(
+        table,
+        "list table",
+        &["-j", "list", "table", "ip", table],
+        None,
+    )?;
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
         op: "parse nft -j output".into(),
         table: table.into(),
@@ -156,7 +159,12 @@ pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Resu
         return Ok(());
     }
     let set_has = |b: &str| -> Result<bool> {
-        let out = nft(table, "list set", &["list", "set", "ip", table, "bridges"], None)?;
+        let out = nft(
+            table,
+            "list set",
+            &["list", "set", "ip", table, "bridges"],
+            None,
+        )?;
         Ok(out.contains(&format!("\"{b}\"")))
     };
     let extra = if table_exists(table)? && set_has(bridge)? {
@@ -192,7 +200,11 @@ pub fn add_ports(table: &str, container: &str, ip: Ipv4Addr, ports: &[PortMappin
             p.host_port, p.container_port
         ));
     }
-    run_script(table, &format!("publish ports of container {container}"), &s)
+    run_script(
+        table,
+        &format!("publish ports of container {container}"),
+        &s,
+    )
 }
 
 /// Removes a container's DNAT rules; idempotent.
@@ -205,7 +217,12 @@ pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
     if !table_exists(table)? {
         return Ok(Vec::new());
     }
-    let out = nft(table, "list table", &["-j", "list", "table", "ip", table], None)?;
+    let out = nft(
+        table,
+        "list table",
+        &["-j", "list", "table", "ip", table],
+        None,
+    )?;
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
         op: "parse nft -j output".into(),
         table: table.into(),

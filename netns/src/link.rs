@@ -40,6 +40,7 @@ impl Netlink {
     /// Opens a netlink socket in the calling thread's network namespace.
     pub fn new() -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
             .build()
             .map_err(|e| Error::io("start tokio runtime for", "netlink", e))?;
         let (conn, handle, _) = rt
@@ -163,9 +164,7 @@ impl Netlink {
 
     fn set_up(&self, index: u32, name: &str) -> Result<()> {
         let h = self.handle.clone();
-        let msg = LinkUnspec::new_with_index(index)
-            .up()
-            .build();
+        let msg = LinkUnspec::new_with_index(index).up().build();
         self.rt
             .block_on(h.link().set(msg).execute())
             .map_err(nl_err("set up", name))
@@ -195,7 +194,10 @@ impl Netlink {
         match self.rt.block_on(h.route().add(route).execute()) {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-            Err(e) => Err(nl_err("add default route", format!("via {gateway} dev {ifname}"))(e)),
+            Err(e) => Err(nl_err(
+                "add default route",
+                format!("via {gateway} dev {ifname}"),
+            )(e)),
         }
     }
 

@@ -76,7 +76,10 @@ impl Network {
             return Err(Error::NetworkExists(cfg.name.clone()));
         }
         let id = random_hex(32)?;
-        let bridge = cfg.bridge.clone().unwrap_or_else(|| format!("br-{}", &id[..12]));
+        let bridge = cfg
+            .bridge
+            .clone()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if !valid_name(&bridge, 15) {
             return Err(Error::InvalidBridgeName(bridge));
         }
@@ -145,11 +148,12 @@ impl Network {
         state::write_json(&env.state_file(&st.name), &st)?;
         let res = (|| {
             sysctl::enable_ip_forward()?;
-            let gw = Ipv4Net::new(gateway, subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
-                what: "subnet",
-                value: subnet.to_string(),
-                why: e.to_string(),
-            })?;
+            let gw =
+                Ipv4Net::new(gateway, subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+                    what: "subnet",
+                    value: subnet.to_string(),
+                    why: e.to_string(),
+                })?;
             nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
             sysctl::enable_route_localnet(&st.bridge)?;
             let _f = state::lock(&env.firewall_lock())?;
@@ -249,7 +253,11 @@ pub fn attach(
             .collect();
         for p in &opts.ports {
             let (r, fd) = ports::reserve(p)?;
-            if let Some(other) = published.iter().chain(resolved.iter()).find(|o| ports::conflicts(o, &r)) {
+            if let Some(other) = published
+                .iter()
+                .chain(resolved.iter())
+                .find(|o| ports::conflicts(o, &r))
+            {
                 return Err(Error::PortAllocated {
                     host_ip: other.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
                     port: r.host_port,
@@ -295,12 +303,20 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
     let bridge = nl
         .link_index(&st.bridge)?
         .ok_or_else(|| Error::LinkNotFound(st.bridge.clone()))?;
-    nl.create_veth(&lease.host_veth, bridge, ns.as_raw_fd(), &lease.ifname, lease.mac, st.mtu)?;
-    let addr = Ipv4Net::new(lease.ip, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
-        what: "subnet",
-        value: st.subnet.to_string(),
-        why: e.to_string(),
-    })?;
+    nl.create_veth(
+        &lease.host_veth,
+        bridge,
+        ns.as_raw_fd(),
+        &lease.ifname,
+        lease.mac,
+        st.mtu,
+    )?;
+    let addr =
+        Ipv4Net::new(lease.ip, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+            what: "subnet",
+            value: st.subnet.to_string(),
+            why: e.to_string(),
+        })?;
     let (ifname, gw) = (lease.ifname.clone(), (!st.internal).then_some(st.gateway));
     namespace::run_in(&lease.netns_path, move || {
         Netlink::new()?.configure_container(&ifname, addr, gw)

@@ -31,14 +31,23 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 pub fn choose(pools: &[Ipv4Net], taken: &[Ipv4Net]) -> Result<Ipv4Net> {
     pools
         .iter()
-        .find(|p| !taken.iter().chain(reserved().iter()).any(|t| overlaps(p, t)))
+        .find(|p| {
+            !taken
+                .iter()
+                .chain(reserved().iter())
+                .any(|t| overlaps(p, t))
+        })
         .copied()
         .ok_or(Error::PoolExhausted)
 }
 
 /// Refuses an explicit `--subnet` that overlaps a taken one.
 pub fn check_free(subnet: &Ipv4Net, taken: &[Ipv4Net]) -> Result<()> {
-    match taken.iter().chain(reserved().iter()).find(|t| overlaps(subnet, t)) {
+    match taken
+        .iter()
+        .chain(reserved().iter())
+        .find(|t| overlaps(subnet, t))
+    {
         Some(t) => Err(Error::SubnetOverlap {
             subnet: subnet.to_string(),
             other: t.to_string(),
@@ -56,9 +65,18 @@ mod tests {
         let pools = default_pools();
         assert_eq!(pools[0].to_string(), "172.17.0.0/16");
         assert_eq!(pools[15].to_string(), "192.168.0.0/20");
-        let taken: Vec<Ipv4Net> = vec!["172.17.0.1/32".parse().unwrap(), "172.16.0.0/12".parse().unwrap()];
-        assert_eq!(choose(&pools, &taken).unwrap().to_string(), "192.168.0.0/20");
-        let p: Vec<Ipv4Net> = vec!["192.0.2.0/25".parse().unwrap(), "10.123.7.0/24".parse().unwrap()];
+        let taken: Vec<Ipv4Net> = vec![
+            "172.17.0.1/32".parse().unwrap(),
+            "172.16.0.0/12".parse().unwrap(),
+        ];
+        assert_eq!(
+            choose(&pools, &taken).unwrap().to_string(),
+            "192.168.0.0/20"
+        );
+        let p: Vec<Ipv4Net> = vec![
+            "192.0.2.0/25".parse().unwrap(),
+            "10.123.7.0/24".parse().unwrap(),
+        ];
         assert_eq!(choose(&p, &[]).unwrap().to_string(), "10.123.7.0/24");
         assert!(check_free(&"10.255.0.0/16".parse().unwrap(), &[]).is_err());
     }

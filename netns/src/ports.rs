@@ -39,7 +39,8 @@ pub fn reserve(p: &PortMapping) -> Result<(PortMapping, OwnedFd)> {
         Proto::Tcp => SockType::Stream,
         Proto::Udp => SockType::Datagram,
     };
-    let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|_| allocated())?;
+    let fd =
+        socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|_| allocated())?;
     // Like docker-proxy (Go sets SO_REUSEADDR): a TIME_WAIT leftover must not
     // block the port, a listener must.
     if p.proto == Proto::Tcp {
@@ -55,7 +56,8 @@ pub fn reserve(p: &PortMapping) -> Result<(PortMapping, OwnedFd)> {
         }
         Err(_) => return Err(allocated()),
     }
-    let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|_| allocated())?;
+    let bound: SockaddrIn =
+        getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|_| allocated())?;
     let mut resolved = p.clone();
     resolved.host_port = bound.port();
     Ok((resolved, fd))
@@ -76,8 +78,14 @@ mod tests {
 
     #[test]
     fn conflict_rules() {
-        assert!(conflicts(&m(None, 8080, Proto::Tcp), &m(Some([127, 0, 0, 1]), 8080, Proto::Tcp)));
-        assert!(!conflicts(&m(None, 8080, Proto::Tcp), &m(None, 8080, Proto::Udp)));
+        assert!(conflicts(
+            &m(None, 8080, Proto::Tcp),
+            &m(Some([127, 0, 0, 1]), 8080, Proto::Tcp)
+        ));
+        assert!(!conflicts(
+            &m(None, 8080, Proto::Tcp),
+            &m(None, 8080, Proto::Udp)
+        ));
         assert!(!conflicts(
             &m(Some([127, 0, 0, 1]), 8080, Proto::Tcp),
             &m(Some([127, 0, 0, 2]), 8080, Proto::Tcp)

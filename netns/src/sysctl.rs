@@ -23,5 +23,9 @@ pub fn enable_ip_forward() -> Result<()> {
 
 /// `net.ipv4.conf.<bridge>.route_localnet=1`.
 pub fn enable_route_localnet(bridge: &str) -> Result<()> {
-    set_one(&Path::new("/proc/sys/net/ipv4/conf").join(bridge).join("route_localnet"))
+    set_one(
+        &Path::new("/proc/sys/net/ipv4/conf")
+            .join(bridge)
+            .join("route_localnet"),
+    )
 }

@@ -157,9 +157,7 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 pub(crate) fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
