@@ -110,38 +110,48 @@ add rule ip {t} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat mas
     run_script(t, &format!("add rules of network {}", n.name), &s)
 }
 
-/// (chain, handle) of every rule in `table` whose comment is `tag`.
-fn tagged_rules(table: &str, tag: &str) -> Result<Vec<(String, u64)>> {
-    let out = nft(
+/// The table as `nft -j` JSON, or `None` when it does not exist (one nft
+/// run: each costs a few milliseconds).
+fn list_table(table: &str) -> Result<Option<serde_json::Value>> {
+    let out = match nft(
         table,
         "list table",
         &["-j", "list", "table", "ip", table],
         None,
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
-        op: "parse nft -j output".into(),
-        table: table.into(),
-        stderr: e.to_string(),
-    })?;
-    let mut found = Vec::new();
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        let rule = &item["rule"];
-        if rule["comment"].as_str() == Some(tag) {
-            if let (Some(chain), Some(handle)) = (rule["chain"].as_str(), rule["handle"].as_u64()) {
-                found.push((chain.to_string(), handle));
-            }
+    ) {
+        Ok(out) => out,
+        Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
+            return Ok(None)
         }
-    }
-    Ok(found)
+        Err(e) => Err(e)?,
+    };
+    serde_json::from_str(&out)
+        .map(Some)
+        .map_err(|e| Error::Nft {
+            op: "parse nft -j output".into(),
+            table: table.into(),
+            stderr: e.to_string(),
+        })
+}
+
+fn rules(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| &i["rule"])
+        .filter(|r| r.is_object())
 }
 
 fn delete_tagged(table: &str, tag: &str, extra: &str) -> Result<()> {
-    if !table_exists(table)? {
+    let Some(v) = list_table(table)? else {
         return Ok(());
-    }
+    };
     let mut s = String::new();
-    for (chain, handle) in tagged_rules(table, tag)? {
-        s.push_str(&format!("delete rule ip {table} {chain} handle {handle}\n"));
+    for r in rules(&v).filter(|r| r["comment"].as_str() == Some(tag)) {
+        if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
+            s.push_str(&format!("delete rule ip {table} {chain} handle {handle}\n"));
+        }
     }
     s.push_str(extra);
     if s.is_empty() {
@@ -158,20 +168,11 @@ pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Resu
         }
         return Ok(());
     }
-    let set_has = |b: &str| -> Result<bool> {
-        let out = nft(
-            table,
-            "list set",
-            &["list", "set", "ip", table, "bridges"],
-            None,
-        )?;
-        Ok(out.contains(&format!("\"{b}\"")))
-    };
-    let extra = if table_exists(table)? && set_has(bridge)? {
-        format!("delete element ip {table} bridges {{ \"{bridge}\" }}\n")
-    } else {
-        String::new()
-    };
+    // Deleting an absent set element fails the whole transaction, so add
+    // it first: `add element` of a present one is a no-op.
+    let extra = format!(
+        "add element ip {table} bridges {{ \"{bridge}\" }}\ndelete element ip {table} bridges {{ \"{bridge}\" }}\n"
+    );
     delete_tagged(table, &format!("net:{name}"), &extra)
 }
 
@@ -214,25 +215,11 @@ pub fn remove_ports(table: &str, container: &str) -> Result<()> {
 
 /// Every container id that has rules in the table (for orphan sweeps).
 pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
-    if !table_exists(table)? {
+    let Some(v) = list_table(table)? else {
         return Ok(Vec::new());
-    }
-    let out = nft(
-        table,
-        "list table",
-        &["-j", "list", "table", "ip", table],
-        None,
-    )?;
-    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Nft {
-        op: "parse nft -j output".into(),
-        table: table.into(),
-        stderr: e.to_string(),
-    })?;
-    let mut ids: Vec<String> = v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["rule"]["comment"].as_str())
+    };
+    let mut ids: Vec<String> = rules(&v)
+        .filter_map(|r| r["comment"].as_str())
         .filter_map(|c| c.strip_prefix("ctr:"))
         .map(str::to_string)
         .collect();

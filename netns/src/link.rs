@@ -157,9 +157,17 @@ impl Netlink {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
         let h = self.handle.clone();
-        self.rt
-            .block_on(h.link().add(msg).execute())
-            .map_err(nl_err("create veth", format!("{host} (peer {peer_name})")))
+        let err = nl_err("create veth", format!("{host} (peer {peer_name})"));
+        match self.rt.block_on(h.link().add(msg.clone()).execute()) {
+            Ok(()) => Ok(()),
+            // Left by a released namespace the kernel has not destroyed yet
+            // (or by a crash): the name is ours, so replace it.
+            Err(e) if errno(&e) == Some(EEXIST) => {
+                self.delete_link(host)?;
+                self.rt.block_on(h.link().add(msg).execute()).map_err(err)
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 
     fn set_up(&self, index: u32, name: &str) -> Result<()> {

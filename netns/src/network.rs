@@ -328,11 +328,17 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
     Ok(())
 }
 
-fn unplumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
-    {
-        let _f = state::lock(&env.firewall_lock())?;
-        firewall::remove_ports(&st.table, &lease.container_id)?;
+fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
+    // Rules exist only for recorded ports: skip the nft run otherwise.
+    if lease.ports.is_empty() {
+        return Ok(());
     }
+    let _f = state::lock(&env.firewall_lock())?;
+    firewall::remove_ports(&st.table, &lease.container_id)
+}
+
+fn unplumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
+    remove_ports(env, st, lease)?;
     // Deleting the host end removes the peer inside the namespace too.
     Netlink::new()?.delete_link(&lease.host_veth)
 }
@@ -351,6 +357,30 @@ pub fn detach(env: &NetEnv, network: &str, container_id: &str) -> Result<()> {
     unplumb(env, &st, &lease)?;
     st.leases.remove(container_id);
     state::write_json(&env.state_file(network), &st)
+}
+
+/// Fast teardown when a container is gone for good: drops its port rules
+/// and leases on every network, then deletes its namespace handle. The
+/// veths are not deleted one by one (a veth deletion costs ~20 ms of RCU
+/// waiting here): the kernel destroys them with the namespace, in the
+/// background, once no process is left in it. Use [`detach`] for
+/// `network disconnect` of a running container. Idempotent.
+pub fn release(env: &NetEnv, container_id: &str, netns_path: &Path) -> Result<()> {
+    for net in list(env)? {
+        if !net.leases.contains_key(container_id) {
+            continue;
+        }
+        let _l = state::lock(&env.lock_file(&net.name))?;
+        let Some(mut st) = state::read_json::<NetworkState>(&env.state_file(&net.name))? else {
+            continue;
+        };
+        let Some(lease) = st.leases.remove(container_id) else {
+            continue;
+        };
+        remove_ports(env, &st, &lease)?;
+        state::write_json(&env.state_file(&net.name), &st)?;
+    }
+    namespace::delete(netns_path)
 }
 
 /// For `container prune` / `network prune` after a crash: detaches every

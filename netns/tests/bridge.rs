@@ -323,3 +323,44 @@ fn automatic_subnet_avoids_host_routes_and_other_networks() {
     Network::delete(&f.env, "auto").unwrap();
     f.assert_clean();
 }
+
+#[test]
+fn release_drops_lease_rules_and_namespace() {
+    let mut f = Fixture::new();
+    Network::create(&f.env, &cfg("rel", f.bridge(1), "10.123.11.0/24")).unwrap();
+    let opts = AttachOpts {
+        ports: vec![port(Some([127, 0, 0, 1]), 0, 80, Proto::Tcp)],
+        ..Default::default()
+    };
+    for round in 0..2 {
+        // Same container id twice: the second attach may meet the veth of
+        // the first namespace before the kernel destroyed it.
+        let ns = f.netns_dir().join(format!("r{round}"));
+        netns::namespace::create(&ns).unwrap();
+        let a = attach(&f.env, "rel", "r", &ns, &opts).unwrap();
+        let srv = Server::tcp(&ns, 80, "r");
+        let hp = a.lease.ports[0].host_port;
+        assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, hp).unwrap(), "r");
+        drop(srv);
+        netns::release(&f.env, "r", &ns).unwrap();
+        netns::release(&f.env, "r", &ns).unwrap();
+        assert!(!ns.exists());
+        assert!(Network::load(&f.env, "rel").unwrap().leases.is_empty());
+        assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hp).is_err());
+    }
+    // The kernel removes the veth with the namespace, asynchronously.
+    let veth = {
+        let ns = f.netns_dir().join("probe");
+        netns::namespace::create(&ns).unwrap();
+        let a = attach(&f.env, "rel", "r", &ns, &AttachOpts::default()).unwrap();
+        netns::release(&f.env, "r", &ns).unwrap();
+        a.lease.host_veth
+    };
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        !std::path::Path::new("/sys/class/net").join(&veth).exists()
+    });
+    assert!(gone, "veth {veth} outlived its namespace");
+    Network::delete(&f.env, "rel").unwrap();
+    f.assert_clean();
+}
