@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     Network::create(&env, &cfg)?;
     let (mut up, mut down, mut rel) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
+    let mut ns = [vec![], vec![]];
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..runs {
             for with_port in [false, true] {
@@ -50,8 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let t = Instant::now();
                 namespace::create(&path)?;
+                let t_ns = t.elapsed();
                 attach(&env, "bench", &id, &path, &opts)?;
                 let t_up = t.elapsed();
+                ns[usize::from(with_port)].push(t_ns);
                 let t = Instant::now();
                 if i % 2 == 0 {
                     detach(&env, "bench", &id)?;
@@ -76,7 +79,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("runs: {runs}");
     for (k, label) in ["no ports", "one -p"].iter().enumerate() {
         println!(
-            "{label:9} netns create+attach {:?} | detach+netns delete {:?} | release {:?}",
+            "{label:9} netns create {:?} | netns create+attach {:?} | detach+netns delete {:?} | release {:?}",
+            median(ns[k].clone()),
             median(up[k].clone()),
             median(down[k].clone()),
             median(rel[k].clone())

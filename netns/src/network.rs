@@ -145,7 +145,7 @@ impl Network {
             table: env.table.clone(),
             leases: Default::default(),
         };
-        state::write_json(&env.state_file(&st.name), &st)?;
+        state::write_json(&env.state_file(&st.name), &st, true)?;
         let res = (|| {
             sysctl::enable_ip_forward()?;
             let gw =
@@ -278,11 +278,11 @@ pub fn attach(
         ports: resolved,
     };
     st.leases.insert(container_id.into(), lease.clone());
-    state::write_json(&env.state_file(network), &st)?;
+    state::write_json(&env.state_file(network), &st, false)?;
     if let Err(e) = plumb(env, &st, &lease) {
         let _ = unplumb(env, &st, &lease);
         st.leases.remove(container_id);
-        let _ = state::write_json(&env.state_file(network), &st);
+        let _ = state::write_json(&env.state_file(network), &st, false);
         return Err(e);
     }
     Ok(Attachment {
@@ -356,7 +356,7 @@ pub fn detach(env: &NetEnv, network: &str, container_id: &str) -> Result<()> {
     };
     unplumb(env, &st, &lease)?;
     st.leases.remove(container_id);
-    state::write_json(&env.state_file(network), &st)
+    state::write_json(&env.state_file(network), &st, false)
 }
 
 /// Fast teardown when a container is gone for good: drops its port rules
@@ -378,7 +378,7 @@ pub fn release(env: &NetEnv, container_id: &str, netns_path: &Path) -> Result<()
             continue;
         };
         remove_ports(env, &st, &lease)?;
-        state::write_json(&env.state_file(&net.name), &st)?;
+        state::write_json(&env.state_file(&net.name), &st, false)?;
     }
     namespace::delete(netns_path)
 }

@@ -335,8 +335,7 @@ fn release_drops_lease_rules_and_namespace() {
     for round in 0..2 {
         // Same container id twice: the second attach may meet the veth of
         // the first namespace before the kernel destroyed it.
-        let ns = f.netns_dir().join(format!("r{round}"));
-        netns::namespace::create(&ns).unwrap();
+        let ns = f.new_netns(&format!("r{round}"));
         let a = attach(&f.env, "rel", "r", &ns, &opts).unwrap();
         let srv = Server::tcp(&ns, 80, "r");
         let hp = a.lease.ports[0].host_port;
@@ -350,8 +349,7 @@ fn release_drops_lease_rules_and_namespace() {
     }
     // The kernel removes the veth with the namespace, asynchronously.
     let veth = {
-        let ns = f.netns_dir().join("probe");
-        netns::namespace::create(&ns).unwrap();
+        let ns = f.new_netns("probe");
         let a = attach(&f.env, "rel", "r", &ns, &AttachOpts::default()).unwrap();
         netns::release(&f.env, "r", &ns).unwrap();
         a.lease.host_veth
