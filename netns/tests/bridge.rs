@@ -362,3 +362,79 @@ fn release_drops_lease_rules_and_namespace() {
     Network::delete(&f.env, "rel").unwrap();
     f.assert_clean();
 }
+
+/// Child half of `concurrent_processes_get_distinct_addresses`: attaches six
+/// containers to the network named in the environment and exits.
+#[test]
+#[ignore = "helper run by concurrent_processes_get_distinct_addresses"]
+fn ipam_child() {
+    let (Ok(state), Ok(table), Ok(run), Ok(k)) = (
+        std::env::var("NETNS_CHILD_STATE"),
+        std::env::var("NETNS_CHILD_TABLE"),
+        std::env::var("NETNS_CHILD_RUN"),
+        std::env::var("NETNS_CHILD_K"),
+    ) else {
+        return;
+    };
+    let mut env = netns::NetEnv::new(state);
+    env.table = table;
+    for j in 0..6 {
+        let id = format!("p{k}x{j}");
+        let ns = std::path::Path::new(&run).join(&id);
+        netns::namespace::create(&ns).unwrap();
+        attach(&env, "pp", &id, &ns, &AttachOpts::default()).unwrap();
+    }
+}
+
+#[test]
+fn concurrent_processes_get_distinct_addresses() {
+    let mut f = Fixture::new();
+    Network::create(&f.env, &cfg("pp", f.bridge(1), "10.123.12.0/24")).unwrap();
+    for k in 0..3 {
+        for j in 0..6 {
+            // Registered up front so the guard removes them even if a child fails.
+            f.netns.push(f.netns_dir().join(format!("p{k}x{j}")));
+        }
+    }
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|k| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "ipam_child", "--ignored", "--test-threads=1"])
+                .env("NETNS_CHILD_STATE", &f.env.state_dir)
+                .env("NETNS_CHILD_TABLE", &f.env.table)
+                .env("NETNS_CHILD_RUN", f.netns_dir())
+                .env("NETNS_CHILD_K", k.to_string())
+                .output_async()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let st = Network::load(&f.env, "pp").unwrap();
+    let ips: BTreeSet<Ipv4Addr> = st.leases.values().map(|l| l.ip).collect();
+    assert_eq!(st.leases.len(), 18);
+    assert_eq!(ips.len(), 18, "duplicate addresses: {:?}", st.leases);
+    netns::cleanup_orphans(&f.env, &[]).unwrap();
+    Network::delete(&f.env, "pp").unwrap();
+    f.netns.clear();
+    f.assert_clean();
+}
+
+trait SpawnPiped {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl SpawnPiped for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
