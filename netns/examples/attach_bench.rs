@@ -1,0 +1,90 @@
+//! Measures bridge networking's cost on a container start: create netns +
+//! attach (veth, address, route, one published port), and detach + delete
+//! netns or `release`, median over N runs. Run as root:
+//! `cargo run --release -p netns --example attach_bench -- 50`
+
+use std::time::{Duration, Instant};
+
+use netns::{
+    attach, detach, namespace, AttachOpts, NetEnv, Network, NetworkConfig, PortMapping, Proto,
+};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir()?;
+    let mut env = NetEnv::new(dir.path().join("state"));
+    env.table = format!("bench_{}", std::process::id());
+    let cfg = NetworkConfig {
+        name: "bench".into(),
+        bridge: Some(format!("btbench{}", std::process::id() % 10000)),
+        subnet: Some("10.123.200.0/24".parse()?),
+        ..Default::default()
+    };
+    Network::create(&env, &cfg)?;
+    let (mut up, mut down, mut rel) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
+    let mut ns = [vec![], vec![]];
+    let result = (|| -> Result<(), Box<dyn std::error::Error>> {
+        for i in 0..runs {
+            for with_port in [false, true] {
+                let id = format!("c{i}{with_port}");
+                let path = dir.path().join("netns").join(&id);
+                let opts = AttachOpts {
+                    ports: if with_port {
+                        vec![PortMapping {
+                            host_ip: None,
+                            host_port: 0,
+                            container_port: 80,
+                            proto: Proto::Tcp,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                namespace::create(&path)?;
+                let t_ns = t.elapsed();
+                attach(&env, "bench", &id, &path, &opts)?;
+                let t_up = t.elapsed();
+                ns[usize::from(with_port)].push(t_ns);
+                let t = Instant::now();
+                if i % 2 == 0 {
+                    detach(&env, "bench", &id)?;
+                    namespace::delete(&path)?;
+                } else {
+                    netns::release(&env, &id, &path)?;
+                }
+                let t_down = t.elapsed();
+                let k = usize::from(with_port);
+                up[k].push(t_up);
+                if i % 2 == 0 {
+                    down[k].push(t_down);
+                } else {
+                    rel[k].push(t_down);
+                }
+            }
+        }
+        Ok(())
+    })();
+    Network::delete(&env, "bench")?;
+    result?;
+    println!("runs: {runs}");
+    for (k, label) in ["no ports", "one -p"].iter().enumerate() {
+        println!(
+            "{label:9} netns create {:?} | netns create+attach {:?} | detach+netns delete {:?} | release {:?}",
+            median(ns[k].clone()),
+            median(up[k].clone()),
+            median(down[k].clone()),
+            median(rel[k].clone())
+        );
+    }
+    Ok(())
+}

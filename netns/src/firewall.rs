@@ -1,0 +1,229 @@
+//! nftables rules in berth's own `ip` table, driven through the `nft`
+//! binary: a text script on stdin is one atomic transaction, and
+//! `nft -j list table` gives rule handles for exact removal. Only the table
+//! named by `table` is ever created, changed or deleted.
+//!
+//! Every rule carries a comment tag: `net:<network>` for a network's rules,
+//! `ctr:<container id>` for a container's published ports, so removing a
+//! network or container deletes exactly its rules, and removing twice is a
+//! no-op.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use ipnet::Ipv4Net;
+
+use crate::error::{Error, Result};
+use crate::types::{PortMapping, Proto};
+
+/// Rules of one network.
+pub struct NetRules<'a> {
+    pub name: &'a str,
+    pub bridge: &'a str,
+    pub subnet: Ipv4Net,
+    pub internal: bool,
+}
+
+fn nft(table: &str, op: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let mut cmd = Command::new("nft");
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| Error::NftMissing { source })?;
+    if let (Some(script), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A write error shows up as nft's own failure below.
+        let _ = pipe.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| Error::NftMissing { source })?;
+    if !out.status.success() {
+        return Err(Error::Nft {
+            op: op.to_string(),
+            table: table.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run_script(table: &str, op: &str, script: &str) -> Result<()> {
+    nft(table, op, &["-f", "-"], Some(script)).map(|_| ())
+}
+
+pub fn table_exists(table: &str) -> Result<bool> {
+    let out = nft(table, "list tables", &["list", "tables", "ip"], None)?;
+    Ok(out.lines().any(|l| l.trim() == format!("table ip {table}")))
+}
+
+/// The base table: hooks, the set of berth bridges, and rules shared by
+/// every network. Created once (the caller holds the firewall lock).
+fn base_script(t: &str) -> String {
+    format!(
+        "add table ip {t}
+add set ip {t} bridges {{ type ifname; }}
+add chain ip {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}
+add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
+add chain ip {t} postrouting {{ type nat hook postrouting priority 100; policy accept; }}
+add chain ip {t} forward {{ type filter hook forward priority 0; policy accept; }}
+add chain ip {t} ports
+add chain ip {t} ports_local
+add rule ip {t} prerouting fib daddr type local jump ports
+add rule ip {t} output ip daddr 127.0.0.0/8 jump ports_local
+add rule ip {t} output fib daddr type local jump ports
+add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
+add rule ip {t} forward ct state established,related accept
+add rule ip {t} forward ct status dnat accept
+"
+    )
+}
+
+/// Adds a network's rules (creating the table if needed).
+pub fn add_network(table: &str, n: &NetRules) -> Result<()> {
+    let t = table;
+    let mut s = String::new();
+    if !table_exists(t)? {
+        s.push_str(&base_script(t));
+    }
+    let (br, sub, tag) = (n.bridge, n.subnet, format!("net:{}", n.name));
+    s.push_str(&format!("add element ip {t} bridges {{ \"{br}\" }}\n"));
+    if n.internal {
+        s.push_str(&format!(
+            "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" drop comment \"{tag}\"
+add rule ip {t} forward oifname \"{br}\" iifname != \"{br}\" drop comment \"{tag}\"
+"
+        ));
+    } else {
+        s.push_str(&format!(
+            "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" oifname @bridges drop comment \"{tag}\"
+add rule ip {t} postrouting ip saddr {sub} oifname != \"{br}\" masquerade comment \"{tag}\"
+add rule ip {t} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
+"
+        ));
+    }
+    run_script(t, &format!("add rules of network {}", n.name), &s)
+}
+
+/// The table as `nft -j` JSON, or `None` when it does not exist (one nft
+/// run: each costs a few milliseconds).
+fn list_table(table: &str) -> Result<Option<serde_json::Value>> {
+    let out = match nft(
+        table,
+        "list table",
+        &["-j", "list", "table", "ip", table],
+        None,
+    ) {
+        Ok(out) => out,
+        Err(Error::Nft { stderr, .. }) if stderr.contains("No such file or directory") => {
+            return Ok(None)
+        }
+        Err(e) => Err(e)?,
+    };
+    serde_json::from_str(&out)
+        .map(Some)
+        .map_err(|e| Error::Nft {
+            op: "parse nft -j output".into(),
+            table: table.into(),
+            stderr: e.to_string(),
+        })
+}
+
+fn rules(v: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| &i["rule"])
+        .filter(|r| r.is_object())
+}
+
+fn delete_tagged(table: &str, tag: &str, extra: &str) -> Result<()> {
+    let Some(v) = list_table(table)? else {
+        return Ok(());
+    };
+    let mut s = String::new();
+    for r in rules(&v).filter(|r| r["comment"].as_str() == Some(tag)) {
+        if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
+            s.push_str(&format!("delete rule ip {table} {chain} handle {handle}\n"));
+        }
+    }
+    s.push_str(extra);
+    if s.is_empty() {
+        return Ok(());
+    }
+    run_script(table, &format!("delete rules tagged {tag}"), &s)
+}
+
+/// Removes a network's rules; with `last`, the whole table goes.
+pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Result<()> {
+    if last {
+        if table_exists(table)? {
+            run_script(table, "delete table", &format!("delete table ip {table}\n"))?;
+        }
+        return Ok(());
+    }
+    // Deleting an absent set element fails the whole transaction, so add
+    // it first: `add element` of a present one is a no-op.
+    let extra = format!(
+        "add element ip {table} bridges {{ \"{bridge}\" }}\ndelete element ip {table} bridges {{ \"{bridge}\" }}\n"
+    );
+    delete_tagged(table, &format!("net:{name}"), &extra)
+}
+
+/// Adds DNAT rules for a container's published ports.
+pub fn add_ports(table: &str, container: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Result<()> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let tag = format!("ctr:{container}");
+    let mut s = String::new();
+    for p in ports {
+        let proto = match p.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        let (chain, daddr) = match p.host_ip {
+            None => ("ports", String::new()),
+            Some(h) if h.is_unspecified() => ("ports", String::new()),
+            // Jumped to from the output hook only, so a loopback-bound port
+            // is never reachable from another host (moby#41872).
+            Some(h) if h.is_loopback() => ("ports_local", format!("ip daddr {h} ")),
+            Some(h) => ("ports", format!("ip daddr {h} ")),
+        };
+        s.push_str(&format!(
+            "add rule ip {table} {chain} {daddr}{proto} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
+            p.host_port, p.container_port
+        ));
+    }
+    run_script(
+        table,
+        &format!("publish ports of container {container}"),
+        &s,
+    )
+}
+
+/// Removes a container's DNAT rules; idempotent.
+pub fn remove_ports(table: &str, container: &str) -> Result<()> {
+    delete_tagged(table, &format!("ctr:{container}"), "")
+}
+
+/// Every container id that has rules in the table (for orphan sweeps).
+pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
+    let Some(v) = list_table(table)? else {
+        return Ok(Vec::new());
+    };
+    let mut ids: Vec<String> = rules(&v)
+        .filter_map(|r| r["comment"].as_str())
+        .filter_map(|c| c.strip_prefix("ctr:"))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

@@ -1,0 +1,274 @@
+//! Links, addresses and routes over rtnetlink (no `ip` binary).
+//!
+//! A [`Netlink`] owns a current-thread tokio runtime and one netlink socket;
+//! the socket belongs to the network namespace of the thread that created it,
+//! so build one inside [`crate::namespace::run_in`] to act in a container.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::RawFd;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+use netlink_packet_route::AddressFamily;
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+use crate::error::{Error, Result};
+
+const EEXIST: i32 = libc::EEXIST;
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn nl_err(op: &'static str, object: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
+    let object = object.into();
+    move |source| Error::Netlink { op, object, source }
+}
+
+pub struct Netlink {
+    rt: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens a netlink socket in the calling thread's network namespace.
+    pub fn new() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::io("start tokio runtime for", "netlink", e))?;
+        let (conn, handle, _) = rt
+            .block_on(async { rtnetlink::new_connection() })
+            .map_err(|e| Error::io("open netlink socket", "rtnetlink", e))?;
+        rt.spawn(conn);
+        Ok(Netlink { rt, handle })
+    }
+
+    pub fn link_index(&self, name: &str) -> Result<Option<u32>> {
+        let h = self.handle.clone();
+        let res = self.rt.block_on(async move {
+            h.link()
+                .get()
+                .match_name(name.to_string())
+                .execute()
+                .try_next()
+                .await
+        });
+        match res {
+            Ok(Some(msg)) => Ok(Some(msg.header.index)),
+            Ok(None) => Ok(None),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(nl_err("get link", name)(e)),
+        }
+    }
+
+    fn require_index(&self, name: &str) -> Result<u32> {
+        self.link_index(name)?
+            .ok_or_else(|| Error::LinkNotFound(name.to_string()))
+    }
+
+    /// Creates bridge `name` (or reuses it), sets its MTU, adds `gateway`
+    /// with the subnet's prefix and brings it up. Returns its index.
+    pub fn ensure_bridge(&self, name: &str, mtu: Option<u32>, gateway: Ipv4Net) -> Result<u32> {
+        let h = self.handle.clone();
+        let mut msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge)
+            .name(name.to_string())
+            .up();
+        if let Some(mtu) = mtu {
+            msg = msg.mtu(mtu);
+        }
+        let msg = msg.build();
+        match self.rt.block_on(h.link().add(msg).execute()) {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(EEXIST) => {}
+            Err(e) => return Err(nl_err("create bridge", name)(e)),
+        }
+        let index = self.require_index(name)?;
+        self.add_address(index, name, gateway)?;
+        // An existing bridge may be down or carry another MTU: set both.
+        let mut set = LinkUnspec::new_with_index(index).up();
+        if let Some(mtu) = mtu {
+            set = set.mtu(mtu);
+        }
+        self.rt
+            .block_on(h.link().set(set.build()).execute())
+            .map_err(nl_err("set up", name))?;
+        Ok(index)
+    }
+
+    pub fn add_address(&self, index: u32, name: &str, addr: Ipv4Net) -> Result<()> {
+        let h = self.handle.clone();
+        match self.rt.block_on(
+            h.address()
+                .add(index, IpAddr::V4(addr.addr()), addr.prefix_len())
+                .execute(),
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(nl_err("add address", format!("{addr} on {name}"))(e)),
+        }
+    }
+
+    /// Deletes a link by name; a missing link is not an error.
+    pub fn delete_link(&self, name: &str) -> Result<()> {
+        let Some(index) = self.link_index(name)? else {
+            return Ok(());
+        };
+        let h = self.handle.clone();
+        match self.rt.block_on(h.link().del(index).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(e) => Err(nl_err("delete link", name)(e)),
+        }
+    }
+
+    /// Creates a veth pair in one request: `host` attached to bridge
+    /// `bridge_index` and up, its peer `peer_name` created directly in the
+    /// namespace `netns_fd` with `mac` and `mtu` (netavark's way: the peer
+    /// never appears on the host, so its name cannot clash there).
+    pub fn create_veth(
+        &self,
+        host: &str,
+        bridge_index: u32,
+        netns_fd: RawFd,
+        peer_name: &str,
+        mac: [u8; 6],
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer_name.to_string())
+            .address(mac.to_vec())
+            .setns_by_fd(netns_fd);
+        let mut msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .controller(bridge_index)
+            .up();
+        if let Some(mtu) = mtu {
+            peer = peer.mtu(mtu);
+            msg = msg.mtu(mtu);
+        }
+        let msg = msg
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .build();
+        let h = self.handle.clone();
+        let err = nl_err("create veth", format!("{host} (peer {peer_name})"));
+        match self.rt.block_on(h.link().add(msg.clone()).execute()) {
+            Ok(()) => Ok(()),
+            // Left by a released namespace the kernel has not destroyed yet
+            // (or by a crash): the name is ours, so replace it.
+            Err(e) if errno(&e) == Some(EEXIST) => {
+                self.delete_link(host)?;
+                self.rt.block_on(h.link().add(msg).execute()).map_err(err)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn set_up(&self, index: u32, name: &str) -> Result<()> {
+        let h = self.handle.clone();
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.rt
+            .block_on(h.link().set(msg).execute())
+            .map_err(nl_err("set up", name))
+    }
+
+    /// Inside a container namespace: `lo` up, `ifname` up with `addr`, and a
+    /// default route via `gateway` (none for internal networks, as docker).
+    pub fn configure_container(
+        &self,
+        ifname: &str,
+        addr: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let lo = self.require_index("lo")?;
+        self.set_up(lo, "lo")?;
+        let index = self.require_index(ifname)?;
+        self.add_address(index, ifname, addr)?;
+        self.set_up(index, ifname)?;
+        let Some(gateway) = gateway else {
+            return Ok(());
+        };
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build();
+        let h = self.handle.clone();
+        match self.rt.block_on(h.route().add(route).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(nl_err(
+                "add default route",
+                format!("via {gateway} dev {ifname}"),
+            )(e)),
+        }
+    }
+
+    /// Every IPv4 network the host already uses: its addresses' subnets and
+    /// its routes' destinations (the default route excluded).
+    pub fn host_ipv4_networks(&self) -> Result<Vec<Ipv4Net>> {
+        let h = self.handle.clone();
+        let mut out = Vec::new();
+        let addrs: Vec<_> = self
+            .rt
+            .block_on(h.address().get().execute().try_collect())
+            .map_err(nl_err("list addresses", "host"))?;
+        for a in addrs {
+            if a.header.family != AddressFamily::Inet {
+                continue;
+            }
+            for attr in &a.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
+                    if let Ok(n) = Ipv4Net::new(*ip, a.header.prefix_len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        let routes: Vec<_> = self
+            .rt
+            .block_on(
+                h.route()
+                    .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+                    .execute()
+                    .try_collect(),
+            )
+            .map_err(nl_err("list routes", "host"))?;
+        for r in routes {
+            let len = r.header.destination_prefix_length;
+            if len == 0 {
+                continue;
+            }
+            for attr in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = attr {
+                    if let Ok(n) = Ipv4Net::new(*ip, len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names of the host's links (for tests and orphan sweeps).
+    pub fn link_names(&self) -> Result<Vec<String>> {
+        let h = self.handle.clone();
+        let links: Vec<LinkMessage> = self
+            .rt
+            .block_on(h.link().get().execute().try_collect())
+            .map_err(nl_err("list links", "host"))?;
+        Ok(links
+            .iter()
+            .flat_map(|l| l.attributes.iter())
+            .filter_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,31 @@
+//! The two sysctls bridge networking needs: forwarding, and loopback-sourced
+//! packets routed to a bridge (published ports reached via 127.0.0.1).
+
+use std::fs;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+fn set_one(path: &Path) -> Result<()> {
+    if fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    fs::write(path, "1").map_err(|source| Error::Sysctl {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `net.ipv4.ip_forward=1`, as docker sets when it creates a network.
+pub fn enable_ip_forward() -> Result<()> {
+    set_one(Path::new("/proc/sys/net/ipv4/ip_forward"))
+}
+
+/// `net.ipv4.conf.<bridge>.route_localnet=1`.
+pub fn enable_route_localnet(bridge: &str) -> Result<()> {
+    set_one(
+        &Path::new("/proc/sys/net/ipv4/conf")
+            .join(bridge)
+            .join("route_localnet"),
+    )
+}

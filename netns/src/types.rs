@@ -1,0 +1,163 @@
+//! Plain data shared with the engine.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One published port. The engine expands ranges (`9090-9091:80-81`) into
+/// one mapping per port. `host_port == 0` asks for a free port (`-p 80`,
+/// `-P`); the chosen one is in the [`Attachment`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// `None` or 0.0.0.0: every host address and localhost.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+/// What `network create` asks for; unset fields get docker's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub name: String,
+    /// Bridge device name; default `br-<first 12 hex of the network id>`.
+    pub bridge: Option<String>,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub internal: bool,
+    pub mtu: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where state lives and which nft table to use.
+#[derive(Debug, Clone)]
+pub struct NetEnv {
+    /// Holds `networks/<name>.json` (e.g. `/var/lib/berth`).
+    pub state_dir: PathBuf,
+    /// nftables table (family `ip`) owning every berth rule; `berth` in
+    /// production, a private name per test.
+    pub table: String,
+    /// Candidate subnets for networks created without `--subnet`.
+    pub pools: Vec<Ipv4Net>,
+}
+
+impl NetEnv {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        NetEnv {
+            state_dir: state_dir.into(),
+            table: "berth".to_string(),
+            pools: crate::pool::default_pools(),
+        }
+    }
+
+    pub(crate) fn networks_dir(&self) -> PathBuf {
+        self.state_dir.join("networks")
+    }
+
+    pub(crate) fn state_file(&self, name: &str) -> PathBuf {
+        self.networks_dir().join(format!("{name}.json"))
+    }
+
+    pub(crate) fn lock_file(&self, name: &str) -> PathBuf {
+        self.networks_dir().join(format!("{name}.lock"))
+    }
+
+    pub(crate) fn global_lock(&self) -> PathBuf {
+        self.networks_dir().join(".networks.lock")
+    }
+
+    pub(crate) fn firewall_lock(&self) -> PathBuf {
+        self.networks_dir().join(".firewall.lock")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttachOpts {
+    /// Static address (`--ip`); otherwise the next free one.
+    pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`; otherwise docker's 02:42:<ip bytes>.
+    pub mac: Option<[u8; 6]>,
+    /// Interface name inside the container; default `eth0`.
+    pub ifname: Option<String>,
+    /// Network aliases, recorded for the resolver.
+    pub aliases: Vec<String>,
+    pub ports: Vec<PortMapping>,
+}
+
+/// A container's place on a network, as recorded in the network's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub container_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+    pub ifname: String,
+    pub host_veth: String,
+    pub netns_path: PathBuf,
+    pub aliases: Vec<String>,
+    /// Ports with the host port resolved.
+    pub ports: Vec<PortMapping>,
+}
+
+/// Result of [`crate::attach`].
+#[derive(Debug)]
+pub struct Attachment {
+    pub lease: Lease,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    /// Bound (not listening) sockets on each published host port. Keep them
+    /// open for the container's life (e.g. in its monitor) so no other
+    /// process can take the port; dropping them only loses that guard.
+    pub port_reservations: Vec<OwnedFd>,
+}
+
+/// A network's definition (resolved) and its leases: `networks/<name>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkState {
+    pub id: String,
+    pub name: String,
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Option<Ipv4Net>,
+    pub internal: bool,
+    pub mtu: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+    pub table: String,
+    pub leases: BTreeMap<String, Lease>,
+}
+
+pub fn format_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub(crate) fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
