@@ -4,9 +4,13 @@
 //! the directory, so a reader or a crash sees the old content or the new one.
 //! Locks are `flock`s on files under `locks/`: they work between processes
 //! and between threads (each `FileLock` has its own open file description),
-//! and the kernel drops them when the holder dies.
+//! and the kernel drops them when the holder dies. (rustix's `flock` rather
+//! than std's `File::lock`, which needs Rust 1.89 above the workspace MSRV.)
 
-use std::fs::{File, OpenOptions, TryLockError};
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
+
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -51,6 +55,16 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A blocking flock that a signal does not abort.
+fn flock_retry(file: &File, op: FlockOperation) -> io::Result<()> {
+    loop {
+        match flock(file, op) {
+            Err(Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
 /// An `flock` held on a lock file until dropped.
 #[derive(Debug)]
 pub struct FileLock {
@@ -72,7 +86,7 @@ impl FileLock {
     /// Blocks until the exclusive lock is ours.
     pub fn exclusive(path: &Path) -> io::Result<FileLock> {
         let file = Self::open(path)?;
-        file.lock()?;
+        flock_retry(&file, FlockOperation::LockExclusive)?;
         Ok(FileLock {
             file,
             path: path.to_path_buf(),
@@ -82,7 +96,7 @@ impl FileLock {
     /// Blocks until a shared lock is ours.
     pub fn shared(path: &Path) -> io::Result<FileLock> {
         let file = Self::open(path)?;
-        file.lock_shared()?;
+        flock_retry(&file, FlockOperation::LockShared)?;
         Ok(FileLock {
             file,
             path: path.to_path_buf(),
@@ -98,13 +112,13 @@ impl FileLock {
     /// Tries an exclusive lock on an already open file (a temp file or a
     /// directory locks itself instead of using a separate lock file).
     pub fn try_file(file: File, path: &Path) -> io::Result<Option<FileLock>> {
-        match file.try_lock() {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Some(FileLock {
                 file,
                 path: path.to_path_buf(),
             })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(e),
+            Err(Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -121,7 +135,7 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the file releases the flock; unlocking first only makes the
         // release independent of other dup'ed descriptors.
-        let _ = self.file.unlock();
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
 }
 

@@ -5,10 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// `BERTH_BIN` if set, else the binary cargo built for this test. Examples
+/// get no `CARGO_BIN_EXE_*`, so there it falls back to `target/*/berth`.
 pub fn berth_bin() -> PathBuf {
     match std::env::var_os("BERTH_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+        _ => match option_env!("CARGO_BIN_EXE_berth") {
+            Some(p) => PathBuf::from(p),
+            None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/berth")),
+        },
     }
 }
 

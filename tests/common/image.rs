@@ -519,6 +519,8 @@ fn build_bomb(size: u64, c: Compression, media: Media) -> BuiltLayer {
         h.set_entry_type(tar::EntryType::Regular);
         h.set_path("bomb").unwrap();
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mtime(MTIME);
         h.set_size(size);
         h.set_cksum();
@@ -535,7 +537,7 @@ fn build_bomb(size: u64, c: Compression, media: Media) -> BuiltLayer {
     }
     let (bytes, hash) = match c {
         Compression::Gzip => {
-            let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             let mut t = Tee {
                 inner: enc,
                 hash: Sha256::new(),
@@ -544,7 +546,7 @@ fn build_bomb(size: u64, c: Compression, media: Media) -> BuiltLayer {
             (t.inner.finish().unwrap(), t.hash)
         }
         Compression::Zstd => {
-            let enc = zstd::Encoder::new(Vec::new(), 19).unwrap();
+            let enc = zstd::Encoder::new(Vec::new(), 3).unwrap();
             let mut t = Tee {
                 inner: enc,
                 hash: Sha256::new(),

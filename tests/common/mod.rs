@@ -19,4 +19,5 @@ pub mod proc;
 pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod store;
 pub mod token_server;

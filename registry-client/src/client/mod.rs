@@ -192,6 +192,15 @@ impl Client {
 
     /// All tags of the repository, following `Link` pagination.
     pub async fn list_tags(&self, r: &Reference) -> Result<Vec<String>> {
+        self.list_tags_paged(r, None).await
+    }
+
+    /// `list_tags` asking for pages of `page_size` tags (`?n=`).
+    pub async fn list_tags_paged(
+        &self,
+        r: &Reference,
+        page_size: Option<u32>,
+    ) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
@@ -200,7 +209,11 @@ impl Client {
         let ep = Endpoint::registry(&r.registry);
         let scopes = [pull_scope(&r.repository)];
         let base = self.inner.transport.base_url(&self.inner.config, &ep);
-        let mut next: Option<String> = Some(format!("/v2/{}/tags/list", r.repository));
+        let first = match page_size {
+            Some(n) => format!("/v2/{}/tags/list?n={n}", r.repository),
+            None => format!("/v2/{}/tags/list", r.repository),
+        };
+        let mut next: Option<String> = Some(first);
         let mut tags = Vec::new();
         let mut pages = 0;
         while let Some(path) = next.take() {

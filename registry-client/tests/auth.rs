@@ -1,0 +1,233 @@
+//! Authentication against a real docker-registry: htpasswd (Basic) and
+//! token auth with an in-test token server signing RS256 JWTs.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::image::{collect, make_image, push_image};
+use common::pseudo_random;
+use common::registry::{Auth, Registry};
+use common::token_server::TokenServer;
+use registry_client::auth::StaticCredentials;
+use registry_client::{Client, ClientConfig, Credentials, Error, Reference};
+
+fn client_with(registry: &str, creds: Option<Credentials>) -> Client {
+    Client::new(ClientConfig {
+        certs_dirs: Vec::new(),
+        max_retries: 0,
+        credentials: creds.map(|credentials| {
+            Arc::new(StaticCredentials {
+                registry: registry.to_string(),
+                credentials,
+            }) as Arc<dyn registry_client::CredentialSource>
+        }),
+        ..Default::default()
+    })
+}
+
+fn basic(u: &str, p: &str) -> Option<Credentials> {
+    Some(Credentials::Basic {
+        username: u.into(),
+        password: p.into(),
+    })
+}
+
+fn reference(host: &str, repo_tag: &str) -> Reference {
+    format!("{host}/{repo_tag}").parse().unwrap()
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth() {
+    let reg = Registry::start(Auth::Htpasswd {
+        user: "alice".into(),
+        password: "wonder".into(),
+    });
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let r = reference(&host, "private/app:1");
+    let img = make_image(dir.path(), pseudo_random(20_000, 11), "basic");
+
+    let good = client_with(&host, basic("alice", "wonder"));
+    good.check_login(&host).await.unwrap();
+    push_image(&good, &r, &img).await;
+    assert_eq!(
+        good.fetch_manifest(&r).await.unwrap().digest,
+        img.manifest_digest
+    );
+    assert!(
+        collect(&good, &r, &img.layer.digest, Some(20_000))
+            .await
+            .unwrap()
+            == img.layer.bytes
+    );
+
+    let wrong = client_with(&host, basic("alice", "nope"));
+    let err = wrong.check_login(&host).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().starts_with("unauthorized: "), "{err}");
+
+    let anonymous = client_with(&host, None);
+    let err = anonymous.fetch_manifest(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("pull access denied for {host}/private/app")),
+        "{err}"
+    );
+    let err = anonymous
+        .push_blob(&r, &img.layer.digest, 20_000, &img.layer.path)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+}
+
+fn token_setup(dir: &std::path::Path) -> (TokenServer, Registry) {
+    let ts = TokenServer::start(dir, "bob", "builder", "refresh-123");
+    let reg = Registry::start(Auth::Token {
+        realm: ts.realm(),
+        cert_pem: ts.cert.clone(),
+    });
+    (ts, reg)
+}
+
+#[tokio::test]
+async fn bearer_token_flow_with_reuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ts, reg) = token_setup(dir.path());
+    let host = reg.host();
+    let c = client_with(&host, basic("bob", "builder"));
+    let r = reference(&host, "team/app:1");
+    let img = make_image(dir.path(), pseudo_random(30_000, 12), "token");
+    push_image(&c, &r, &img).await;
+
+    let reqs = ts.requests();
+    assert!(!reqs.is_empty());
+    assert!(
+        reqs.iter().all(|q| q.authenticated && q.method == "GET"),
+        "{reqs:?}"
+    );
+    assert!(reqs.iter().all(|q| q.service == common::registry::SERVICE));
+    assert!(reqs.iter().all(|q| q.account.as_deref() == Some("bob")));
+    assert!(
+        reqs.iter().any(|q| q
+            .scopes
+            .contains(&"repository:team/app:pull,push".to_string())),
+        "{reqs:?}"
+    );
+
+    // Pulls reuse the push token (it covers pull): no new token requests.
+    let before = ts.requests().len();
+    assert_eq!(
+        c.fetch_manifest(&r).await.unwrap().digest,
+        img.manifest_digest
+    );
+    assert!(
+        collect(&c, &r, &img.layer.digest, Some(30_000))
+            .await
+            .unwrap()
+            == img.layer.bytes
+    );
+    assert!(collect(&c, &r, &img.config.digest, None).await.unwrap() == img.config.bytes);
+    assert_eq!(ts.requests().len(), before, "token was not reused");
+
+    // Cross-repository mount asks for push on the target and pull on the source.
+    let dst = reference(&host, "team/other:1");
+    assert!(c
+        .mount_blob(&dst, &img.layer.digest, "team/app")
+        .await
+        .unwrap());
+    let last = ts.requests().last().cloned().unwrap();
+    assert!(
+        last.scopes
+            .contains(&"repository:team/other:pull,push".to_string()),
+        "{last:?}"
+    );
+    assert!(
+        last.scopes
+            .contains(&"repository:team/app:pull".to_string()),
+        "{last:?}"
+    );
+    assert_eq!(
+        c.blob_exists(&dst, &img.layer.digest).await.unwrap(),
+        Some(30_000)
+    );
+}
+
+#[tokio::test]
+async fn bearer_login_and_denials() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ts, reg) = token_setup(dir.path());
+    let host = reg.host();
+    client_with(&host, basic("bob", "builder"))
+        .check_login(&host)
+        .await
+        .unwrap();
+
+    let err = client_with(&host, basic("bob", "wrong"))
+        .check_login(&host)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unauthorized: incorrect username or password"
+    );
+
+    // Anonymous: the token server hands out a token that grants nothing.
+    let err = client_with(&host, None)
+        .fetch_manifest(&reference(&host, "team/app:1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err}");
+    assert!(ts.requests().iter().any(|q| !q.authenticated));
+}
+
+#[tokio::test]
+async fn identity_token_uses_oauth_refresh_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ts, reg) = token_setup(dir.path());
+    let host = reg.host();
+    let c = client_with(
+        &host,
+        Some(Credentials::IdentityToken("refresh-123".into())),
+    );
+    c.check_login(&host).await.unwrap();
+    let r = reference(&host, "oauth/app:1");
+    let img = make_image(dir.path(), pseudo_random(1_000, 13), "oauth");
+    push_image(&c, &r, &img).await;
+    assert_eq!(
+        c.fetch_manifest(&r).await.unwrap().digest,
+        img.manifest_digest
+    );
+    let reqs = ts.requests();
+    assert!(
+        reqs.iter().all(|q| q.method == "POST" && q.authenticated),
+        "{reqs:?}"
+    );
+
+    let bad = client_with(&host, Some(Credentials::IdentityToken("stale".into())));
+    let err = bad.check_login(&host).await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn docker_config_credentials_drive_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ts, reg) = token_setup(dir.path());
+    let host = reg.host();
+    let mut cfg =
+        registry_client::DockerConfig::load_from(dir.path().join("docker/config.json")).unwrap();
+    cfg.login_store(&host, "bob", "builder").unwrap();
+    let reloaded =
+        registry_client::DockerConfig::load_from(dir.path().join("docker/config.json")).unwrap();
+    let c = Client::new(ClientConfig {
+        certs_dirs: Vec::new(),
+        credentials: Some(Arc::new(reloaded)),
+        ..Default::default()
+    });
+    c.check_login(&host).await.unwrap();
+    let r = reference(&host, "cfg/app:1");
+    let img = make_image(dir.path(), pseudo_random(2_000, 14), "cfg");
+    push_image(&c, &r, &img).await;
+    assert_eq!(c.list_tags(&r).await.unwrap(), vec!["1"]);
+}

@@ -1,0 +1,365 @@
+//! Writing `linux.resources`, freezer, OOM events and stats, v1 and v2.
+
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use serde::Serialize;
+
+use super::fsutil::{keyed, read, read_u64, write};
+use super::{CgroupError, CgroupRecord};
+
+/// Resource usage, as `stats` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub memory_usage: u64,
+    /// `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    pub cpu_usage_ns: u64,
+    pub pids_current: u64,
+    pub oom_kills: u64,
+}
+
+fn need<'a>(rec: &'a CgroupRecord, c: &'static str) -> Result<&'a Path, CgroupError> {
+    rec.dir(c)
+        .map(|p| p.as_path())
+        .ok_or(CgroupError::MissingController(c))
+}
+
+impl CgroupRecord {
+    /// Apply `linux.resources`.
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        match self.version {
+            1 => apply_v1(self, r),
+            2 => apply_v2(self, r),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
+    if let Some(m) = r.memory() {
+        let d = need(rec, "memory")?;
+        if let Some(l) = m.limit() {
+            write(d, "memory.limit_in_bytes", &l.to_string())?;
+        }
+        if let Some(s) = m.reservation() {
+            write(d, "memory.soft_limit_in_bytes", &s.to_string())?;
+        }
+        if let Some(s) = m.swap() {
+            if d.join("memory.memsw.limit_in_bytes").exists() {
+                write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            } else {
+                tracing::warn!("memory swap limit not applied: the kernel has no swap accounting (memory.memsw.*)");
+            }
+        }
+        if let Some(s) = m.swappiness() {
+            write(d, "memory.swappiness", &s.to_string())?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            write(d, "memory.oom_control", "1")?;
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+            let d = need(rec, "cpu")?;
+            if let Some(s) = c.shares() {
+                write(d, "cpu.shares", &s.to_string())?;
+            }
+            if let Some(p) = c.period() {
+                write(d, "cpu.cfs_period_us", &p.to_string())?;
+            }
+            if let Some(q) = c.quota() {
+                write(d, "cpu.cfs_quota_us", &q.to_string())?;
+            }
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            let d = need(rec, "cpuset")?;
+            if let Some(v) = c.cpus() {
+                write(d, "cpuset.cpus", v)?;
+            }
+            if let Some(v) = c.mems() {
+                write(d, "cpuset.mems", v)?;
+            }
+        }
+    }
+    if let Some(p) = r.pids() {
+        let d = need(rec, "pids")?;
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
+        write(d, "pids.max", &v)?;
+    }
+    if let Some(b) = r.block_io() {
+        if let Some(w) = b.weight() {
+            let d = need(rec, "blkio")?;
+            let f = if d.join("blkio.weight").exists() {
+                "blkio.weight"
+            } else {
+                "blkio.bfq.weight"
+            };
+            write(d, f, &w.to_string())?;
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        let d = need(rec, "hugetlb")?;
+        write(
+            d,
+            &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            &h.limit().to_string(),
+        )?;
+    }
+    if let Some(devs) = r.devices() {
+        if let Some(d) = rec.dir("devices") {
+            for dev in devs {
+                let file = if dev.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                write(d, file, &device_rule(dev))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The config's device rules followed by what every container needs, as
+/// runc adds them: mknod of any node, the standard devices, ptys, and the
+/// config's own `linux.devices`.
+pub fn with_default_devices(r: &LinuxResources, devices: &[LinuxDevice]) -> LinuxResources {
+    let Some(rules) = r.devices() else {
+        return r.clone();
+    };
+    let mut rules = rules.clone();
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some(access.to_string()));
+        d
+    };
+    use LinuxDeviceType::{B, C};
+    rules.push(rule(C, None, None, "m"));
+    rules.push(rule(B, None, None, "m"));
+    for (ma, mi) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(2)),
+        (136, None),
+    ] {
+        rules.push(rule(C, Some(ma), mi, "rwm"));
+    }
+    for d in devices {
+        let t = match d.typ() {
+            LinuxDeviceType::B => B,
+            LinuxDeviceType::P => LinuxDeviceType::P,
+            _ => C,
+        };
+        rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    let mut out = r.clone();
+    out.set_devices(Some(rules));
+    out
+}
+
+/// "c 1:3 rwm" from an OCI device rule.
+pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let t = match d.typ() {
+        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
+        Some(LinuxDeviceType::B) => "b",
+        Some(LinuxDeviceType::P) => "p",
+        Some(LinuxDeviceType::A) | None => "a",
+    };
+    let num = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+    let access = d.access().clone().unwrap_or_else(|| "rwm".into());
+    format!("{t} {}:{} {access}", num(d.major()), num(d.minor()))
+}
+
+/// cpu.shares (2..262144) -> cpu.weight (1..10000), as runc converts.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + ((shares.clamp(2, 262144) - 2) * 9999) / 262142
+}
+
+/// blkio weight (10..1000) -> io.weight (1..10000).
+pub fn blkio_to_io_weight(w: u16) -> u64 {
+    1 + (u64::from(w.clamp(10, 1000)) - 10) * 9999 / 990
+}
+
+fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
+    let d = need(rec, "")?;
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit() {
+            write(d, "memory.max", &max_or(l))?;
+        }
+        if let Some(s) = m.reservation() {
+            write(d, "memory.low", &s.to_string())?;
+        }
+        if let Some(s) = m.swap() {
+            // OCI swap is memory+swap; v2 memory.swap.max is swap alone.
+            let v = match (s, m.limit()) {
+                (s, _) if s < 0 => "max".to_string(),
+                (s, Some(l)) if l > 0 => (s - l).max(0).to_string(),
+                (s, _) => s.to_string(),
+            };
+            write(d, "memory.swap.max", &v)?;
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares() {
+            write(d, "cpu.weight", &shares_to_weight(s).to_string())?;
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let q = match c.quota() {
+                Some(q) if q > 0 => q.to_string(),
+                _ => "max".into(),
+            };
+            let p = c.period().unwrap_or(100_000);
+            write(d, "cpu.max", &format!("{q} {p}"))?;
+        }
+        if let Some(v) = c.cpus() {
+            write(d, "cpuset.cpus", v)?;
+        }
+        if let Some(v) = c.mems() {
+            write(d, "cpuset.mems", v)?;
+        }
+    }
+    if let Some(p) = r.pids() {
+        write(d, "pids.max", &max_or(p.limit()))?;
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        let f = if d.join("io.weight").exists() {
+            "io.weight"
+        } else {
+            "io.bfq.weight"
+        };
+        write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        write(
+            d,
+            &format!("hugetlb.{}.max", h.page_size()),
+            &max_or(h.limit()),
+        )?;
+    }
+    if r.devices().as_ref().is_some_and(|v| !v.is_empty()) {
+        // v2 needs an eBPF device program; berth does not build one yet.
+        tracing::warn!(
+            "cgroup v2: linux.resources.devices is not enforced (no eBPF device filter)"
+        );
+    }
+    Ok(())
+}
+
+fn max_or(v: i64) -> String {
+    if v > 0 {
+        v.to_string()
+    } else {
+        "max".into()
+    }
+}
+
+pub fn set_frozen(rec: &CgroupRecord, frozen: bool) -> Result<(), CgroupError> {
+    let (d, file, val, want) = match rec.version {
+        1 => {
+            let v = if frozen { "FROZEN" } else { "THAWED" };
+            (need(rec, "freezer")?, "freezer.state", v, v)
+        }
+        2 => (
+            need(rec, "")?,
+            "cgroup.freeze",
+            if frozen { "1" } else { "0" },
+            "",
+        ),
+        _ => {
+            return Err(CgroupError::Invalid(
+                "the container has no cgroup to freeze".into(),
+            ))
+        }
+    };
+    write(d, file, val)?;
+    if rec.version == 1 {
+        // FREEZING is transient; wait until the kernel settles.
+        for _ in 0..1000 {
+            if read(d, file).is_some_and(|s| s.trim() == want) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            write(d, file, val)?;
+        }
+        return Err(CgroupError::Invalid(format!(
+            "{} did not reach {want}",
+            d.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn is_frozen(rec: &CgroupRecord) -> bool {
+    match rec.version {
+        1 => rec
+            .dir("freezer")
+            .and_then(|d| read(d, "freezer.state"))
+            .is_some_and(|s| s.trim() == "FROZEN"),
+        2 => {
+            rec.dir("")
+                .and_then(|d| keyed(d, "cgroup.events", "frozen"))
+                == Some(1)
+        }
+        _ => false,
+    }
+}
+
+pub fn oom_kills(rec: &CgroupRecord) -> u64 {
+    match rec.version {
+        1 => rec
+            .dir("memory")
+            .and_then(|d| keyed(d, "memory.oom_control", "oom_kill")),
+        2 => rec
+            .dir("")
+            .and_then(|d| keyed(d, "memory.events", "oom_kill")),
+        _ => None,
+    }
+    .unwrap_or(0)
+}
+
+pub fn stats(rec: &CgroupRecord) -> Result<Stats, CgroupError> {
+    let mut s = Stats {
+        oom_kills: oom_kills(rec),
+        ..Default::default()
+    };
+    match rec.version {
+        1 => {
+            if let Some(d) = rec.dir("memory") {
+                s.memory_usage = read_u64(d, "memory.usage_in_bytes").unwrap_or(0);
+                // v1 reports "unlimited" as a huge page-aligned number.
+                s.memory_limit = read_u64(d, "memory.limit_in_bytes").filter(|l| *l < (1 << 62));
+            }
+            if let Some(d) = rec.dir("cpuacct") {
+                s.cpu_usage_ns = read_u64(d, "cpuacct.usage").unwrap_or(0);
+            }
+            if let Some(d) = rec.dir("pids") {
+                s.pids_current = read_u64(d, "pids.current").unwrap_or(0);
+            }
+        }
+        2 => {
+            let d = need(rec, "")?;
+            s.memory_usage = read_u64(d, "memory.current").unwrap_or(0);
+            s.memory_limit = read_u64(d, "memory.max");
+            s.cpu_usage_ns = keyed(d, "cpu.stat", "usage_usec").unwrap_or(0) * 1000;
+            s.pids_current = read_u64(d, "pids.current").unwrap_or(0);
+        }
+        _ => {}
+    }
+    Ok(s)
+}

@@ -1,0 +1,134 @@
+use std::fs;
+use std::path::Path;
+
+use oci_spec::runtime::LinuxResources;
+
+use super::*;
+
+const V1_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+const SELF: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/svc/abc\n1:cpu:/\n0::/\n";
+
+#[test]
+fn hybrid_host_is_v1_and_relative_paths_nest_under_our_cgroup() {
+    let h = Hierarchy::from_mountinfo(V1_MOUNTINFO).unwrap();
+    let rec = h.resolve("box/c1", SELF).unwrap();
+    assert_eq!(rec.version, 1);
+    assert_eq!(
+        rec.dirs["memory"],
+        Path::new("/sys/fs/cgroup/memory/svc/abc/box/c1")
+    );
+    assert_eq!(rec.dirs["pids"], Path::new("/sys/fs/cgroup/pids/box/c1"));
+    assert!(!rec.dirs.contains_key("name=systemd"));
+    let abs = h.resolve("/abs/c1", SELF).unwrap();
+    assert_eq!(
+        abs.dirs["memory"],
+        Path::new("/sys/fs/cgroup/memory/abs/c1")
+    );
+    assert!(h.resolve("../escape", SELF).is_err());
+}
+
+fn fake_v2(root: &Path) {
+    for d in ["", "user.slice", "user.slice/me"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+        fs::write(
+            root.join(d).join("cgroup.controllers"),
+            "cpuset cpu io memory pids",
+        )
+        .unwrap();
+        fs::write(root.join(d).join("cgroup.subtree_control"), "").unwrap();
+    }
+}
+
+#[test]
+fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    fake_v2(root);
+    let mi = format!("30 23 0:26 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+    let h = Hierarchy::from_mountinfo(&mi).unwrap();
+    assert_eq!(h, Hierarchy::V2(root.to_path_buf()));
+    let mut rec = h.resolve("berth/c1", "0::/user.slice/me\n").unwrap();
+    let dir = root.join("user.slice/me/berth/c1");
+    assert_eq!(rec.dirs[""], dir);
+    h.create(&mut rec).unwrap();
+    assert_eq!(
+        rec.created,
+        vec![root.join("user.slice/me/berth"), dir.clone()]
+    );
+    for d in ["", "user.slice", "user.slice/me"] {
+        let s = fs::read_to_string(root.join(d).join("cgroup.subtree_control")).unwrap();
+        assert_eq!(s, "+cpuset +cpu +io +memory +pids", "{d}");
+    }
+    let r: LinuxResources = serde_json::from_value(serde_json::json!({
+        "memory": {"limit": 33554432, "reservation": 1048576, "swap": 67108864},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
+        "pids": {"limit": 64},
+        "blockIO": {"weight": 500},
+        "devices": [{"allow": false, "access": "rwm"}]
+    }))
+    .unwrap();
+    rec.apply(&r).unwrap();
+    let rd = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(rd("memory.max"), "33554432");
+    assert_eq!(rd("memory.low"), "1048576");
+    assert_eq!(rd("memory.swap.max"), "33554432");
+    assert_eq!(rd("cpu.weight"), "39");
+    assert_eq!(rd("cpu.max"), "50000 100000");
+    assert_eq!(rd("cpuset.cpus"), "0-1");
+    assert_eq!(rd("pids.max"), "64");
+    assert_eq!(rd("io.bfq.weight"), "default 4950");
+    assert_eq!(rec.procs_files(), vec![dir.join("cgroup.procs")]);
+
+    // Freezer, OOM events and stats read the v2 files.
+    rec.set_frozen(true).unwrap();
+    assert_eq!(rd("cgroup.freeze"), "1");
+    fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+    assert!(rec.is_frozen());
+    fs::write(
+        dir.join("memory.events"),
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n",
+    )
+    .unwrap();
+    assert_eq!(rec.oom_kills(), 2);
+    fs::write(dir.join("memory.current"), "4096\n").unwrap();
+    fs::write(dir.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+    fs::write(dir.join("pids.current"), "3\n").unwrap();
+    let s = rec.stats().unwrap();
+    assert_eq!(
+        (
+            s.memory_usage,
+            s.memory_limit,
+            s.cpu_usage_ns,
+            s.pids_current
+        ),
+        (4096, Some(33554432), 1_500_000, 3)
+    );
+
+    // A real cgroupfs removes the control files itself; the fake tree needs help.
+    for e in fs::read_dir(&dir).unwrap() {
+        fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    fs::write(dir.join("cgroup.procs"), "").unwrap();
+    fs::remove_file(dir.join("cgroup.procs")).unwrap();
+    rec.destroy().unwrap();
+    assert!(!dir.exists());
+    assert!(!root.join("user.slice/me/berth").exists());
+    // Never touch what berth did not create.
+    assert!(root.join("user.slice/me").exists());
+}
+
+#[test]
+fn conversions_match_runc() {
+    assert_eq!(resources::shares_to_weight(2), 1);
+    assert_eq!(resources::shares_to_weight(262144), 10000);
+    assert_eq!(resources::shares_to_weight(1024), 39);
+    assert_eq!(resources::blkio_to_io_weight(10), 1);
+    assert_eq!(resources::blkio_to_io_weight(1000), 10000);
+}

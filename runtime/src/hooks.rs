@@ -1,0 +1,57 @@
+//! OCI hooks: the hook program gets the container state JSON on stdin.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+/// Run one hook to completion (or its timeout); error on non-zero exit.
+pub fn run(h: &Hook, state_json: &str) -> Result<(), String> {
+    let path = h.path();
+    let mut cmd = Command::new(path);
+    if let Some(args) = h.args() {
+        if let Some((a0, rest)) = args.split_first() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, a0);
+            cmd.args(rest);
+        }
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let deadline = h
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t.max(1) as u64));
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => return Err(format!("{}: {st}", path.display())),
+            Ok(None) => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{}: timed out", path.display()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) -> Result<(), String> {
+    for h in hooks.into_iter().flatten() {
+        run(h, state_json).map_err(|e| format!("{stage} hook {e}"))?;
+    }
+    Ok(())
+}

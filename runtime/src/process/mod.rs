@@ -1,0 +1,121 @@
+//! One process-creation path for create, run and exec.
+//!
+//! The runtime forks; the child joins the container's cgroups and the
+//! namespaces given by path, unshares the new ones (the runtime writes the
+//! user-namespace id maps when asked), and, when a pid namespace is involved,
+//! clones once more with CLONE_PARENT so that init is the runtime's child and
+//! pid 1 inside. Init sets up the rootfs and the process, reports `Ready`,
+//! then waits on exec.fifo (create) and execs the user's program.
+//!
+//! The host's berth binary is never exec'ed inside the container's
+//! namespaces: all container-side code runs in the forked copy of the
+//! runtime, so /proc/self/exe of a host binary is never reachable from the
+//! container (CVE-2019-5736) and no memfd copy is needed.
+
+pub mod channel;
+mod exec;
+mod init;
+pub mod plan;
+pub mod rootfs;
+
+pub use plan::Plan;
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use channel::Msg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("container init: {0}")]
+    Init(String),
+    #[error("container init exited before it was ready (see its stderr)")]
+    InitDied,
+    #[error("{what}: {err}")]
+    Sys { what: String, err: std::io::Error },
+    #[error("hook failed: {0}")]
+    Hook(String),
+}
+
+pub(crate) fn sys(what: impl Into<String>, err: std::io::Error) -> ProcessError {
+    ProcessError::Sys {
+        what: what.into(),
+        err,
+    }
+}
+
+/// Start the container's init (or an exec'ed process). `on_hooks` runs in
+/// the runtime when init asks for prestart/createRuntime hooks. Returns the
+/// pid of the process that will exec the user program (a child of the caller).
+pub fn spawn(
+    plan: &Plan,
+    mut on_hooks: impl FnMut(i32) -> Result<(), ProcessError>,
+) -> Result<i32, ProcessError> {
+    let (parent_sock, child_sock) = channel::pair().map_err(|e| sys("socketpair", e))?;
+    // SAFETY: the child only runs `init::main`, which never returns.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(sys("fork", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        drop(parent_sock);
+        init::main(plan, child_sock.as_raw_fd());
+    }
+    drop(child_sock);
+    let fd: RawFd = parent_sock.as_raw_fd();
+    let mut init_pid: Option<i32> = None;
+    let fail = |init_pid: Option<i32>, e: ProcessError| -> ProcessError {
+        if let Some(p) = init_pid {
+            // SAFETY: our own child.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            reap(p);
+        }
+        // SAFETY: our own child.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+        reap(child);
+        e
+    };
+    loop {
+        let m = match channel::recv(fd) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(fail(init_pid, ProcessError::InitDied)),
+            Err(e) => return Err(fail(init_pid, sys("receive from container init", e))),
+        };
+        match m {
+            Msg::UserNsReady => {
+                if let Err(e) = plan.write_id_maps(child) {
+                    return Err(fail(init_pid, e));
+                }
+                let _ = channel::send(fd, &Msg::UserMapsDone);
+            }
+            Msg::Pid(p) => {
+                init_pid = Some(p);
+                if p != child {
+                    reap(child);
+                }
+            }
+            Msg::HooksPlease => {
+                let Some(p) = init_pid else {
+                    return Err(fail(
+                        init_pid,
+                        ProcessError::Init("hooks before pid".into()),
+                    ));
+                };
+                if let Err(e) = on_hooks(p) {
+                    return Err(fail(init_pid, e));
+                }
+                let _ = channel::send(fd, &Msg::HooksDone);
+            }
+            Msg::Ready => {
+                return init_pid.ok_or_else(|| ProcessError::Init("ready before pid".into()));
+            }
+            Msg::Error(s) => return Err(fail(init_pid, ProcessError::Init(s))),
+            Msg::UserMapsDone | Msg::HooksDone => {}
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    let mut st = 0;
+    // SAFETY: waiting on our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+}
