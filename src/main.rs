@@ -5,5 +5,8 @@ mod cli;
 mod engine;
 
 fn main() {
+    if let Some(code) = engine::container::hidden_entry() {
+        std::process::exit(code);
+    }
     std::process::exit(cli::run());
 }
