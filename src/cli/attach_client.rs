@@ -69,7 +69,11 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
         return Err(anyhow!("container {id} started without waiting for attach"));
     };
     let sock_path = cs.attach_socket(id);
-    let sock = UnixStream::connect(&sock_path)
+    let (_dirfd, short) = crate::engine::container::store::short_socket_path(
+        &cs.run_dir(id),
+        "attach.sock",
+    )?;
+    let sock = UnixStream::connect(&short)
         .with_context(|| format!("cannot attach to {}", sock_path.display()))?;
     let writer = Arc::new(Mutex::new(sock.try_clone()?));
     {

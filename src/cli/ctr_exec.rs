@@ -20,8 +20,11 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<()> {
     }
     env.extend(a.env.iter().cloned());
     let console = if a.tty && !a.detach {
-        let p = cs.run_dir(&id).join(format!("exec-{}.sock", crate::engine::fsutil::random_suffix()));
-        Some(ConsoleReceiver::listen(&p)?)
+        let (dirfd, p) = crate::engine::container::store::short_socket_path(
+            &cs.run_dir(&id),
+            &format!("exec-{}.sock", crate::engine::fsutil::random_suffix()),
+        )?;
+        Some(ConsoleReceiver::listen(&p, dirfd)?)
     } else {
         None
     };

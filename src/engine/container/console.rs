@@ -15,11 +15,13 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 /// caller can run `runtime.create` (which connects) at the same time.
 pub struct ConsoleReceiver {
     path: PathBuf,
+    /// Keeps `path` (a /proc/self/fd name) valid.
+    _dir: OwnedFd,
     rx: mpsc::Receiver<Result<OwnedFd>>,
 }
 
 impl ConsoleReceiver {
-    pub fn listen(path: &Path) -> Result<ConsoleReceiver> {
+    pub fn listen(path: &Path, dir: OwnedFd) -> Result<ConsoleReceiver> {
         let _ = std::fs::remove_file(path);
         let l = UnixListener::bind(path)
             .map_err(|e| anyhow!("cannot listen on console socket {}: {e}", path.display()))?;
@@ -33,6 +35,7 @@ impl ConsoleReceiver {
         });
         Ok(ConsoleReceiver {
             path: path.to_path_buf(),
+            _dir: dir,
             rx,
         })
     }
@@ -47,6 +50,7 @@ impl ConsoleReceiver {
             .recv_timeout(Duration::from_secs(30))
             .map_err(|_| anyhow!("the runtime sent no pty master"))?;
         let _ = std::fs::remove_file(&self.path);
+        drop(self._dir);
         r
     }
 }

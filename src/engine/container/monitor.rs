@@ -176,7 +176,8 @@ impl Monitor {
             .context("cannot take the monitor lock")?;
         let sock = store.attach_socket(&id);
         let _ = std::fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock)
+        let (_dirfd, short) = super::store::short_socket_path(&run_dir, "attach.sock")?;
+        let listener = UnixListener::bind(&short)
             .with_context(|| format!("cannot listen on {}", sock.display()))?;
         listener.set_nonblocking(true)?;
         let log = std::fs::OpenOptions::new()
@@ -303,8 +304,9 @@ impl Monitor {
     fn prepare_io(&self) -> Result<(Io, runtime::CreateOpts, Vec<OwnedFd>, Option<super::console::ConsoleReceiver>)> {
         let mut opts = runtime::CreateOpts::default();
         if self.rec.config.tty {
-            let cs = self.store.run_dir(&self.id).join("console.sock");
-            let recv = super::console::ConsoleReceiver::listen(&cs)?;
+            let (dirfd, cs) =
+                super::store::short_socket_path(&self.store.run_dir(&self.id), "console.sock")?;
+            let recv = super::console::ConsoleReceiver::listen(&cs, dirfd)?;
             opts.console_socket = Some(cs);
             return Ok((
                 Io {

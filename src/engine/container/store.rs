@@ -241,3 +241,18 @@ impl crate::engine::store::ContainerUsage for ContainerStore {
             .map(|r| r.id)
     }
 }
+
+/// A unix socket path that fits in `sun_path` however deep `dir` is: the
+/// directory held open and named through `/proc/self/fd` (valid in this
+/// process while the returned fd lives).
+pub fn short_socket_path(dir: &std::path::Path, name: &str) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .with_context(|| format!("cannot open {}", dir.display()))?;
+    let p = PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd()));
+    Ok((fd, p))
+}
