@@ -12,7 +12,7 @@ use crate::engine::container::model::{ContainerRecord, State, Status};
 use crate::engine::container::{liveness, ContainerStore};
 
 const PS_TABLE: &str =
-    "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.CreatedAt}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}";
+    "{{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.CreatedAt}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}";
 
 fn header() -> Value {
     json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
