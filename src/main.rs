@@ -4,9 +4,25 @@ mod cli;
 #[allow(dead_code)]
 mod engine;
 
+use std::path::Path;
+
 fn main() {
     if let Some(code) = engine::container::hidden_entry() {
         std::process::exit(code);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    // The runc-compatible CLI answers both `berth runtime …` and a binary
+    // installed under a runtime's name (`podman --runtime /usr/local/bin/berth-runtime`).
+    let argv0 = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("berth");
+    if argv0.ends_with("-runtime") || argv0 == "runc" {
+        std::process::exit(runtime::cli_main(args));
+    }
+    if args.get(1).map(String::as_str) == Some("runtime") {
+        std::process::exit(runtime::cli_main(args.into_iter().skip(1).collect()));
     }
     std::process::exit(cli::run());
 }

@@ -192,6 +192,15 @@ fn rmi_tag_and_docker_errors() {
     let layers = std::fs::read_dir(b.root().join("layers")).unwrap().count();
     assert_eq!(layers, 0, "layers left behind");
 
+    // By digest: only that reference goes while a tag remains.
+    b.ok(&["pull", "-q", &r]);
+    let top = b.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &r]);
+    let out = b.ok(&["rmi", top.trim()]);
+    assert_eq!(out, format!("Untagged: {}\n", top.trim()));
+    assert_eq!(b.ok(&["images", "-q"]).trim(), short(&id));
+    let out = b.ok(&["rmi", &r]);
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+
     let (code, err) = b.fails(&["tag", "nosuch", "x"]);
     assert_eq!((code, err.trim()), (1, "Error: No such image: nosuch"));
 }
@@ -352,6 +361,23 @@ fn save_load_roundtrip_and_skopeo_interop() {
         let ids = b4.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", name]);
         assert_eq!(ids.trim(), "2");
     }
+
+    // Loading a name that points at another image renames the old one.
+    let other = ImageBuilder::new()
+        .layer(Layer::new().file("z", "z"))
+        .build();
+    reg.push("s/other", "1", &other);
+    let b6 = Berth::new();
+    b6.ok(&["pull", "-q", &reg.reference("s/other", "1")]);
+    b6.ok(&["tag", &reg.reference("s/other", "1"), &r]);
+    let out = b6.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "The image {r} already exists, renaming the old one with ID {} to empty string\nLoaded image: {r}\n",
+            other.image().id()
+        )
+    );
 
     // An ID-only save loads as an untagged image.
     let by_id = dir.path().join("byid.tar");

@@ -40,6 +40,10 @@ impl Reference {
         if self.registry == DOCKER_HUB {
             match self.repository.strip_prefix(OFFICIAL_PREFIX) {
                 Some(rest) if !rest.contains('/') => rest.to_string(),
+                // Docker would print `a.b/c` for docker.io/a.b/c, which reads
+                // back as registry `a.b`; keep the domain so the short form
+                // names the same image.
+                _ if split_docker_domain(&self.repository).0 != DOCKER_HUB => self.name(),
                 _ => self.repository.clone(),
             }
         } else {

@@ -231,3 +231,35 @@ async fn docker_config_credentials_drive_the_client() {
     push_image(&c, &r, &img).await;
     assert_eq!(c.list_tags(&r).await.unwrap(), vec!["1"]);
 }
+
+#[tokio::test]
+async fn parallel_requests_share_one_token_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ts, reg) = token_setup(dir.path());
+    let host = reg.host();
+    let pusher = client_with(&host, basic("bob", "builder"));
+    let r = reference(&host, "par/app:1");
+    let img = make_image(dir.path(), pseudo_random(8_000, 15), "parallel");
+    push_image(&pusher, &r, &img).await;
+
+    // A fresh client learns the challenge from `login` (a scope-less
+    // token); then eight parallel pulls need one pull token between them.
+    let c = client_with(&host, basic("bob", "builder"));
+    c.check_login(&host).await.unwrap();
+    let before = ts.requests().len();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (c, r, d) = (c.clone(), r.clone(), img.layer.digest.clone());
+        tasks.push(tokio::spawn(async move {
+            collect(&c, &r, &d, Some(8_000)).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap() == img.layer.bytes);
+    }
+    assert_eq!(
+        ts.requests().len() - before,
+        1,
+        "one token fetch shared by parallel requests"
+    );
+}

@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use common::http::{Response, Server};
 
 use common::image::{collect, make_image, push_image};
 use common::proxy::{Mode, Proxy};
@@ -256,48 +257,86 @@ async fn service_unavailable_is_retried() {
     assert!(matches!(err, Error::Http { status: 503, .. }), "{err}");
 }
 
-/// Serves `GET /v2/p/tags/list` in pages of two with Link headers.
-fn paginating_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { break };
-            let mut line = String::new();
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-            }
-            let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let (body, link) = if target.contains("last=b") {
-                (r#"{"name":"p","tags":["c"]}"#, None)
-            } else {
-                (
-                    r#"{"name":"p","tags":["a","b"]}"#,
-                    Some("</v2/p/tags/list?last=b&n=2>; rel=\"next\""),
-                )
-            };
-            let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn tag_pagination_follows_link_headers() {
-    let port = paginating_server();
-    let r = reference(&format!("127.0.0.1:{port}"), "p");
+    let server = Server::start(|req| {
+        let ok = |body: &str, headers: Vec<(String, String)>| Response {
+            status: "200 OK",
+            headers,
+            body: body.as_bytes().to_vec(),
+        };
+        if req.target.contains("last=b") {
+            ok(r#"{"name":"p","tags":["c"]}"#, vec![])
+        } else {
+            ok(
+                r#"{"name":"p","tags":["a","b"]}"#,
+                vec![(
+                    "Link".into(),
+                    r#"</v2/p/tags/list?last=b&n=2>; rel="next""#.into(),
+                )],
+            )
+        }
+    });
+    let r = reference(&format!("127.0.0.1:{}", server.port), "p");
     let tags = client(0).list_tags_paged(&r, Some(2)).await.unwrap();
     assert_eq!(tags, vec!["a", "b", "c"]);
+}
+
+/// Registries redirect blob GETs to storage hosts; the credentials for the
+/// registry must not follow the redirect there.
+#[tokio::test]
+async fn redirect_to_storage_drops_authorization() {
+    let blob = pseudo_random(40_000, 21);
+    let digest = registry_client::Digest::sha256_of(&blob);
+    let seen_auth: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let seen = seen_auth.clone();
+    let body = blob.clone();
+    let storage = Server::start(move |req| {
+        seen.lock()
+            .unwrap()
+            .push(req.headers.get("authorization").cloned());
+        Response {
+            status: "200 OK",
+            headers: vec![],
+            body: body.clone(),
+        }
+    });
+    let storage_port = storage.port;
+    let registry = Server::start(move |req| {
+        if req.headers.get("authorization").map(String::as_str) != Some("Basic dTpw") {
+            return Response {
+                status: "401 Unauthorized",
+                headers: vec![("WWW-Authenticate".into(), r#"Basic realm="test""#.into())],
+                body: vec![],
+            };
+        }
+        Response {
+            status: "307 Temporary Redirect",
+            headers: vec![(
+                "Location".into(),
+                format!("http://127.0.0.1:{storage_port}/data{}", req.target),
+            )],
+            body: vec![],
+        }
+    });
+    let host = format!("127.0.0.1:{}", registry.port);
+    let c = Client::new(ClientConfig {
+        certs_dirs: Vec::new(),
+        max_retries: 0,
+        credentials: Some(Arc::new(registry_client::auth::StaticCredentials {
+            registry: host.clone(),
+            credentials: registry_client::Credentials::Basic {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        })),
+        ..Default::default()
+    });
+    let got = collect(&c, &reference(&host, "r"), &digest, Some(40_000))
+        .await
+        .unwrap();
+    assert!(got == blob);
+    let seen = seen_auth.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0], None, "Authorization leaked to the storage host");
 }

@@ -166,6 +166,45 @@ pub struct CreateInputs<'a> {
     pub no_pivot: bool,
 }
 
+/// Fields berth does not implement are refused, never silently ignored.
+fn reject_unsupported(linux: &oci_spec::runtime::Linux, p: Option<&Process>) -> Result<(), Error> {
+    let mut bad = vec![];
+    if linux.intel_rdt().is_some() {
+        bad.push("linux.intelRdt");
+    }
+    if linux.memory_policy().is_some() {
+        bad.push("linux.memoryPolicy");
+    }
+    if linux.personality().is_some() {
+        bad.push("linux.personality");
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        bad.push("linux.timeOffsets");
+    }
+    if linux.net_devices().as_ref().is_some_and(|t| !t.is_empty()) {
+        bad.push("linux.netDevices");
+    }
+    if let Some(p) = p {
+        if p.io_priority().is_some() {
+            bad.push("process.ioPriority");
+        }
+        if p.scheduler().is_some() {
+            bad.push("process.scheduler");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            bad.push("process.execCPUAffinity");
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let what = if bad.len() == 1 { "it" } else { "them" };
+    Err(Error::Config(format!(
+        "{} not supported by berth's runtime; remove {what}",
+        bad.join(", ")
+    )))
+}
+
 /// Plan for a container's init.
 pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Error> {
     let spec = c.spec;
@@ -177,6 +216,7 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
                 .into(),
         ));
     }
+    reject_unsupported(&linux, spec.process().as_ref())?;
     let mut joins = vec![];
     let mut has_mnt = false;
     let mut has_uts = false;
@@ -355,6 +395,7 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
 pub fn exec_plan(pid: i32, cgroup: &CgroupRecord, p: ProcessInputs<'_>) -> Result<Plan, Error> {
     let mut plan = empty_plan();
     let linux = p.spec.linux().clone().unwrap_or_default();
+    reject_unsupported(&Default::default(), Some(p.process))?;
     let mut joins = vec![];
     for ns in linux.namespaces().iter().flatten() {
         let t = ns.typ();

@@ -126,6 +126,34 @@ pub enum RuntimeCommand {
     },
 }
 
+static FORWARD_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_PID.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// While `run`/`exec` wait in the foreground, signals sent to the runtime
+/// go to the container's process, as runc does.
+fn forward_signals_to(pid: i32) {
+    FORWARD_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+    for s in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe { libc::signal(s, forward as *const () as libc::sighandler_t) };
+    }
+}
+
 /// Parse "KILL", "SIGKILL" or "9".
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     if let Ok(n) = s.parse::<i32>() {
@@ -275,7 +303,15 @@ pub fn run_command(cli: &RuntimeCli) -> Result<i32, String> {
                 }
                 Ok(0)
             } else {
-                rt.run(id, bundle, &opts).map_err(e)
+                let st = rt.create(id, bundle, &opts).map_err(e)?;
+                forward_signals_to(st.pid);
+                if let Err(err) = rt.start(id) {
+                    let _ = rt.delete(id, true);
+                    return Err(err.to_string());
+                }
+                let code = crate::wait(st.pid);
+                rt.delete(id, true).map_err(e)?;
+                Ok(code)
             }
         }
         RuntimeCommand::Exec {
@@ -347,6 +383,7 @@ pub fn run_command(cli: &RuntimeCli) -> Result<i32, String> {
             if *detach {
                 return Ok(0);
             }
+            forward_signals_to(pid);
             Ok(crate::wait(pid))
         }
         RuntimeCommand::Ps { id, format } => {

@@ -163,6 +163,9 @@ impl Runtime {
                     std::io::Error::last_os_error(),
                 ));
             }
+            // The umask cleared the write bits that a container user (or
+            // root of a user namespace) needs to open it.
+            libc::chmod(c.as_ptr(), 0o622);
             let fd = libc::fcntl(
                 libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC),
                 libc::F_DUPFD_CLOEXEC,
@@ -196,7 +199,6 @@ impl Runtime {
             created: now(),
             hooks: spec.hooks().clone(),
             cgroup: cg.clone(),
-            started: false,
         };
         dir.save(&rec)?;
         let hook_state = serde_json::to_string(&rec.state).unwrap_or_default();
@@ -298,9 +300,8 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo);
-        rec.started = true;
+        // No state write: "running" is derived from the fifo being gone.
         rec.state.status = Status::Running;
-        dir.save(&rec)?;
         let js = serde_json::to_string(&rec.state).unwrap_or_default();
         let hooks = rec.hooks.clone().unwrap_or_default();
         if let Err(e) = crate::hooks::run_all(hooks.poststart().as_ref(), &js, "poststart") {

@@ -1,5 +1,10 @@
 //! Container state on disk: `<state_root>/<id>/state.json`, written
-//! atomically (temp + fsync + rename) under a per-container flock.
+//! atomically (temp + rename) under a per-container flock.
+//!
+//! The state root is volatile (under /run, a tmpfs, like runc's): a crash of
+//! the writer leaves the old or the new file thanks to the rename, and there
+//! is nothing to preserve across a reboot, so there is no fsync (it cost
+//! ~30 ms per write on this machine's disk).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -86,9 +91,6 @@ pub struct Record {
     /// Cgroup directories berth created for this container (only these are removed).
     #[serde(default)]
     pub cgroup: crate::cgroups::CgroupRecord,
-    /// Set once `start` has been called.
-    #[serde(default)]
-    pub started: bool,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -204,7 +206,6 @@ impl ContainerDir {
         })?;
         let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
         f.write_all(&data).map_err(|e| io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))?;
         Ok(())
     }

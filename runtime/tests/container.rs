@@ -80,14 +80,10 @@ fn exit_codes() {
 #[test]
 fn namespaces_are_isolated() {
     let id = unique_id("ns");
-    let b = Bundle::new(
-        &id,
-        &[
-            "sh",
-            "-c",
-            "echo pid=$$; hostname; readlink /proc/self/ns/mnt; ls /",
-        ],
-    );
+    let mut b = Bundle::new(&id, &["sh", "-c", "echo pid=$$; hostname; readlink /proc/self/ns/mnt; ls /; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"]);
+    // docker's default: no_new_privs off, so seccomp is loaded while init
+    // still has CAP_SYS_ADMIN, before the user and capabilities change.
+    b.edit(|c| c["process"]["noNewPrivileges"] = json!(false));
     let g = Guard::new(&id);
     let (code, out) = run_captured(&g, &b);
     assert_eq!(code, 0, "{out}");
@@ -100,6 +96,7 @@ fn namespaces_are_isolated() {
     );
     // pivot_root: the old root is gone, only the rootfs is visible.
     assert!(!out.contains("usr\n") && out.contains("bin\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0\nSeccomp:\t2"), "{out}");
 }
 
 #[test]

@@ -72,6 +72,12 @@ pub fn load(ctx: &Ctx, a: LoadArgs) -> Result<()> {
     progress.finish();
     let mut out = std::io::stdout().lock();
     for l in loaded {
+        for (name, old) in &l.renamed {
+            writeln!(
+                out,
+                "The image {name} already exists, renaming the old one with ID {old} to empty string"
+            )?;
+        }
         if l.tags.is_empty() {
             writeln!(out, "Loaded image ID: {}", l.id)?;
         }

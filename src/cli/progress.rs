@@ -14,16 +14,12 @@ use crate::engine::events::{PullEvent, PullObserver, PushEvent, PushObserver};
 pub fn bar(current: u64, total: Option<u64>) -> String {
     match total.filter(|t| *t > 0) {
         Some(total) => {
-            let width = 50usize;
-            let pct = (current.min(total) as f64 / total as f64 * 100.0) as usize;
-            let filled = pct * width / 100;
-            let spaces = width.saturating_sub(filled + 1);
-            let arrow = if filled < width { ">" } else { "" };
+            // docker's jsonmessage: pct/2 '=' cells, '>', then 50 - that in spaces.
+            let filled = ((current.min(total) as f64 / total as f64 * 100.0) as usize / 2).min(50);
             format!(
-                "[{}{}{}] {:>8}/{}",
+                "[{}>{}] {:>8}/{}",
                 "=".repeat(filled),
-                arrow,
-                " ".repeat(spaces),
+                " ".repeat(50 - filled),
                 human_size(current as f64),
                 human_size(total as f64)
             )
@@ -99,6 +95,7 @@ impl PullObserver for Progress {
     fn event(&self, e: PullEvent) {
         match e {
             PullEvent::Waiting { id } => self.set(&id, "Pulling fs layer", true),
+            PullEvent::Queued { id } => self.set(&id, "Waiting", true),
             PullEvent::AlreadyExists { id } => self.set(&id, "Already exists", true),
             PullEvent::Downloading { id, current, total } => {
                 self.set(&id, &format!("Downloading {}", bar(current, total)), false)
@@ -136,7 +133,7 @@ mod tests {
             b,
             "[=============>                                     ]    1.2MB/4.5MB"
         );
-        assert!(bar(4_500_000, Some(4_500_000)).starts_with(&format!("[{}]", "=".repeat(50))));
+        assert!(bar(4_500_000, Some(4_500_000)).starts_with(&format!("[{}>]", "=".repeat(50))));
         assert_eq!(bar(1000, None), "     1kB");
     }
 }

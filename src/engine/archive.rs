@@ -194,6 +194,8 @@ pub struct Loaded {
     pub id: Digest,
     /// Familiar names tagged (empty: untagged, docker prints the ID).
     pub tags: Vec<String>,
+    /// Names that pointed at another image before: (name, old image ID).
+    pub renamed: Vec<(String, String)>,
 }
 
 /// Archive members spooled to a private temp dir, by normalised path.
@@ -637,17 +639,21 @@ fn import(
         created,
         pulled_at: chrono::Utc::now(),
     };
-    ImageIndex::update(&store.paths, |idx| {
+    let renamed = ImageIndex::update(&store.paths, |idx| {
         idx.put_image(record);
+        let mut renamed = Vec::new();
         for k in &keys {
-            idx.tag(k, &id)?;
+            if let Some(old) = idx.tag(k, &id)? {
+                renamed.push((familiar_key(k), old.to_string()));
+            }
         }
-        Ok(())
+        Ok(renamed)
     })
     .map_err(|e| anyhow!("{e}"))?;
     Ok(Loaded {
         id,
         tags: keys.iter().map(|k| familiar_key(k)).collect(),
+        renamed,
     })
 }
 

@@ -7,6 +7,10 @@ pub enum PullEvent {
     Waiting {
         id: String,
     },
+    /// Queued behind the concurrent-download limit (docker's "Waiting").
+    Queued {
+        id: String,
+    },
     AlreadyExists {
         id: String,
     },

@@ -395,7 +395,28 @@ pub fn rmi(store: &Store, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
             .ok()
             .map(|r| reference_key(&r))
             .filter(|k| idx.tags.contains_key(k));
-        if let Some(key) = named {
+        let by_digest: Option<String> = input
+            .parse::<Reference>()
+            .ok()
+            .filter(|r| r.digest.is_some())
+            .map(|r| reference_key(&r))
+            .filter(|k| idx.get(&id).is_some_and(|rec| rec.repo_digests.contains(k)));
+        if let Some(key) = by_digest {
+            // By digest: drop that reference; the image goes with its last one.
+            if let Some(rec) = idx.images.get_mut(&id.to_string()) {
+                rec.repo_digests.retain(|d| d != &key);
+            }
+            events.push(RmiEvent::Untagged(familiar_key(&key)));
+            let still_named = !idx.tags_of(&id).is_empty()
+                || idx.get(&id).is_some_and(|rec| !rec.repo_digests.is_empty());
+            if still_named && !force {
+                return Ok(Ok(events));
+            }
+            for t in &tags {
+                idx.untag(t);
+                events.push(RmiEvent::Untagged(familiar_key(t)));
+            }
+        } else if let Some(key) = named {
             // By name: untag; delete the image only with its last name.
             idx.untag(&key);
             events.push(RmiEvent::Untagged(familiar_key(&key)));
@@ -674,5 +695,123 @@ mod tests {
         assert!(!glob_match("b[^u]sybox", "busybox"));
         assert!(!glob_match("busybox", "busybox:latest"));
         assert!(glob_match("localhost:5000/*", "localhost:5000/app"));
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use crate::engine::store::LayerRef;
+
+    fn view(seed: &str, tags: &[&str], labels: Value, created_day: u32) -> ImageView {
+        let id = Digest::sha256_of(seed.as_bytes());
+        let diff = Digest::sha256_of(format!("{seed}-diff").as_bytes());
+        let created =
+            chrono::DateTime::parse_from_rfc3339(&format!("2024-01-{created_day:02}T00:00:00Z"))
+                .unwrap()
+                .with_timezone(&Utc);
+        ImageView {
+            record: ImageRecord {
+                id,
+                manifest_digest: Digest::sha256_of(format!("{seed}-m").as_bytes()),
+                manifest_media_type: registry_client::manifest::OCI_MANIFEST.into(),
+                repo_digests: vec![],
+                layers: vec![LayerRef {
+                    digest: Digest::sha256_of(format!("{seed}-blob").as_bytes()),
+                    diff_id: diff.clone(),
+                    chain_id: diff,
+                    size: 1,
+                    media_type: registry_client::manifest::OCI_LAYER_GZIP.into(),
+                }],
+                config_size: 1,
+                created: Some(created),
+                pulled_at: Utc::now(),
+            },
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            config: json!({"config": {"Labels": labels}}),
+            size: 1,
+            created: Some(created),
+        }
+    }
+
+    fn names(rows: &[ImageRow]) -> Vec<String> {
+        rows.iter()
+            .map(|r| format!("{}:{}", r.repository, r.tag))
+            .collect()
+    }
+
+    #[test]
+    fn filters_select_like_docker() {
+        let views = vec![
+            view(
+                "a",
+                &["docker.io/library/web:1", "docker.io/library/web:2"],
+                json!({"role": "web"}),
+                3,
+            ),
+            view("b", &["localhost:5000/db:latest"], json!({"role": "db"}), 2),
+            view("c", &[], json!(null), 1),
+        ];
+        let mut idx = ImageIndex::default();
+        for v in &views {
+            idx.put_image(v.record.clone());
+            for t in &v.tags {
+                idx.tag(t, &v.record.id).unwrap();
+            }
+        }
+        let f = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            names(&image_rows(
+                &views,
+                &ImageFilter::parse(&args, &idx, &views).unwrap(),
+            ))
+        };
+        assert_eq!(
+            f(&[]),
+            vec![
+                "web:1",
+                "web:2",
+                "localhost:5000/db:latest",
+                "<none>:<none>"
+            ]
+        );
+        assert_eq!(f(&["dangling=true"]), vec!["<none>:<none>"]);
+        assert_eq!(f(&["dangling=false"]).len(), 3);
+        assert_eq!(f(&["label=role=db"]), vec!["localhost:5000/db:latest"]);
+        assert_eq!(f(&["label=role"]).len(), 3);
+        assert_eq!(f(&["reference=web:2"]), vec!["web:2"]);
+        assert_eq!(f(&["reference=web"]), vec!["web:1", "web:2"]);
+        assert_eq!(
+            f(&["reference=localhost:5000/*"]),
+            vec!["localhost:5000/db:latest"]
+        );
+        assert_eq!(f(&["since=localhost:5000/db"]), vec!["web:1", "web:2"]);
+        assert_eq!(f(&["before=localhost:5000/db"]), vec!["<none>:<none>"]);
+        assert!(ImageFilter::parse(&["dangling=maybe".into()], &idx, &views).is_err());
+        assert!(ImageFilter::parse(&["nope=1".into()], &idx, &views).is_err());
+        assert!(ImageFilter::parse(&["noequals".into()], &idx, &views).is_err());
+        assert!(ImageFilter::parse(&["since=missing".into()], &idx, &views).is_err());
+    }
+
+    #[test]
+    fn lookup_by_name_id_prefix_and_digest() {
+        let v = view("a", &["docker.io/library/web:1"], json!(null), 1);
+        let mut idx = ImageIndex::default();
+        let mut rec = v.record.clone();
+        let d = format!("sha256:{}", "1".repeat(64));
+        rec.repo_digests = vec![format!("docker.io/library/web@{d}")];
+        idx.put_image(rec);
+        idx.tag("docker.io/library/web:1", &v.record.id).unwrap();
+        let id = v.record.id.clone();
+        assert_eq!(lookup(&idx, "web:1").unwrap(), id);
+        assert_eq!(lookup(&idx, &id.to_string()).unwrap(), id);
+        assert_eq!(lookup(&idx, &id.hex()[..12]).unwrap(), id);
+        assert_eq!(lookup(&idx, &format!("web@{d}")).unwrap(), id);
+        assert!(lookup(&idx, "web:2").is_err());
+        assert_eq!(familiar_or_raw("web"), "web:latest");
+        assert_eq!(
+            familiar_or_raw(&id.hex()[..12]),
+            format!("{}:latest", &id.hex()[..12])
+        );
     }
 }

@@ -301,7 +301,13 @@ async fn pull_layer(
     sem: Arc<Semaphore>,
 ) -> Result<()> {
     let sid = short(&l.digest.to_string());
-    let _permit = sem.acquire_owned().await.map_err(|e| anyhow!("{e}"))?;
+    let _permit = match sem.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            obs.event(PullEvent::Queued { id: sid.clone() });
+            sem.acquire_owned().await.map_err(|e| anyhow!("{e}"))?
+        }
+    };
     // The layer lock makes two concurrent pulls unpack a layer once: the
     // second waits here, then finds it present.
     let lock = {

@@ -2,6 +2,7 @@
 //! injecting TCP proxy, a token server, and helpers to make content.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod image;
 pub mod proxy;
 pub mod registry;

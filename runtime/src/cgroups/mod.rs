@@ -4,6 +4,7 @@
 //! the v2 logic is tested against a fake cgroupfs in a temp dir. berth only
 //! ever removes directories it created itself (kept in `CgroupRecord`).
 
+pub mod devices_v2;
 mod fsutil;
 mod hierarchy;
 mod resources;

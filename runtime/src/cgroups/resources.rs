@@ -101,6 +101,73 @@ fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             };
             write(d, f, &w.to_string())?;
         }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                let d = need(rec, "blkio")?;
+                let f = if d.join("blkio.weight_device").exists() {
+                    "blkio.weight_device"
+                } else {
+                    "blkio.bfq.weight_device"
+                };
+                write(d, f, &format!("{}:{} {w}", wd.major(), wd.minor()))?;
+            }
+        }
+        for (list, file) in [
+            (
+                b.throttle_read_bps_device(),
+                "blkio.throttle.read_bps_device",
+            ),
+            (
+                b.throttle_write_bps_device(),
+                "blkio.throttle.write_bps_device",
+            ),
+            (
+                b.throttle_read_iops_device(),
+                "blkio.throttle.read_iops_device",
+            ),
+            (
+                b.throttle_write_iops_device(),
+                "blkio.throttle.write_iops_device",
+            ),
+        ] {
+            for t in list.iter().flatten() {
+                write(
+                    need(rec, "blkio")?,
+                    file,
+                    &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+                )?;
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(v) = c.realtime_period() {
+            write(need(rec, "cpu")?, "cpu.rt_period_us", &v.to_string())?;
+        }
+        if let Some(v) = c.realtime_runtime() {
+            write(need(rec, "cpu")?, "cpu.rt_runtime_us", &v.to_string())?;
+        }
+    }
+    if let Some(n) = r.network() {
+        if let Some(id) = n.class_id() {
+            write(need(rec, "net_cls")?, "net_cls.classid", &id.to_string())?;
+        }
+        for p in n.priorities().iter().flatten() {
+            write(
+                need(rec, "net_prio")?,
+                "net_prio.ifpriomap",
+                &format!("{} {}", p.name(), p.priority()),
+            )?;
+        }
+    }
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(CgroupError::Invalid(
+            "linux.resources.unified needs cgroup v2; this host uses v1".into(),
+        ));
+    }
+    if r.rdma().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(CgroupError::Invalid(
+            "linux.resources.rdma is not supported by berth".into(),
+        ));
     }
     for h in r.hugepage_limits().iter().flatten() {
         let d = need(rec, "hugetlb")?;
@@ -237,13 +304,65 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
     if let Some(p) = r.pids() {
         write(d, "pids.max", &max_or(p.limit()))?;
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+    if let Some(b) = r.block_io() {
         let f = if d.join("io.weight").exists() {
             "io.weight"
         } else {
             "io.bfq.weight"
         };
-        write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+        if let Some(w) = b.weight() {
+            write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                write(
+                    d,
+                    f,
+                    &format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
+                )?;
+            }
+        }
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
+            for t in list.iter().flatten() {
+                write(
+                    d,
+                    "io.max",
+                    &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+                )?;
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_period().is_some() || c.realtime_runtime().is_some() {
+            return Err(CgroupError::Invalid(
+                "cpu realtime period/runtime are not available on cgroup v2".into(),
+            ));
+        }
+    }
+    if r.network().as_ref().is_some_and(|n| {
+        n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
+    }) {
+        return Err(CgroupError::Invalid(
+            "linux.resources.network (net_cls/net_prio) is not available on cgroup v2".into(),
+        ));
+    }
+    if r.rdma().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(CgroupError::Invalid(
+            "linux.resources.rdma is not supported by berth".into(),
+        ));
+    }
+    for (k, v) in r.unified().iter().flatten() {
+        if k.contains('/') || k.starts_with('.') {
+            return Err(CgroupError::Invalid(format!(
+                "linux.resources.unified key {k:?} is not a cgroup file name"
+            )));
+        }
+        write(d, k, v)?;
     }
     for h in r.hugepage_limits().iter().flatten() {
         write(
@@ -252,11 +371,11 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             &max_or(h.limit()),
         )?;
     }
-    if r.devices().as_ref().is_some_and(|v| !v.is_empty()) {
-        // v2 needs an eBPF device program; berth does not build one yet.
-        tracing::warn!(
-            "cgroup v2: linux.resources.devices is not enforced (no eBPF device filter)"
-        );
+    if let Some(rules) = r.devices().as_ref().filter(|v| !v.is_empty()) {
+        // The fake tree in unit tests is no cgroupfs: attaching needs a real one.
+        if d.join("cgroup.controllers").exists() && is_cgroup2(d) {
+            super::devices_v2::attach(d, rules)?;
+        }
     }
     Ok(())
 }
@@ -362,4 +481,9 @@ pub fn stats(rec: &CgroupRecord) -> Result<Stats, CgroupError> {
         _ => {}
     }
     Ok(s)
+}
+
+fn is_cgroup2(d: &Path) -> bool {
+    nix::sys::statfs::statfs(d)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }

@@ -70,7 +70,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
         "memory": {"limit": 33554432, "reservation": 1048576, "swap": 67108864},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 64},
-        "blockIO": {"weight": 500},
+        "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
         "devices": [{"allow": false, "access": "rwm"}]
     }))
     .unwrap();
@@ -84,6 +84,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     assert_eq!(rd("cpuset.cpus"), "0-1");
     assert_eq!(rd("pids.max"), "64");
     assert_eq!(rd("io.bfq.weight"), "default 4950");
+    assert_eq!(rd("io.max"), "8:0 rbps=1048576");
     assert_eq!(rec.procs_files(), vec![dir.join("cgroup.procs")]);
 
     // Freezer, OOM events and stats read the v2 files.
@@ -131,4 +132,75 @@ fn conversions_match_runc() {
     assert_eq!(resources::shares_to_weight(1024), 39);
     assert_eq!(resources::blkio_to_io_weight(10), 1);
     assert_eq!(resources::blkio_to_io_weight(1000), 10000);
+}
+
+/// The eBPF device filter on the real kernel: this host's cgroup2 mount
+/// (hybrid hosts have one beside v1) enforces it even with v1 devices.
+#[test]
+fn v2_device_filter_is_enforced_by_the_kernel() {
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let Some(mnt) = mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        post.starts_with("cgroup2 ")
+            .then(|| pre.split(' ').nth(4).map(str::to_string))?
+    }) else {
+        eprintln!("skipped: no cgroup2 mount");
+        return;
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .trim_start_matches('/')
+        .to_string();
+    let dir = Path::new(&mnt)
+        .join(own)
+        .join(format!("berth-devtest-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(dir.clone());
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "r"}
+        ]))
+        .unwrap();
+    devices_v2::attach(&dir, &rules).unwrap();
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_str().unwrap()).unwrap();
+    // SAFETY: the child only makes raw syscalls and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = unsafe {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(100);
+            }
+            let errno = || *libc::__errno_location();
+            let mut code = 0;
+            if libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) < 0 {
+                code |= 1;
+            }
+            if libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY) < 0 {
+                code |= 2;
+            }
+            if libc::open(c"/dev/zero".as_ptr(), libc::O_WRONLY) >= 0 || errno() != libc::EPERM {
+                code |= 4;
+            }
+            if libc::open(c"/dev/full".as_ptr(), libc::O_RDONLY) >= 0 || errno() != libc::EPERM {
+                code |= 8;
+            }
+            code
+        };
+        unsafe { libc::_exit(code) };
+    }
+    let mut st = 0;
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert_eq!(libc::WEXITSTATUS(st), 0, "bitmask of failed checks");
 }

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -26,6 +26,8 @@ use crate::engine::paths::Paths;
 pub const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
 const TMP_PREFIX: &str = ".tmp-";
 const CHUNK: usize = 256 * 1024;
+/// Decompressed chunks in flight between the two threads.
+const QUEUE: usize = 8;
 
 /// The compressed layer as a manifest describes it.
 #[derive(Debug, Clone)]
@@ -178,9 +180,12 @@ impl Read for Tee<'_> {
     }
 }
 
-/// The unpack thread's end of the decompressed stream.
+/// The unpack thread's end of the decompressed stream. Used chunks go back
+/// to the producer so the stream reuses a few buffers instead of
+/// allocating (and zeroing) one per chunk.
 struct ChannelReader {
     rx: Receiver<Vec<u8>>,
+    recycle: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
@@ -190,7 +195,8 @@ impl Read for ChannelReader {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(v) => {
-                    self.cur = v;
+                    let used = std::mem::replace(&mut self.cur, v);
+                    let _ = self.recycle.try_send(used);
                     self.pos = 0;
                 }
                 // The producer is done (or failed, and reports that itself).
@@ -401,13 +407,15 @@ impl LayerStore {
             .ctx("create", &diff_dir)?;
 
         let hash_compressed = writer.is_none();
-        let (tx, rx) = sync_channel::<Vec<u8>>(8);
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let (recycle, recycled) = sync_channel::<Vec<u8>>(QUEUE + 2);
         let opts = self.opts.clone();
         let (produced, unpacked) = std::thread::scope(|s| {
             let unpack_dir = diff_dir.clone();
             let handle = s.spawn(move || {
                 let reader = ChannelReader {
                     rx,
+                    recycle,
                     cur: Vec::new(),
                     pos: 0,
                 };
@@ -421,7 +429,7 @@ impl LayerStore {
                 progress,
                 failed: None,
             };
-            let produced = self.produce(&mut tee, declared, &layer, tx);
+            let produced = self.produce(&mut tee, declared, &layer, tx, recycled);
             let unpacked = match handle.join() {
                 Ok(r) => r,
                 Err(_) => Err(UnpackError::Archive(io::Error::other(
@@ -469,6 +477,9 @@ impl LayerStore {
                 actual: produced.diff_id.to_string(),
             });
         }
+        // One syncfs flushes every unpacked file and the temp blob (same
+        // filesystem), so the blob's own fsync in commit finds little to do.
+        sync_fs(&diff_dir)?;
         if let Some(w) = writer.take() {
             w.commit()?;
         }
@@ -482,7 +493,7 @@ impl LayerStore {
             compressed_size: produced.compressed_size,
             media_type: desc.media_type.clone(),
         };
-        self.finish(&mut tmp, &diff_dir, &info)?;
+        self.finish(&mut tmp, &info)?;
         Ok(info)
     }
 
@@ -492,7 +503,8 @@ impl LayerStore {
         tee: &mut Tee<'_>,
         declared: Compression,
         layer: &str,
-        tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+        tx: SyncSender<Vec<u8>>,
+        recycled: Receiver<Vec<u8>>,
     ) -> Result<Produced, StoreError> {
         let stream_err =
             |tee: &mut Tee<'_>, kind: Compression, e: io::Error| match tee.failed.take() {
@@ -533,7 +545,8 @@ impl LayerStore {
                     Compression::None => Box::new(&mut src),
                 };
                 loop {
-                    let mut buf = vec![0u8; CHUNK];
+                    let mut buf = recycled.try_recv().unwrap_or_default();
+                    buf.resize(CHUNK, 0);
                     let n =
                         read_full(&mut decoder, &mut buf).map_err(|e| StoreError::Decompress {
                             layer: layer.to_string(),
@@ -594,15 +607,8 @@ impl LayerStore {
         })
     }
 
-    fn finish(
-        &self,
-        tmp: &mut TmpDir,
-        diff_dir: &Path,
-        info: &LayerInfo,
-    ) -> Result<(), StoreError> {
-        // One syncfs flushes every unpacked file; cheaper than fsync per file.
-        let dfd = File::open(diff_dir).ctx("open", diff_dir)?;
-        rustix::fs::syncfs(&dfd).map_err(|e| StoreError::io("syncfs", diff_dir, e.into()))?;
+    /// Writes `layer.json` and renames the temp dir into place.
+    fn finish(&self, tmp: &mut TmpDir, info: &LayerInfo) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(info).map_err(|e| StoreError::Corrupt {
             path: tmp.path.join("layer.json"),
             reason: e.to_string(),
@@ -682,6 +688,11 @@ impl LayerStore {
         }
         Ok(removed)
     }
+}
+
+fn sync_fs(dir: &Path) -> Result<(), StoreError> {
+    let fd = File::open(dir).ctx("open", dir)?;
+    rustix::fs::syncfs(&fd).map_err(|e| StoreError::io("syncfs", dir, e.into()))
 }
 
 fn map_unpack_error(layer: &str, e: UnpackError) -> StoreError {

@@ -118,4 +118,6 @@ impl Store {
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
