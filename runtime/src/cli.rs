@@ -205,6 +205,7 @@ fn report(cli: &RuntimeCli, msg: &str) {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
+            let t = crate::util::rfc3339(t);
             format!(
                 "{}\n",
                 serde_json::json!({"level": "error", "msg": msg, "time": t})
@@ -415,13 +416,13 @@ pub fn run_command(cli: &RuntimeCli) -> Result<i32, String> {
                     "CREATED".into(),
                 ]];
                 for s in &all {
-                    let created = rt.created_at(&s.id).unwrap_or(0);
+                    let created = crate::util::rfc3339(rt.created_at(&s.id).unwrap_or(0));
                     rows.push([
                         s.id.clone(),
                         s.pid.to_string(),
                         s.status.to_string(),
                         s.bundle.display().to_string(),
-                        created.to_string(),
+                        created,
                     ]);
                 }
                 let mut w = [0usize; 5];

@@ -135,6 +135,9 @@ fn docker_security_defaults() {
         &["sh", "-c", "grep -E 'CapEff|CapBnd|NoNewPrivs|Seccomp:' /proc/self/status; unshare -m true; echo unshare=$?; \
            wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/ns_last_pid; echo sys=$?; ls -1 /proc/$$/fd; ulimit -n; ulimit -Hn"],
     );
+    // A host fd the caller forgot to mark close-on-exec must not leak in.
+    let leaky = std::fs::File::open("/").unwrap();
+    unsafe { libc::fcntl(leaky.as_raw_fd(), libc::F_SETFD, 0) };
     let g = Guard::new(&id);
     let (code, out) = run_captured(&g, &b);
     assert_eq!(code, 0, "{out}");
@@ -369,4 +372,39 @@ fn hooks_get_the_state_on_stdin() {
     let post: serde_json::Value =
         serde_json::from_slice(&std::fs::read(format!("{o}.poststop")).unwrap()).unwrap();
     assert_eq!(post["status"], "stopped");
+}
+
+/// CVE-2019-5736: while the container's init is still the runtime's code
+/// (created, not started), its /proc/<pid>/exe is the host binary; a
+/// container process must not be able to open it.
+#[test]
+fn host_binary_is_unreachable_through_proc_exe() {
+    let id = unique_id("exe");
+    let b = Bundle::new(&id, &["true"]);
+    let g = Guard::new(&id);
+    let (pid, _r) = create_captured(&g, &b).unwrap();
+    let host_exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(host_exe, std::env::current_exe().unwrap());
+    let mut p: oci_spec::runtime::Process =
+        serde_json::from_value(b.config["process"].clone()).unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "readlink /proc/1/exe; echo readlink=$?; cat /proc/1/exe > /dev/null; echo cat=$?".into(),
+    ]));
+    let (r, w) = pipe();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let opts = ExecOpts {
+        stdio: Stdio::Fds([null.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]),
+        ..Default::default()
+    };
+    let epid = g.rt.exec(&id, &p, &opts).unwrap();
+    drop(w);
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    runtime::wait(epid);
+    assert!(out.contains("readlink=1") && out.contains("cat=1"), "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+    g.rt.kill(&id, libc::SIGKILL, false).unwrap();
+    runtime::wait(pid);
 }

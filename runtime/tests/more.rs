@@ -168,3 +168,44 @@ fn non_root_user_groups_umask_and_cwd() {
     assert!(out.contains("0077\n/work\n"), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
 }
+
+#[test]
+fn bind_ro_readonly_root_sysctl_devices_and_domainname() {
+    let id = unique_id("mnt");
+    let mut b = Bundle::new(
+        &id,
+        &["sh", "-c", "cat /data/f; echo x > /data/f; echo bind=$?; touch /newfile; echo root=$?; \
+           cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/domainname; ls -l /dev/loopx; echo ok > /tmp/t && cat /tmp/t"],
+    );
+    let data = b.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "from-host\n").unwrap();
+    let d = data.to_string_lossy().to_string();
+    b.edit(|c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.push(json!({"destination": "/data", "type": "bind", "source": d, "options": ["rbind", "ro", "rprivate"]}));
+        m.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        c["root"]["readonly"] = json!(true);
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["domainname"] = json!("example.test");
+        c["linux"]["devices"] = json!([{"path": "/dev/loopx", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600}]);
+    });
+    let g = Guard::new(&id);
+    let (code, out) = run_captured(&g, &b);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("from-host\n"), "{out}");
+    assert!(
+        out.contains("Read-only file system") && out.contains("bind=1") && out.contains("root=1"),
+        "{out}"
+    );
+    assert!(out.contains("\n1\nexample.test\n"), "{out}");
+    assert!(
+        out.contains("brw-------") && out.contains("7, 200"),
+        "{out}"
+    );
+    assert!(out.ends_with("ok\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("f")).unwrap(),
+        "from-host\n"
+    );
+}

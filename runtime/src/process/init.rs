@@ -74,6 +74,12 @@ fn close_others(keep: &[RawFd], preserve: u32) {
 }
 
 fn run(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
+    // Until execve replaces this image, /proc/<pid>/exe is the host's
+    // binary; a non-dumpable process keeps container processes (which lack
+    // CAP_SYS_PTRACE on the host) from opening it (CVE-2019-5736).
+    // execve of the user program makes the process dumpable again.
+    // SAFETY: prctl with integer args.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // Fds of the caller (other threads' sockets, the engine's files) must not
     // reach the container; close them now, not only at exec.
     close_others(&plan.keep_fds(sock), plan.preserve_fds);

@@ -7,10 +7,11 @@
 //! pid 1 inside. Init sets up the rootfs and the process, reports `Ready`,
 //! then waits on exec.fifo (create) and execs the user's program.
 //!
-//! The host's berth binary is never exec'ed inside the container's
-//! namespaces: all container-side code runs in the forked copy of the
-//! runtime, so /proc/self/exe of a host binary is never reachable from the
-//! container (CVE-2019-5736) and no memfd copy is needed.
+//! CVE-2019-5736: the host's berth binary is never exec'ed inside the
+//! container's namespaces; all container-side code runs in the forked copy
+//! of the runtime, which marks itself non-dumpable at once, so until it
+//! execs the user's program no container process can open its
+//! /proc/<pid>/exe (the host binary). No sealed memfd copy is needed.
 
 pub mod channel;
 mod exec;
@@ -63,6 +64,11 @@ pub fn spawn(
     drop(child_sock);
     let fd: RawFd = parent_sock.as_raw_fd();
     let mut init_pid: Option<i32> = None;
+    // The intermediate process sends the pid and init sends everything else
+    // on the same socket, so init's first message may overtake the pid:
+    // such messages wait until the pid is known.
+    let mut hooks_pending = false;
+    let mut ready = false;
     let fail = |init_pid: Option<i32>, e: ProcessError| -> ProcessError {
         if let Some(p) = init_pid {
             // SAFETY: our own child.
@@ -75,6 +81,18 @@ pub fn spawn(
         e
     };
     loop {
+        if let Some(p) = init_pid {
+            if hooks_pending {
+                hooks_pending = false;
+                if let Err(e) = on_hooks(p) {
+                    return Err(fail(init_pid, e));
+                }
+                let _ = channel::send(fd, &Msg::HooksDone);
+            }
+            if ready {
+                return Ok(p);
+            }
+        }
         let m = match channel::recv(fd) {
             Ok(Some(m)) => m,
             Ok(None) => return Err(fail(init_pid, ProcessError::InitDied)),
@@ -93,21 +111,8 @@ pub fn spawn(
                     reap(child);
                 }
             }
-            Msg::HooksPlease => {
-                let Some(p) = init_pid else {
-                    return Err(fail(
-                        init_pid,
-                        ProcessError::Init("hooks before pid".into()),
-                    ));
-                };
-                if let Err(e) = on_hooks(p) {
-                    return Err(fail(init_pid, e));
-                }
-                let _ = channel::send(fd, &Msg::HooksDone);
-            }
-            Msg::Ready => {
-                return init_pid.ok_or_else(|| ProcessError::Init("ready before pid".into()));
-            }
+            Msg::HooksPlease => hooks_pending = true,
+            Msg::Ready => ready = true,
             Msg::Error(s) => return Err(fail(init_pid, ProcessError::Init(s))),
             Msg::UserMapsDone | Msg::HooksDone => {}
         }
