@@ -34,9 +34,15 @@ fn reap_monitors(wait: Duration) {
     loop {
         let mut live = 0;
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            let Some(close) = stat.rfind(')') else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
             let comm = &stat[stat.find('(').unwrap() + 1..close];
             let f: Vec<&str> = stat[close + 2..].split(' ').collect();
             if comm != "berth-monitor" || f[1] != me {
@@ -65,7 +71,11 @@ impl Env {
         let b = Berth::new();
         let image = reg.reference("t/img", "1");
         b.ok(&["pull", "-q", &image]);
-        Env { b, image, _reg: reg }
+        Env {
+            b,
+            image,
+            _reg: reg,
+        }
     }
 
     fn new() -> Env {
@@ -114,7 +124,14 @@ fn assert_clean(root: &Path) {
 #[test]
 fn foreground_exit_codes_and_streams() {
     let e = Env::new();
-    let o = e.run(&["run", "--rm", &e.image, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let o = e.run(&[
+        "run",
+        "--rm",
+        &e.image,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", err(&o));
     assert_eq!(out(&o), "out\n");
     assert_eq!(err(&o), "err\n");
@@ -128,25 +145,47 @@ fn foreground_exit_codes_and_streams() {
     // --rm leaves nothing: no container, no mount, no directory.
     assert_eq!(e.b.ok(&["ps", "-aq"]), "");
     assert_clean(e.b.root());
-    let left: Vec<_> = std::fs::read_dir(e.b.root().join("containers")).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(e.b.root().join("containers"))
+        .unwrap()
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
 fn detached_ps_logs_exec_stop_rm() {
     let e = Env::new();
-    let id = e.b.ok(&["run", "-d", "--name", "web1", &e.image, "sh", "-c", "echo hello; echo oops >&2; exec sleep 1000"]);
+    let id = e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web1",
+        &e.image,
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exec sleep 1000",
+    ]);
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64, "{id}");
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     let ps = e.b.ok(&["ps"]);
     let mut lines = ps.lines();
     let head = lines.next().unwrap();
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(head.contains(col), "{ps}");
     }
     let row = lines.next().unwrap();
-    assert!(row.starts_with(&id[..12]) && row.contains("Up ") && row.ends_with("web1"), "{ps}");
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Up ") && row.ends_with("web1"),
+        "{ps}"
+    );
     e.wait_for("logs", || e.run(&["logs", "web1"]).stdout == b"hello\n");
     let l = e.run(&["logs", "web1"]);
     assert_eq!(err(&l), "oops\n");
@@ -154,21 +193,40 @@ fn detached_ps_logs_exec_stop_rm() {
     assert!(pid > 0 && Path::new(&format!("/proc/{pid}")).exists());
     // nsenter works with that pid, as docker users do.
     let ns = std::process::Command::new("nsenter")
-        .args(["--target", &pid.to_string(), "--mount", "--uts", "--ipc", "--net", "--pid", "hostname"])
+        .args([
+            "--target",
+            &pid.to_string(),
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "hostname",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), &id[..12]);
-    assert_eq!(e.b.ok(&["exec", "web1", "sh", "-c", "echo in-$HOSTNAME"]).trim(), format!("in-{}", &id[..12]));
+    assert_eq!(
+        e.b.ok(&["exec", "web1", "sh", "-c", "echo in-$HOSTNAME"])
+            .trim(),
+        format!("in-{}", &id[..12])
+    );
     let o = e.run(&["exec", "web1", "sh", "-c", "exit 5"]);
     assert_eq!(o.status.code(), Some(5));
     let o = e.run(&["exec", "web1", "nosuch"]);
     assert_eq!(o.status.code(), Some(127), "{}", err(&o));
-    assert_eq!(e.inspect("web1", "{{.State.Status}} {{.Name}}"), "running /web1");
+    assert_eq!(
+        e.inspect("web1", "{{.State.Status}} {{.Name}}"),
+        "running /web1"
+    );
     e.b.ok(&["stop", "-t", "1", "web1"]);
     assert_eq!(e.inspect("web1", "{{.State.Status}}"), "exited");
     assert_eq!(e.b.ok(&["ps", "-q"]), "");
     let psa = e.b.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
-    assert!(psa.starts_with("web1 Exited (137)") || psa.starts_with("web1 Exited (143)"), "{psa}");
+    assert!(
+        psa.starts_with("web1 Exited (137)") || psa.starts_with("web1 Exited (143)"),
+        "{psa}"
+    );
     let o = e.run(&["exec", "web1", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("is not running"), "{}", err(&o));
@@ -185,10 +243,18 @@ fn detached_ps_logs_exec_stop_rm() {
 #[test]
 fn name_conflict_and_image_in_use() {
     let e = Env::new();
-    let id = e.b.ok(&["create", "--name", "dup", &e.image, "true"]).trim().to_string();
+    let id =
+        e.b.ok(&["create", "--name", "dup", &e.image, "true"])
+            .trim()
+            .to_string();
     let (code, msg) = e.b.fails(&["create", "--name", "dup", &e.image, "true"]);
     assert_eq!(code, 125);
-    assert!(msg.contains(&format!("Conflict. The container name \"/dup\" is already in use by container \"{id}\"")), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "Conflict. The container name \"/dup\" is already in use by container \"{id}\""
+        )),
+        "{msg}"
+    );
     assert_eq!(e.inspect("dup", "{{.State.Status}}"), "created");
     let (code, msg) = e.b.fails(&["rmi", &e.image]);
     assert_eq!(code, 1);
@@ -203,7 +269,18 @@ fn name_conflict_and_image_in_use() {
 #[test]
 fn restart_on_failure_twice() {
     let e = Env::new();
-    e.b.ok(&["run", "-d", "--name", "rs", "--restart", "on-failure:2", &e.image, "sh", "-c", "echo run; exit 1"]);
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "--restart",
+        "on-failure:2",
+        &e.image,
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
     e.wait_for("two restarts and exit", || {
         e.inspect("rs", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
     });
@@ -217,17 +294,58 @@ fn process_config_flags() {
     let envf = e.b.root().join("env.list");
     std::fs::write(&envf, "# comment\nB=from-file\n").unwrap();
     let o = e.b.ok(&[
-        "run", "--rm", "-e", "A=flag", "--env-file", envf.to_str().unwrap(), "-w", "/tmp", "-u", "app",
-        "-h", "myhost", &e.image, "sh", "-c", "echo $A $B $FROM_IMAGE; pwd; id -u; id -g; hostname; cat /etc/hostname; echo $HOME",
+        "run",
+        "--rm",
+        "-e",
+        "A=flag",
+        "--env-file",
+        envf.to_str().unwrap(),
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "-h",
+        "myhost",
+        &e.image,
+        "sh",
+        "-c",
+        "echo $A $B $FROM_IMAGE; pwd; id -u; id -g; hostname; cat /etc/hostname; echo $HOME",
     ]);
-    assert_eq!(o, "flag from-file 1\n/tmp\n1000\n1000\nmyhost\nmyhost\n/home/app\n");
+    assert_eq!(
+        o,
+        "flag from-file 1\n/tmp\n1000\n1000\nmyhost\nmyhost\n/home/app\n"
+    );
     assert_eq!(e.b.ok(&["run", "--rm", &e.image, "pwd"]), "/home\n");
-    assert_eq!(e.b.ok(&["run", "--rm", "-u", "4242:7", &e.image, "id"]).trim(), "uid=4242 gid=7");
-    assert_eq!(e.b.ok(&["run", "--rm", "--entrypoint", "echo", &e.image, "hello"]), "hello\n");
-    let o = e.b.ok(&["run", "--rm", "--add-host", "db:10.1.2.3", "--dns", "10.0.0.53", "--dns-search", "example.test", &e.image, "sh", "-c", "cat /etc/hosts /etc/resolv.conf"]);
+    assert_eq!(
+        e.b.ok(&["run", "--rm", "-u", "4242:7", &e.image, "id"])
+            .trim(),
+        "uid=4242 gid=7"
+    );
+    assert_eq!(
+        e.b.ok(&["run", "--rm", "--entrypoint", "echo", &e.image, "hello"]),
+        "hello\n"
+    );
+    let o = e.b.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:10.1.2.3",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.test",
+        &e.image,
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
     assert!(o.contains("10.1.2.3\tdb"), "{o}");
-    assert!(o.contains("nameserver 10.0.0.53") && o.contains("search example.test"), "{o}");
-    let (code, msg) = e.b.fails(&["run", "--rm", "-u", "nosuchuser", &e.image, "true"]);
+    assert!(
+        o.contains("nameserver 10.0.0.53") && o.contains("search example.test"),
+        "{o}"
+    );
+    let (code, msg) =
+        e.b.fails(&["run", "--rm", "-u", "nosuchuser", &e.image, "true"]);
     assert_eq!(code, 125, "{msg}");
     assert!(msg.contains("unable to find user nosuchuser"), "{msg}");
 }
@@ -241,8 +359,26 @@ fn security_defaults_seen_from_inside() {
     assert!(o.contains("Seccomp:\t2"), "{o}");
     // This kernel has no /proc/kcore; timer_list and keys are masked
     // (bound to /dev/null), acpi is masked with an empty read-only tmpfs.
-    assert!(o.trim_end().ends_with("0\n0\n0"), "masked /proc paths must read empty: {o}");
-    let o = e.b.ok(&["run", "--rm", "--cap-drop", "ALL", "--cap-add", "CHOWN", "--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges", &e.image, "sh", "-c", "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status"]);
+    assert!(
+        o.trim_end().ends_with("0\n0\n0"),
+        "masked /proc paths must read empty: {o}"
+    );
+    let o = e.b.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "no-new-privileges",
+        &e.image,
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
     assert!(o.contains("CapEff:\t0000000000000001"), "{o}");
     assert!(o.contains("Seccomp:\t0"), "{o}");
     assert!(o.contains("NoNewPrivs:\t1"), "{o}");
@@ -255,10 +391,27 @@ fn security_defaults_seen_from_inside() {
 fn memory_limit_oom_and_pids_limit() {
     let e = Env::new();
     // tail buffers /dev/zero looking for a newline until the limit hits.
-    let o = e.run(&["run", "--name", "oom", "-m", "16m", "--memory-swap", "16m", &e.image, "tail", "/dev/zero"]);
+    let o = e.run(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        &e.image,
+        "tail",
+        "/dev/zero",
+    ]);
     assert_eq!(o.status.code(), Some(137), "{}", err(&o));
-    assert_eq!(e.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
-    assert_eq!(e.inspect("oom", "{{.HostConfig.Memory}}"), (16u64 << 20).to_string());
+    assert_eq!(
+        e.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"),
+        "true 137"
+    );
+    assert_eq!(
+        e.inspect("oom", "{{.HostConfig.Memory}}"),
+        (16u64 << 20).to_string()
+    );
     // A child shell forks until it fails (and dies); the outer one then
     // uses builtins only, as any fork would fail now.
     let o = e.b.ok(&["run", "--rm", "--pids-limit", "8", &e.image, "sh", "-c",
@@ -272,9 +425,15 @@ fn memory_limit_oom_and_pids_limit() {
 #[test]
 fn killed_monitor_reads_exited_and_rm_cleans_up() {
     let e = Env::new();
-    let id = e.b.ok(&["run", "-d", "--name", "victim", &e.image, "sleep", "1000"]).trim().to_string();
+    let id =
+        e.b.ok(&["run", "-d", "--name", "victim", &e.image, "sleep", "1000"])
+            .trim()
+            .to_string();
     let pid: i32 = e.inspect("victim", "{{.State.Pid}}").parse().unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(e.b.root().join("containers").join(&id).join("state.json")).unwrap()).unwrap();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(e.b.root().join("containers").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
     let mon = st["MonitorPid"].as_i64().unwrap() as i32;
     assert!(mon > 0);
     unsafe {
@@ -285,7 +444,12 @@ fn killed_monitor_reads_exited_and_rm_cleans_up() {
     assert_eq!(ps.trim(), "victim exited");
     assert_eq!(e.b.ok(&["ps", "-q"]), "");
     e.b.ok(&["rm", "-f", "victim"]);
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    );
     assert_clean(e.b.root());
     assert_eq!(e.b.ok(&["ps", "-aq"]), "");
 }
@@ -293,6 +457,16 @@ fn killed_monitor_reads_exited_and_rm_cleans_up() {
 #[test]
 fn image_with_120_layers_runs() {
     let e = Env::with(many_layers(120));
-    assert_eq!(e.b.ok(&["run", "--rm", &e.image, "cat", "/layers/top", "/layers/0001"]), "119\nlayer 1\n");
+    assert_eq!(
+        e.b.ok(&[
+            "run",
+            "--rm",
+            &e.image,
+            "cat",
+            "/layers/top",
+            "/layers/0001"
+        ]),
+        "119\nlayer 1\n"
+    );
     assert_clean(e.b.root());
 }

@@ -43,7 +43,11 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
         }
     }
 }
@@ -69,15 +73,15 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
         return Err(anyhow!("container {id} started without waiting for attach"));
     };
     let sock_path = cs.attach_socket(id);
-    let (_dirfd, short) = crate::engine::container::store::short_socket_path(
-        &cs.run_dir(id),
-        "attach.sock",
-    )?;
+    let (_dirfd, short) =
+        crate::engine::container::store::short_socket_path(&cs.run_dir(id), "attach.sock")?;
     let sock = UnixStream::connect(&short)
         .with_context(|| format!("cannot attach to {}", sock_path.display()))?;
     let writer = Arc::new(Mutex::new(sock.try_clone()?));
     {
-        let mut w = writer.lock().map_err(|_| anyhow!("attach writer poisoned"))?;
+        let mut w = writer
+            .lock()
+            .map_err(|_| anyhow!("attach writer poisoned"))?;
         attach::write_frame(&mut *w, attach::HELLO, &[o.stdin as u8])?;
         if o.tty {
             if let Some(ws) = winsize() {

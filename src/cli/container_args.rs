@@ -208,7 +208,11 @@ pub struct CreateFlags {
     pub help: Option<bool>,
     #[arg(value_name = "IMAGE")]
     pub image: String,
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub cmd: Vec<String>,
 }
 
@@ -296,7 +300,12 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i64>,
     /// Signal to send to the container
     #[arg(short = 's', long)]
@@ -360,7 +369,12 @@ pub struct ExecArgs {
     pub privileged: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub cmd: Vec<String>,
 }
 
@@ -368,7 +382,11 @@ pub struct ExecArgs {
 pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
-    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ps OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub ps_args: Vec<String>,
 }
 

@@ -12,7 +12,11 @@ use crate::engine::container::{HostConfig, RunConfig};
 /// docker's `RAMInBytes`: a number with an optional b/k/m/g/t/p suffix (binary).
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|x| !x.is_empty() && x.chars().last().is_some_and(|c| c.is_ascii_alphabetic())).unwrap_or(&t).to_string();
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| !x.is_empty() && x.chars().last().is_some_and(|c| c.is_ascii_alphabetic()))
+        .unwrap_or(&t)
+        .to_string();
     let (num, mult): (&str, i64) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -22,9 +26,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
         Some('b') => (&t[..t.len() - 1], 1),
         _ => (&t[..], 1),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| anyhow!("invalid size: '{s}'"))?;
+    let v: f64 = num.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
     if v < 0.0 {
         bail!("invalid size: '{s}'");
     }
@@ -37,9 +39,9 @@ fn parse_restart(s: &str) -> Result<RestartPolicy> {
         None => (s, None),
     };
     let max = match n {
-        Some(n) => n
-            .parse::<u32>()
-            .map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+        Some(n) => n.parse::<u32>().map_err(|_| {
+            anyhow!("invalid restart policy format: maximum retry count must be an integer")
+        })?,
         None => 0,
     };
     match name {
@@ -72,18 +74,24 @@ fn parse_ulimit(s: &str) -> Result<Ulimit> {
         if x == "-1" || x == "unlimited" {
             return Ok(u64::MAX);
         }
-        x.parse().map_err(|_| anyhow!("invalid ulimit argument: {s}"))
+        x.parse()
+            .map_err(|_| anyhow!("invalid ulimit argument: {s}"))
     };
     let (soft, hard) = (p(soft)?, p(hard)?);
     if soft > hard {
         bail!("invalid ulimit argument: {s}: soft limit must be less than or equal to hard limit");
     }
-    Ok(Ulimit { name: name.to_string(), soft, hard })
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
 }
 
 /// `--env-file`: `KEY=VALUE` lines; a bare `KEY` takes the caller's value.
 pub fn read_env_file(path: &str) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("open {path}: no such file or directory"))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("open {path}: no such file or directory"))?;
     let mut out = Vec::new();
     for l in text.lines() {
         let l = l.trim_start();
@@ -152,7 +160,12 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
             bail!("invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\"");
         }
     }
-    let memory = f.memory.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0);
+    let memory = f
+        .memory
+        .as_deref()
+        .map(ram_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
     if memory > 0 && memory < 6 * 1024 * 1024 {
         bail!("Error response from daemon: Minimum memory limit allowed is 6MB");
     }
@@ -168,11 +181,17 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         bail!("Error response from daemon: Minimum memoryswap limit should be larger than memory limit, see usage");
     }
     let nano_cpus = match f.cpus {
-        Some(c) if c < 0.0 => bail!("Error response from daemon: Range of CPUs is from 0.01 to the number of CPUs"),
+        Some(c) if c < 0.0 => {
+            bail!("Error response from daemon: Range of CPUs is from 0.01 to the number of CPUs")
+        }
         Some(c) => (c * 1e9) as i64,
         None => 0,
     };
-    let ulimits = f.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<Vec<_>>>()?;
+    let ulimits = f
+        .ulimit
+        .iter()
+        .map(|u| parse_ulimit(u))
+        .collect::<Result<Vec<_>>>()?;
     let cfg = RunConfig {
         hostname: f.hostname.clone().unwrap_or_default(),
         user: f.user.clone().unwrap_or_default(),
@@ -205,7 +224,12 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         extra_hosts: f.add_host.clone(),
         memory,
         memory_swap,
-        memory_reservation: f.memory_reservation.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0),
+        memory_reservation: f
+            .memory_reservation
+            .as_deref()
+            .map(ram_in_bytes)
+            .transpose()?
+            .unwrap_or(0),
         nano_cpus,
         cpu_shares: f.cpu_shares.unwrap_or(0),
         cpuset_cpus: f.cpuset_cpus.clone().unwrap_or_default(),
@@ -213,7 +237,12 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         ulimits,
         sysctls: kv_map(&f.sysctl, "sysctl")?,
         devices: f.device.clone(),
-        shm_size: f.shm_size.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0),
+        shm_size: f
+            .shm_size
+            .as_deref()
+            .map(ram_in_bytes)
+            .transpose()?
+            .unwrap_or(0),
         tmpfs,
         init: f.init,
         group_add: f.group_add.clone(),
@@ -235,7 +264,10 @@ mod tests {
         assert_eq!(ram_in_bytes("100").unwrap(), 100);
         assert_eq!(ram_in_bytes("10mb").unwrap(), 10 << 20);
         assert!(ram_in_bytes("x").is_err());
-        assert_eq!(parse_restart("on-failure:2").unwrap().maximum_retry_count, 2);
+        assert_eq!(
+            parse_restart("on-failure:2").unwrap().maximum_retry_count,
+            2
+        );
         assert!(parse_restart("sometimes").is_err());
         assert!(parse_restart("always:3").is_err());
         let u = parse_ulimit("nofile=100:200").unwrap();

@@ -53,7 +53,10 @@ fn fail125(e: anyhow::Error) -> anyhow::Error {
         return e;
     }
     eprintln!("Error: {}", super::error_chain(&e));
-    Reported { code: super::EXIT_USAGE }.into()
+    Reported {
+        code: super::EXIT_USAGE,
+    }
+    .into()
 }
 
 fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> Result<ImageInfo> {
@@ -88,8 +91,17 @@ fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> R
         .read(&rec.id)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| anyhow!("the config of image {} is missing from the store; pull it again", rec.id))?;
-    let mut layers: Vec<String> = rec.layers.iter().map(|l| l.chain_id.hex().to_string()).collect();
+        .ok_or_else(|| {
+            anyhow!(
+                "the config of image {} is missing from the store; pull it again",
+                rec.id
+            )
+        })?;
+    let mut layers: Vec<String> = rec
+        .layers
+        .iter()
+        .map(|l| l.chain_id.hex().to_string())
+        .collect();
     layers.reverse();
     Ok(ImageInfo {
         id: rec.id.to_string(),
@@ -127,7 +139,10 @@ fn pull_to_stderr(ctx: &Ctx, image: &str, platform: Option<String>) -> Result<()
     r
 }
 
-fn do_create(ctx: &Ctx, f: &CreateFlags) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
+fn do_create(
+    ctx: &Ctx,
+    f: &CreateFlags,
+) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
     let (cfg, hc) = super::container_flags::to_config(f)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
@@ -217,10 +232,11 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
         ops::release(&cs, &id)?;
         cs.update_state(&id, |s| s.manually_stopped = false)?;
         let rec = cs.load(&id)?;
-        let started = spawn::spawn(&cs, &id, true).map_err(|e| match e.downcast_ref::<StartError>() {
-            Some(s) => anyhow!("Error response from daemon: {}", s.0),
-            None => e,
-        })?;
+        let started =
+            spawn::spawn(&cs, &id, true).map_err(|e| match e.downcast_ref::<StartError>() {
+                Some(s) => anyhow!("Error response from daemon: {}", s.0),
+                None => e,
+            })?;
         let code = attach_client::run_attached(
             &cs,
             &id,
@@ -245,13 +261,19 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
                 failed = true;
                 match e.downcast_ref::<StartError>() {
                     Some(s) => eprintln!("Error response from daemon: {}", s.0),
-                    None => eprintln!("Error response from daemon: {}", super::error_chain(&e).trim_start_matches("Error response from daemon: ")),
+                    None => eprintln!(
+                        "Error response from daemon: {}",
+                        super::error_chain(&e).trim_start_matches("Error response from daemon: ")
+                    ),
                 }
             }
         }
     }
     if failed {
-        eprintln!("Error: failed to start containers: {}", a.containers.join(", "));
+        eprintln!(
+            "Error: failed to start containers: {}",
+            a.containers.join(", ")
+        );
         return Err(Reported { code: 1 }.into());
     }
     Ok(())
@@ -371,7 +393,10 @@ fn wait(ctx: &Ctx, a: NamesArgs) -> Result<()> {
             Ok(code) => println!("{code}"),
             Err(e) => {
                 failed = true;
-                eprintln!("Error response from daemon: {}", super::error_chain(&e).trim_start_matches("Error response from daemon: "));
+                eprintln!(
+                    "Error response from daemon: {}",
+                    super::error_chain(&e).trim_start_matches("Error response from daemon: ")
+                );
             }
         }
     }

@@ -54,7 +54,11 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<()> {
         if let Some(t) = &saved {
             let mut raw = t.clone();
             raw.make_raw();
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, &raw);
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &raw,
+            );
         }
         if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stdout()) {
             let _ = rustix::termios::tcsetwinsize(&master, ws);
@@ -82,7 +86,11 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<()> {
             let _ = out.flush();
         }
         if let Some(t) = &saved {
-            let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
         }
     }
     let code = runtime::wait(pid);
@@ -112,7 +120,10 @@ pub fn top(ctx: &Ctx, a: TopArgs) -> Result<()> {
         .output()
         .map_err(|e| anyhow!("cannot run ps: {e}"))?;
     if !out.status.success() {
-        bail!("Error response from daemon: ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "Error response from daemon: ps: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -120,14 +131,19 @@ pub fn top(ctx: &Ctx, a: TopArgs) -> Result<()> {
     let pid_col = head
         .split_whitespace()
         .position(|c| c == "PID")
-        .ok_or_else(|| anyhow!("Error response from daemon: Couldn't find PID field in ps output"))?;
+        .ok_or_else(|| {
+            anyhow!("Error response from daemon: Couldn't find PID field in ps output")
+        })?;
     let mut rows = vec![head.split_whitespace().collect::<Vec<_>>().join("\t")];
     let ncols = head.split_whitespace().count();
     for l in lines {
         let f: Vec<&str> = l.split_whitespace().collect();
         if let Some(p) = f.get(pid_col).and_then(|p| p.parse::<i32>().ok()) {
             if pids.contains(&p) {
-                let mut cols: Vec<String> = f[..(ncols - 1).min(f.len())].iter().map(|s| s.to_string()).collect();
+                let mut cols: Vec<String> = f[..(ncols - 1).min(f.len())]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 if f.len() >= ncols {
                     cols.push(f[ncols - 1..].join(" "));
                 }

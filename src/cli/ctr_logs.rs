@@ -34,7 +34,9 @@ pub fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
             unit.push('s');
             chars.next();
         }
-        let n: f64 = num.parse().map_err(|_| anyhow!("invalid value for \"since\": {s}"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| anyhow!("invalid value for \"since\": {s}"))?;
         num.clear();
         total += n * match unit.as_str() {
             "h" => 3600.0,
@@ -72,7 +74,8 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<()> {
     let since = a.since.as_deref().map(|s| parse_time(s, now)).transpose()?;
     let until = a.until.as_deref().map(|s| parse_time(s, now)).transpose()?;
     let path = cs.log_path(&id);
-    let (mut entries, mut off) = read_from(&path, 0).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    let (mut entries, mut off) =
+        read_from(&path, 0).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
     entries.retain(|e| since.is_none_or(|s| e.time >= s) && until.is_none_or(|u| e.time <= u));
     if a.tail != "all" {
         let n: usize = a.tail.parse().unwrap_or(usize::MAX);
@@ -87,7 +90,9 @@ pub fn logs(ctx: &Ctx, a: LogsArgs) -> Result<()> {
         return Ok(());
     }
     loop {
-        let running = liveness::current(&cs, &id).map(|s| s.running()).unwrap_or(false);
+        let running = liveness::current(&cs, &id)
+            .map(|s| s.running())
+            .unwrap_or(false);
         let (more, o) = read_from(&path, off).unwrap_or((vec![], off));
         off = o;
         for e in &more {

@@ -33,7 +33,11 @@ pub fn status_text(st: &State) -> String {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", since(st.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(st.started_at)),
-        Status::Restarting => format!("Restarting ({}) {} ago", st.exit_code, since(st.finished_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            since(st.finished_at)
+        ),
         Status::Removing => "Removal In Progress".into(),
         Status::Exited => format!("Exited ({}) {} ago", st.exit_code, since(st.finished_at)),
         Status::Dead => "Dead".into(),
@@ -63,14 +67,31 @@ struct Filter {
 }
 
 fn parse_filters(f: &[String]) -> Result<Filter> {
-    let mut out = Filter { status: vec![], name: vec![], label: vec![], ancestor: vec![], exited: vec![], id: vec![] };
+    let mut out = Filter {
+        status: vec![],
+        name: vec![],
+        label: vec![],
+        ancestor: vec![],
+        exited: vec![],
+        id: vec![],
+    };
     for s in f {
         let Some((k, v)) = s.split_once('=') else {
             bail!("bad format of filter (expected name=value)");
         };
         match k {
             "status" => {
-                if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v) {
+                if ![
+                    "created",
+                    "restarting",
+                    "running",
+                    "removing",
+                    "paused",
+                    "exited",
+                    "dead",
+                ]
+                .contains(&v)
+                {
                     bail!("Error response from daemon: invalid filter 'status={v}'");
                 }
                 out.status.push(v.into())
@@ -78,7 +99,9 @@ fn parse_filters(f: &[String]) -> Result<Filter> {
             "name" => out.name.push(v.into()),
             "label" => out.label.push(v.into()),
             "ancestor" => out.ancestor.push(v.into()),
-            "exited" => out.exited.push(v.parse().map_err(|_| anyhow::anyhow!("Error response from daemon: invalid filter 'exited={v}'"))?),
+            "exited" => out.exited.push(v.parse().map_err(|_| {
+                anyhow::anyhow!("Error response from daemon: invalid filter 'exited={v}'")
+            })?),
             "id" => out.id.push(v.into()),
             _ => bail!("Error response from daemon: invalid filter '{k}'"),
         }
@@ -88,9 +111,13 @@ fn parse_filters(f: &[String]) -> Result<Filter> {
 
 fn matches(f: &Filter, rec: &ContainerRecord, st: &State, image_ids: &[String]) -> bool {
     (f.status.is_empty() || f.status.iter().any(|s| s == st.status.as_str()))
-        && (f.name.is_empty() || f.name.iter().any(|n| rec.name.contains(n.trim_start_matches('/'))))
+        && (f.name.is_empty()
+            || f.name
+                .iter()
+                .any(|n| rec.name.contains(n.trim_start_matches('/'))))
         && (f.id.is_empty() || f.id.iter().any(|i| rec.id.starts_with(i.as_str())))
-        && (f.exited.is_empty() || (st.status == Status::Exited && f.exited.contains(&st.exit_code)))
+        && (f.exited.is_empty()
+            || (st.status == Status::Exited && f.exited.contains(&st.exit_code)))
         && f.label.iter().all(|l| match l.split_once('=') {
             Some((k, v)) => rec.config.labels.get(k).map(String::as_str) == Some(v),
             None => rec.config.labels.contains_key(l.as_str()),
@@ -104,7 +131,9 @@ fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
             if m.is_dir() {

@@ -39,7 +39,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     }
     let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
     if len > 1 << 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "attach frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "attach frame too large",
+        ));
     }
     let mut p = vec![0u8; len];
     r.read_exact(&mut p)?;
@@ -60,8 +63,8 @@ impl Parser {
             if self.buf.len() < 5 {
                 break;
             }
-            let len = u32::from_le_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
-                as usize;
+            let len =
+                u32::from_le_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
             if len > 1 << 20 {
                 self.buf.clear();
                 break;
@@ -90,7 +93,13 @@ mod tests {
         let got = p.push(&all[..4]);
         assert!(got.is_empty());
         let got = p.push(&all[4..]);
-        assert_eq!(got, vec![(STDOUT, b"hi".to_vec()), (EXIT, 3i32.to_le_bytes().to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (STDOUT, b"hi".to_vec()),
+                (EXIT, 3i32.to_le_bytes().to_vec())
+            ]
+        );
         let mut r = &all[..];
         assert_eq!(read_frame(&mut r).unwrap(), Some((STDOUT, b"hi".to_vec())));
     }

@@ -60,9 +60,17 @@ pub fn receive_fd(s: &std::os::unix::net::UnixStream) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| anyhow!("receive pty master: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| anyhow!("receive pty master: {e}"))? {
+    let msg = recvmsg::<()>(
+        s.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("receive pty master: {e}"))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| anyhow!("receive pty master: {e}"))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 // SAFETY: the kernel just gave us this descriptor.

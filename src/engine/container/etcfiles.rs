@@ -35,7 +35,12 @@ fn resolv_conf(rec: &ContainerRecord) -> String {
         ns = hc.dns.clone();
     }
     if !hc.dns_search.is_empty() {
-        search = hc.dns_search.iter().filter(|s| *s != ".").cloned().collect();
+        search = hc
+            .dns_search
+            .iter()
+            .filter(|s| *s != ".")
+            .cloned()
+            .collect();
     }
     if !hc.dns_options.is_empty() {
         opts = hc.dns_options.clone();
@@ -93,7 +98,8 @@ pub fn write_all(rec: &ContainerRecord, dir: &Path) -> Result<Vec<(String, std::
     let mut out = Vec::new();
     for (target, name, content) in files {
         let p = dir.join(name);
-        atomic_write(&p, content.as_bytes()).with_context(|| format!("cannot write {}", p.display()))?;
+        atomic_write(&p, content.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
         out.push((target.to_string(), p));
     }
     Ok(out)

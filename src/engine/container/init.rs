@@ -50,11 +50,18 @@ pub fn entry(args: &[OsString]) -> i32 {
             libc::execvp(ptrs[0], ptrs.as_ptr());
             let e = std::io::Error::last_os_error();
             eprintln!("berth-init: exec {}: {e}", argv[0].to_string_lossy());
-            libc::_exit(if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 });
+            libc::_exit(if e.raw_os_error() == Some(libc::ENOENT) {
+                127
+            } else {
+                126
+            });
         }
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            let ts = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+            let ts = libc::timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
             let sig = libc::sigtimedwait(&all, &mut info, &ts);
             if sig > 0 && sig != libc::SIGCHLD {
                 libc::kill(child, sig);

@@ -11,7 +11,10 @@ use super::store::ContainerStore;
 
 /// Whether a monitor holds `monitor.lock` now.
 pub fn monitor_alive(store: &ContainerStore, id: &str) -> bool {
-    let Ok(f) = OpenOptions::new().read(true).open(store.monitor_lock_path(id)) else {
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .open(store.monitor_lock_path(id))
+    else {
         return false;
     };
     match flock(&f, FlockOperation::NonBlockingLockShared) {

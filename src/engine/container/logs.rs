@@ -104,7 +104,11 @@ mod tests {
         assert!(b.flush().is_none());
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("l");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap();
         append(&mut f, &[b"x\n".to_vec()], "stderr");
         let (e, off) = read_from(&p, 0).unwrap();
         assert_eq!(e[0].log, "x\n");

@@ -68,7 +68,13 @@ pub fn entry(args: &[String]) -> i32 {
     // SAFETY: plain syscalls on ourselves.
     unsafe {
         libc::setsid();
-        libc::prctl(libc::PR_SET_NAME, c"berth-monitor".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"berth-monitor".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
     // SAFETY: fd 1 is the status pipe the CLI gave us; we own it from here.
     let status_file = unsafe { File::from_raw_fd(libc::dup(1)) };
@@ -209,7 +215,11 @@ impl Monitor {
                     let msg = format!("{e:#}");
                     self.cleanup_runtime();
                     let _ = self.store.update_state(&self.id, |s| {
-                        s.status = if first { Status::Created } else { Status::Exited };
+                        s.status = if first {
+                            Status::Created
+                        } else {
+                            Status::Exited
+                        };
                         s.pid = 0;
                         s.exit_code = 128;
                         s.error = msg.clone();
@@ -246,8 +256,15 @@ impl Monitor {
             let until = Instant::now() + delay;
             while Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(20));
-                if self.store.load_state(&self.id).map(|s| s.manually_stopped).unwrap_or(true) {
-                    let _ = self.store.update_state(&self.id, |s| s.status = Status::Exited);
+                if self
+                    .store
+                    .load_state(&self.id)
+                    .map(|s| s.manually_stopped)
+                    .unwrap_or(true)
+                {
+                    let _ = self
+                        .store
+                        .update_state(&self.id, |s| s.status = Status::Exited);
                     self.finish(code);
                     return Ok(());
                 }
@@ -264,7 +281,8 @@ impl Monitor {
         match p.name.as_str() {
             "always" | "unless-stopped" => true,
             "on-failure" => {
-                code != 0 && (p.maximum_retry_count == 0 || st.restart_count < p.maximum_retry_count)
+                code != 0
+                    && (p.maximum_retry_count == 0 || st.restart_count < p.maximum_retry_count)
             }
             _ => false,
         }
@@ -301,7 +319,14 @@ impl Monitor {
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
     }
 
-    fn prepare_io(&self) -> Result<(Io, runtime::CreateOpts, Vec<OwnedFd>, Option<super::console::ConsoleReceiver>)> {
+    fn prepare_io(
+        &self,
+    ) -> Result<(
+        Io,
+        runtime::CreateOpts,
+        Vec<OwnedFd>,
+        Option<super::console::ConsoleReceiver>,
+    )> {
         let mut opts = runtime::CreateOpts::default();
         if self.rec.config.tty {
             let (dirfd, cs) =
@@ -581,13 +606,33 @@ impl Monitor {
                 }
             }
             let mut fds = vec![
-                libc::pollfd { fd: if code.is_none() { pidfd } else { -1 }, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: io.out.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: io.err.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: if code.is_none() { pidfd } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: io.out.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: io.err.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             for c in &self.clients {
-                fds.push(libc::pollfd { fd: c.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: c.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
             let timeout = if drain_deadline.is_some() { 50 } else { 1000 };
             // SAFETY: poll over a vector of pollfds we own.

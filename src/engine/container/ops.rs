@@ -23,7 +23,11 @@ pub struct ImageInfo {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -73,10 +77,18 @@ pub fn create(
         bail!("Error response from daemon: No command specified");
     }
     if cfg.working_dir.is_empty() {
-        cfg.working_dir = ic.get("WorkingDir").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        cfg.working_dir = ic
+            .get("WorkingDir")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
     }
     if cfg.user.is_empty() {
-        cfg.user = ic.get("User").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        cfg.user = ic
+            .get("User")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
     }
     if let Some(l) = ic.get("Labels").and_then(|v| v.as_object()) {
         for (k, v) in l {
@@ -86,7 +98,10 @@ pub fn create(
         }
     }
     if cfg.stop_signal.is_none() {
-        cfg.stop_signal = ic.get("StopSignal").and_then(|v| v.as_str()).map(str::to_string);
+        cfg.stop_signal = ic
+            .get("StopSignal")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
     }
     if cfg.hostname.is_empty() {
         cfg.hostname = id[..12].to_string();
@@ -118,7 +133,9 @@ pub fn start(cs: &ContainerStore, id: &str) -> Result<i32> {
     })?;
     match super::spawn::spawn(cs, id, false)? {
         super::spawn::Started::Running(pid) => Ok(pid),
-        super::spawn::Started::Listening(_) => Err(anyhow!("monitor waits for attach unexpectedly")),
+        super::spawn::Started::Listening(_) => {
+            Err(anyhow!("monitor waits for attach unexpectedly"))
+        }
     }
 }
 
@@ -155,7 +172,12 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 }
 
 /// docker stop: the stop signal, then SIGKILL after the timeout.
-pub fn stop(cs: &ContainerStore, id: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+pub fn stop(
+    cs: &ContainerStore,
+    id: &str,
+    timeout: Option<i64>,
+    signal: Option<&str>,
+) -> Result<()> {
     let rec = cs.load(id)?;
     let st = liveness::current(cs, id)?;
     cs.update_state(id, |s| s.manually_stopped = true)?;
@@ -175,7 +197,11 @@ pub fn stop(cs: &ContainerStore, id: &str, timeout: Option<i64>, signal: Option<
     if st.status != Status::Restarting {
         let _ = rt.kill(id, sig, false);
     }
-    let graceful = if t < 0 { None } else { Some(Duration::from_secs(t as u64)) };
+    let graceful = if t < 0 {
+        None
+    } else {
+        Some(Duration::from_secs(t as u64))
+    };
     if !wait_not_running(cs, id, graceful) {
         let _ = rt.kill(id, libc::SIGKILL, true);
         wait_not_running(cs, id, None);

@@ -40,7 +40,8 @@ pub fn is_mounted(p: &Path) -> bool {
         return false;
     };
     let want = p.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 pub fn mount(l: &Layout) -> Result<()> {

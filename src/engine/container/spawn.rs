@@ -32,7 +32,9 @@ pub fn spawn(store: &ContainerStore, id: &str, wait_attach: bool) -> Result<Star
     if wait_attach {
         c.arg("--wait-attach");
     }
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = c.spawn().context("cannot start the container monitor")?;
     let out = child
         .stdout
@@ -53,16 +55,21 @@ pub fn spawn(store: &ContainerStore, id: &str, wait_attach: bool) -> Result<Star
 
 fn read_report(r: &mut impl BufRead) -> Result<String> {
     let mut line = String::new();
-    r.read_line(&mut line).context("reading the monitor's report")?;
+    r.read_line(&mut line)
+        .context("reading the monitor's report")?;
     if line.is_empty() {
-        return Err(StartError("the container monitor exited before the container started".into()).into());
+        return Err(
+            StartError("the container monitor exited before the container started".into()).into(),
+        );
     }
     Ok(line.trim_end().to_string())
 }
 
 fn parse_ok(line: &str) -> Result<i32> {
     if let Some(p) = line.strip_prefix("ok ") {
-        return p.parse().map_err(|_| anyhow!("bad monitor report {line:?}"));
+        return p
+            .parse()
+            .map_err(|_| anyhow!("bad monitor report {line:?}"));
     }
     if let Some(e) = line.strip_prefix("err ") {
         return Err(StartError(e.to_string()).into());

@@ -13,12 +13,47 @@ use super::model::ContainerRecord;
 
 /// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
 const ALL_CAPS: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 fn cap_name(c: &Capability) -> String {
@@ -81,7 +116,10 @@ fn seccomp(rec: &ContainerRecord, caps: &[String]) -> Result<Option<Value>> {
     let hc = &rec.host_config;
     let mut profile: Option<String> = None;
     for o in &hc.security_opt {
-        if let Some(v) = o.strip_prefix("seccomp=").or_else(|| o.strip_prefix("seccomp:")) {
+        if let Some(v) = o
+            .strip_prefix("seccomp=")
+            .or_else(|| o.strip_prefix("seccomp:"))
+        {
             profile = Some(v.to_string());
         }
     }
@@ -135,11 +173,10 @@ fn rlimit_resource(name: &str) -> Option<&'static str> {
 /// 20000). Returns the pair and whether it was lowered.
 fn clamp_nofile(soft: u64, hard: u64) -> (u64, u64, bool) {
     let max = runtime::rlimit::current_hard(libc::RLIMIT_NOFILE);
-    let have_cap = rustix::thread::capability_is_in_bounding_set(
-        rustix::thread::CapabilitySet::SYS_RESOURCE,
-    )
-    .unwrap_or(false)
-        && effective_sys_resource();
+    let have_cap =
+        rustix::thread::capability_is_in_bounding_set(rustix::thread::CapabilitySet::SYS_RESOURCE)
+            .unwrap_or(false)
+            && effective_sys_resource();
     if have_cap || hard <= max {
         return (soft, hard, false);
     }
@@ -175,7 +212,8 @@ fn rlimits(rec: &ContainerRecord) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     let mut have_nofile = false;
     for u in &rec.host_config.ulimits {
-        let ty = rlimit_resource(&u.name).ok_or_else(|| anyhow!("invalid ulimit type: {}", u.name))?;
+        let ty =
+            rlimit_resource(&u.name).ok_or_else(|| anyhow!("invalid ulimit type: {}", u.name))?;
         let (s, h) = if u.name == "nofile" {
             have_nofile = true;
             let (s, h, _) = clamp_nofile(u.soft, u.hard);
@@ -201,7 +239,9 @@ fn device(spec: &str) -> Result<(Value, Value)> {
         2 => (parts[1], "rwm"),
         _ => (parts[1], parts[2]),
     };
-    let st = rustix::fs::stat(host).with_context(|| format!("error gathering device information while adding custom device \"{host}\""))?;
+    let st = rustix::fs::stat(host).with_context(|| {
+        format!("error gathering device information while adding custom device \"{host}\"")
+    })?;
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFCHR => "c",
         libc::S_IFBLK => "b",
@@ -261,7 +301,11 @@ fn resources(rec: &ContainerRecord, dev_rules: Vec<Value>) -> Value {
 
 fn mounts(rec: &ContainerRecord, etc: &[(String, std::path::PathBuf)]) -> Vec<Value> {
     let hc = &rec.host_config;
-    let shm = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
+    let shm = if hc.shm_size > 0 {
+        hc.shm_size
+    } else {
+        64 << 20
+    };
     let sys_ro = if hc.privileged { "rw" } else { "ro" };
     let mut m = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
@@ -277,7 +321,11 @@ fn mounts(rec: &ContainerRecord, etc: &[(String, std::path::PathBuf)]) -> Vec<Va
     }
     for (dest, opts) in &hc.tmpfs {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
-        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        o.extend(
+            opts.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
         m.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
     m
@@ -420,7 +468,9 @@ mod tests {
         assert_eq!(d.len(), 14);
         assert!(d.contains(&"CAP_NET_RAW".to_string()));
         let d = capabilities(false, &["NET_ADMIN".into()], &["net_raw".into()]).unwrap();
-        assert!(d.contains(&"CAP_NET_ADMIN".to_string()) && !d.contains(&"CAP_NET_RAW".to_string()));
+        assert!(
+            d.contains(&"CAP_NET_ADMIN".to_string()) && !d.contains(&"CAP_NET_RAW".to_string())
+        );
         let d = capabilities(false, &["CHOWN".into()], &["ALL".into()]).unwrap();
         assert_eq!(d, vec!["CAP_CHOWN".to_string()]);
         assert!(capabilities(false, &["BOGUS".into()], &[]).is_err());

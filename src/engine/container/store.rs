@@ -67,7 +67,8 @@ impl ContainerStore {
             self.paths.locks_dir(),
             self.paths.run.join("containers"),
         ] {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
         }
         Ok(())
     }
@@ -193,7 +194,8 @@ impl ContainerStore {
         }
         rec.name = new.to_string();
         let b = serde_json::to_vec_pretty(&rec)?;
-        atomic_write(&self.dir(&id).join("container.json"), &b).context("cannot write container.json")
+        atomic_write(&self.dir(&id).join("container.json"), &b)
+            .context("cannot write container.json")
     }
 
     /// Docker's lookup order: full ID, exact name, unique ID prefix.
@@ -211,7 +213,9 @@ impl ContainerStore {
             match m.len() {
                 1 => return Ok(m[0].id.clone()),
                 0 => {}
-                _ => bail!("Error response from daemon: Multiple IDs found with provided prefix: {input}"),
+                _ => bail!(
+                    "Error response from daemon: Multiple IDs found with provided prefix: {input}"
+                ),
             }
         }
         Err(NoSuchContainer(input.to_string()).into())
@@ -245,7 +249,10 @@ impl crate::engine::store::ContainerUsage for ContainerStore {
 /// A unix socket path that fits in `sun_path` however deep `dir` is: the
 /// directory held open and named through `/proc/self/fd` (valid in this
 /// process while the returned fd lives).
-pub fn short_socket_path(dir: &std::path::Path, name: &str) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
+pub fn short_socket_path(
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
     use std::os::fd::AsRawFd;
     let fd = rustix::fs::open(
         dir,

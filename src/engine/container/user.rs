@@ -103,11 +103,9 @@ pub fn resolve(spec: &str, group_add: &[String], root: &Path) -> Result<Resolved
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => gr
-                .iter()
-                .find(|x| x.0 == g)
-                .map(|x| x.1)
-                .ok_or_else(|| anyhow!("unable to find group {g}: no matching entries in group file"))?,
+            Err(_) => gr.iter().find(|x| x.0 == g).map(|x| x.1).ok_or_else(|| {
+                anyhow!("unable to find group {g}: no matching entries in group file")
+            })?,
         },
         None => entry.map(|p| p.gid).unwrap_or(0),
     };
@@ -124,11 +122,9 @@ pub fn resolve(spec: &str, group_add: &[String], root: &Path) -> Result<Resolved
     for a in group_add {
         let gid2 = match a.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => gr
-                .iter()
-                .find(|x| &x.0 == a)
-                .map(|x| x.1)
-                .ok_or_else(|| anyhow!("unable to find group {a}: no matching entries in group file"))?,
+            Err(_) => gr.iter().find(|x| &x.0 == a).map(|x| x.1).ok_or_else(|| {
+                anyhow!("unable to find group {a}: no matching entries in group file")
+            })?,
         };
         if !additional.contains(&gid2) {
             additional.push(gid2);
@@ -155,9 +151,16 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1001:b:/home/bob:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\nbob:x:1001:\nwheel:x:10:bob\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\nbob:x:1001:\nwheel:x:10:bob\n",
+        )
+        .unwrap();
         let r = resolve("bob", &[], d.path()).unwrap();
-        assert_eq!((r.uid, r.gid, r.additional_gids.clone()), (1000, 1001, vec![10]));
+        assert_eq!(
+            (r.uid, r.gid, r.additional_gids.clone()),
+            (1000, 1001, vec![10])
+        );
         assert_eq!(r.home, "/home/bob");
         let r = resolve("4242:wheel", &[], d.path()).unwrap();
         assert_eq!((r.uid, r.gid), (4242, 10));
