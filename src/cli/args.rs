@@ -67,7 +67,7 @@ pub enum Command {
     /// Display system-wide information
     Info(FormatOnly),
     #[command(flatten)]
-    Containers(super::container_args::ContainerCommand),
+    Containers(Box<super::container_args::ContainerCommand>),
 }
 
 #[derive(Debug, Subcommand)]

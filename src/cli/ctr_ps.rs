@@ -167,7 +167,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
         .into_iter()
         .filter_map(|r| liveness::current(&cs, &r.id).ok().map(|s| (r, s)))
         .collect();
-    all.sort_by(|x, y| y.0.created.cmp(&x.0.created));
+    all.sort_by_key(|x| std::cmp::Reverse(x.0.created));
     let show_all = a.all || a.latest || a.last > 0 || !f.status.is_empty() || !f.exited.is_empty();
     let mut rows: Vec<&(ContainerRecord, State)> = all
         .iter()

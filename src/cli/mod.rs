@@ -145,6 +145,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(&ctx, a),
         Command::Login(a) => registry::login(&ctx, a),
         Command::Logout(a) => registry::logout(&ctx, a),
-        Command::Containers(c) => containers::dispatch(&ctx, c),
+        Command::Containers(c) => containers::dispatch(&ctx, *c),
     }
 }

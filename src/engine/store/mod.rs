@@ -14,11 +14,17 @@ pub mod unpack;
 use std::collections::HashSet;
 use std::os::unix::fs::DirBuilderExt;
 
+// Part of the store's interface even where the binary does not use it yet.
+#[allow(unused_imports)]
 pub use blobs::{BlobStore, BlobWriter};
 // Swap for `registry_client::digest::Digest` once that crate is merged.
 pub use digest_shim::Digest;
 pub use error::StoreError;
+// Part of the store's interface even where the binary does not use it yet.
+#[allow(unused_imports)]
 pub use images::{ContainerUsage, ImageIndex, ImageRecord, LayerRef, NoContainers};
+// Part of the store's interface even where the binary does not use it yet.
+#[allow(unused_imports)]
 pub use layers::{chain_id, LayerInfo, LayerSource, LayerStore};
 
 use crate::engine::fsutil::FileLock;
