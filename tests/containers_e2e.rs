@@ -470,3 +470,147 @@ fn image_with_120_layers_runs() {
     );
     assert_clean(e.b.root());
 }
+
+#[test]
+fn tty_init_logs_kill_pause_top_prune() {
+    let e = Env::new();
+    // -t: the process gets a pty from the container's devpts.
+    let o =
+        e.b.ok(&["run", "--rm", "-t", &e.image, "sh", "-c", "tty; echo $TERM"]);
+    assert_eq!(o, "/dev/pts/0\r\nxterm\r\n");
+    // --init: berth's tiny init is pid 1 and the command its child.
+    // (through the host's loader when berth is dynamically linked), the exit
+    // code passes through.
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--init",
+        &e.image,
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; echo $$; sleep 0.2 & sleep 0.1; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.starts_with("/.berth-init/") && text.ends_with("\n2\n"),
+        "{text}"
+    );
+    // -i: stdin reaches the container.
+    let o = e.b.ok_stdin(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            &e.image,
+            "sh",
+            "-c",
+            "read x; echo got-$x",
+        ],
+        b"abc\n",
+    );
+    assert_eq!(o, "got-abc\n");
+    e.b.ok(&["run", "-d", "--name", "lg", &e.image, "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; trap 'echo term; exit 7' TERM; while true; do sleep 0.1; done"]);
+    e.wait_for("5 log lines", || {
+        out(&e.run(&["logs", "lg"])).lines().count() == 5
+    });
+    assert_eq!(
+        out(&e.run(&["logs", "--tail", "2", "lg"])),
+        "line4\nline5\n"
+    );
+    let ts = out(&e.run(&["logs", "-t", "--tail", "1", "lg"]));
+    assert!(ts.ends_with("Z line5\n") && ts.starts_with("20"), "{ts}");
+    assert_eq!(
+        out(&e.run(&[
+            "logs",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--until",
+            "2000-01-02T00:00:00Z",
+            "lg"
+        ])),
+        ""
+    );
+    // pause / unpause, as ps and inspect see it.
+    e.b.ok(&["pause", "lg"]);
+    assert_eq!(
+        e.inspect("lg", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    assert!(e
+        .b
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(Paused)"));
+    e.b.ok(&["unpause", "lg"]);
+    assert_eq!(e.inspect("lg", "{{.State.Status}}"), "running");
+    let top = e.b.ok(&["top", "lg"]);
+    assert!(
+        top.lines().next().unwrap().contains("PID") && top.contains("sleep")
+            || top.contains("sh -c"),
+        "{top}"
+    );
+    // exec -t and -u by name.
+    assert_eq!(
+        e.b.ok(&["exec", "-t", "-u", "app", "lg", "id", "-un"]),
+        "app\r\n"
+    );
+    // kill -s TERM: the trap runs, the exit code is the script's.
+    e.b.ok(&["kill", "-s", "TERM", "lg"]);
+    assert_eq!(e.b.ok(&["wait", "lg"]).trim(), "7");
+    assert!(out(&e.run(&["logs", "lg"])).ends_with("term\n"));
+    let (code, msg) = e.b.fails(&["kill", "lg"]);
+    assert_eq!(code, 1);
+    assert!(msg.contains("is not running"), "{msg}");
+    // ps filters.
+    e.b.ok(&["create", "--name", "cr", "-l", "tier=db", &e.image, "true"]);
+    assert_eq!(
+        e.b.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "status=created",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "cr\n"
+    );
+    assert_eq!(
+        e.b.ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=tier=db",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "cr\n"
+    );
+    assert_eq!(
+        e.b.ok(&["ps", "-a", "--filter", "exited=7", "--format", "{{.Names}}"]),
+        "lg\n"
+    );
+    assert_eq!(
+        e.b.ok(&["ps", "-a", "-n", "1", "--format", "{{.Names}}"]),
+        "cr\n"
+    );
+    let js = e.b.ok(&["ps", "-a", "-l", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(js.trim()).unwrap();
+    assert_eq!(v["Names"], "cr");
+    // start -a streams and returns the exit code.
+    e.b.ok(&[
+        "create",
+        "--name",
+        "sa",
+        &e.image,
+        "sh",
+        "-c",
+        "echo started; echo e >&2; exit 3",
+    ]);
+    let o = e.run(&["start", "-a", "sa"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!((out(&o).as_str(), err(&o).as_str()), ("started\n", "e\n"));
+    let removed = e.b.ok(&["container", "prune", "-f"]);
+    assert!(removed.starts_with("Deleted Containers:"), "{removed}");
+    assert_eq!(e.b.ok(&["ps", "-aq"]), "");
+    assert_clean(e.b.root());
+}

@@ -384,7 +384,7 @@ impl Monitor {
             .collect();
         let layout = super::rootfs::Layout::new(&dir, lower);
         super::rootfs::mount(&layout)?;
-        let init_bin = if self.rec.host_config.init {
+        let init = if self.rec.host_config.init {
             Some(super::init::install(&dir)?)
         } else {
             None
@@ -393,7 +393,7 @@ impl Monitor {
             rec: &self.rec,
             rootfs: &layout.merged,
             dir: &dir,
-            init_binary: init_bin.as_deref(),
+            init: init.as_ref(),
         })?;
         let b = serde_json::to_vec_pretty(&spec)?;
         crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)

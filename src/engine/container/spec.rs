@@ -358,8 +358,8 @@ pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     /// containers/<id>/ (hosts, hostname, resolv.conf).
     pub dir: &'a Path,
-    /// The berth binary to bind-mount as /sbin/docker-init for `--init`.
-    pub init_binary: Option<&'a Path>,
+    /// `--init`: the directory to bind-mount and how to start it.
+    pub init: Option<&'a super::init::Installed>,
 }
 
 /// The container's process args (docker: entrypoint + cmd).
@@ -396,16 +396,14 @@ pub fn build(i: Inputs<'_>) -> Result<Spec> {
     let mut args = process_args(rec);
     let mut mounts = mounts(rec, &etc);
     if hc.init {
-        let bin = i
-            .init_binary
-            .ok_or_else(|| anyhow!("--init: cannot find the berth binary to use as init"))?;
-        mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind",
-            "source": bin, "options": ["bind", "ro", "nosuid", "nodev"]}));
-        let mut a = vec![
-            "/sbin/docker-init".to_string(),
-            "__init".to_string(),
-            "--".to_string(),
-        ];
+        let init = i
+            .init
+            .ok_or_else(|| anyhow!("--init: the init binary was not installed"))?;
+        mounts.push(
+            json!({"destination": super::init::MOUNT_POINT, "type": "bind",
+            "source": init.dir, "options": ["bind", "ro", "nosuid", "nodev"]}),
+        );
+        let mut a = init.argv.clone();
         a.append(&mut args);
         args = a;
     }
