@@ -488,7 +488,11 @@ fn system_df_counts_shared_layers_once() {
     reg.push("d/c", "1", &c);
     let b = Berth::new();
     b.ok(&["pull", "-q", &reg.reference("d/a", "1")]);
-    b.ok(&["pull", "-q", &reg.reference("d/c", "1")]);
+    let out = b.ok(&["pull", &reg.reference("d/c", "1")]);
+    // The shared base layer is reported present, never queued for download.
+    let base = short(&c.image().layers[0].blob.digest);
+    assert!(out.contains(&format!("{base}: Already exists")), "{out}");
+    assert!(!out.contains(&format!("{base}: Pulling fs layer")), "{out}");
     let out = b.ok(&[
         "system",
         "df",

@@ -125,6 +125,8 @@ fn go_quote(s: &str) -> String {
     out
 }
 
+const MAX_WIDTH: usize = 1_000_000;
+
 /// Go's `fmt.Sprintf` for the verbs templates use: `%s %v %d %q %t %f %x %%`
 /// with `-`, `0` flags, width and precision. Bad verbs print as Go does
 /// (`%!z(string=x)`), never fail.
@@ -156,6 +158,7 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             it.next();
         }
         let mut prec: Option<usize> = None;
+        let mut bad_prec = false;
         if it.peek() == Some(&'.') {
             it.next();
             let mut p = String::new();
@@ -163,7 +166,25 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                 p.push(d);
                 it.next();
             }
-            prec = Some(p.parse().unwrap_or(0));
+            match p.parse::<usize>() {
+                Ok(v) if v <= MAX_WIDTH => prec = Some(v),
+                Ok(_) => bad_prec = true,
+                Err(_) if p.is_empty() => prec = Some(0),
+                Err(_) => bad_prec = true,
+            }
+        }
+        // Go refuses widths and precisions above 1e6 the same way.
+        let bad_width = !width.is_empty() && width.parse::<usize>().map_or(true, |w| w > MAX_WIDTH);
+        if bad_width || bad_prec {
+            out.push_str(if bad_width {
+                "%!(BADWIDTH)"
+            } else {
+                "%!(BADPREC)"
+            });
+            if it.next().is_none() {
+                break;
+            }
+            continue;
         }
         let Some(verb) = it.next() else {
             out.push_str("%!(NOVERB)");

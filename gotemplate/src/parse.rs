@@ -391,6 +391,7 @@ pub fn parse(src: &str) -> Result<Vec<Node>, Error> {
     let items = split_items(src)?;
     let mut p = Parser {
         items: items.into_iter().peekable(),
+        depth: 0,
     };
     let (nodes, end) = p.list()?;
     match end {
@@ -417,7 +418,12 @@ enum Stop {
 
 struct Parser {
     items: std::iter::Peekable<std::vec::IntoIter<Item>>,
+    depth: usize,
 }
+
+/// Deeper nesting than any real format string is refused rather than
+/// risking the stack.
+const MAX_DEPTH: usize = 100;
 
 fn perr(pos: Pos, msg: impl Into<String>) -> Error {
     Error::Parse {
@@ -484,6 +490,16 @@ impl Parser {
         if pipe.cmds.is_empty() {
             return Err(perr(pos, format!("missing value for {kw}")));
         }
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(perr(pos, "template nests too deeply"));
+        }
+        let result = self.control_body(kw, pipe, pos);
+        self.depth -= 1;
+        result
+    }
+
+    fn control_body(&mut self, kw: &str, pipe: Pipe, pos: Pos) -> Result<Node, Error> {
         let (body, end) = self.list()?;
         let otherwise = match end {
             Stop::Eof => {
@@ -562,7 +578,7 @@ fn pipeline(toks: &[(Tok, Pos)], pos: Pos, src: String, allow_decl: bool) -> Res
         rest = &toks[d + 1..];
     }
     let mut idx = 0;
-    let (cmds, _) = parse_cmds(rest, &mut idx, pos, false)?;
+    let (cmds, _) = parse_cmds(rest, &mut idx, pos, false, 0)?;
     if cmds.is_empty() {
         return Err(perr(pos, "missing value for command"));
     }
@@ -581,7 +597,11 @@ fn parse_cmds(
     i: &mut usize,
     pos: Pos,
     nested: bool,
+    depth: usize,
 ) -> Result<(Vec<Cmd>, Vec<String>), Error> {
+    if depth > MAX_DEPTH {
+        return Err(perr(pos, "template nests too deeply"));
+    }
     let mut cmds = Vec::new();
     let mut args = Vec::new();
     while *i < toks.len() {
@@ -607,7 +627,7 @@ fn parse_cmds(
                 return Ok((cmds, fields.clone()));
             }
             Tok::LParen => {
-                let (sub, fields) = parse_cmds(toks, i, *p, true)?;
+                let (sub, fields) = parse_cmds(toks, i, *p, true, depth + 1)?;
                 args.push(Arg::Sub(
                     Box::new(Pipe {
                         pos: *p,

@@ -96,6 +96,18 @@ fn printf_verbs() {
     assert_eq!(r("{{printf \"%d\" .Name}}", &d), "%!d(string=hello world)");
     assert_eq!(r("{{printf \"%s %s\" .Id}}", &d), "sha256:abc %!s(MISSING)");
     assert_eq!(r("{{printf \"100%%\"}}", &d), "100%");
+    // Found by the fuzzer: a huge width must not allocate it.
+    assert_eq!(
+        r(
+            "{{printf \"%-0000000000000013372993424763562q|\" .Name}}",
+            &d
+        ),
+        "%!(BADWIDTH)|%!(EXTRA string=hello world)"
+    );
+    assert_eq!(
+        r("{{printf \"%.99999999999f\" .Ratio}}", &d),
+        "%!(BADPREC)%!(EXTRA float64=0.5)"
+    );
 }
 
 #[test]
@@ -297,4 +309,14 @@ fn random_fragments_never_panic() {
             let _ = t.render(&value);
         }
     }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_stack_overflow() {
+    let deep = format!("{{{{{}.Id{}}}}}", "(".repeat(5000), ")".repeat(5000));
+    assert!(Template::parse(&deep).is_err());
+    let ifs = format!("{}x{}", "{{if .Flag}}".repeat(5000), "{{end}}".repeat(5000));
+    assert!(Template::parse(&ifs).is_err());
+    let ok = format!("{}x{}", "{{if .Flag}}".repeat(50), "{{end}}".repeat(50));
+    assert_eq!(Template::parse(&ok).unwrap().render(&data()).unwrap(), "x");
 }

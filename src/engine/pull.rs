@@ -151,14 +151,21 @@ pub async fn pull(
         });
         parent = Some(chain);
     }
-    for l in &refs {
-        obs.event(PullEvent::Waiting {
-            id: short(&l.digest.to_string()),
-        });
+    // Present layers say so at once, as docker does; the rest queue up.
+    let mut todo = Vec::new();
+    for (i, l) in refs.iter().enumerate() {
+        let id = short(&l.digest.to_string());
+        if store.layers.has(&l.chain_id) {
+            obs.event(PullEvent::AlreadyExists { id });
+        } else {
+            obs.event(PullEvent::Waiting { id });
+            todo.push(i);
+        }
     }
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_LAYERS));
     let mut tasks = Vec::new();
-    for (i, l) in refs.iter().enumerate() {
+    for i in todo {
+        let l = &refs[i];
         let parent = if i == 0 {
             None
         } else {
