@@ -614,3 +614,26 @@ fn tty_init_logs_kill_pause_top_prune() {
     assert_eq!(e.b.ok(&["ps", "-aq"]), "");
     assert_clean(e.b.root());
 }
+
+#[test]
+fn run_pulls_a_missing_image_unless_pull_never() {
+    set_subreaper();
+    let reg = Registry::plain();
+    reg.push("t/pl", "1", &ImageBuilder::new().build());
+    let b = Berth::new();
+    let image = reg.reference("t/pl", "1");
+    let (code, msg) = b.fails(&["run", "--rm", "--pull", "never", &image, "true"]);
+    assert_eq!(code, 125);
+    assert!(msg.contains("No such image"), "{msg}");
+    let o = b.cmd(&["run", "--rm", &image, "echo", "ran"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // stdout is the container's alone: the pull reports on stderr.
+    assert_eq!(out(&o), "ran\n");
+    assert!(
+        err(&o).starts_with(&format!("Unable to find image '{image}' locally")),
+        "{}",
+        err(&o)
+    );
+    reap_monitors(Duration::from_secs(10));
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
