@@ -382,7 +382,8 @@ impl Monitor {
             .iter()
             .map(|h| self.store.paths.layers_dir().join(h).join("diff"))
             .collect();
-        let layout = super::rootfs::Layout::new(&dir, lower);
+        let mut layout = super::rootfs::Layout::new(&dir, lower);
+        layout.volatile = self.rec.host_config.auto_remove;
         super::rootfs::mount(&layout)?;
         let init = if self.rec.host_config.init {
             Some(super::init::install(&dir)?)

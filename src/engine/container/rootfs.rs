@@ -16,6 +16,9 @@ use rustix::mount::{
 };
 
 pub struct Layout {
+    /// Skip overlay's sync of the upper layer at unmount (`--rm`: the
+    /// data is discarded anyway; the sync costs tens of ms per run).
+    pub volatile: bool,
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -25,6 +28,7 @@ pub struct Layout {
 impl Layout {
     pub fn new(container_dir: &Path, lower: Vec<PathBuf>) -> Layout {
         Layout {
+            volatile: false,
             lower,
             upper: container_dir.join("upper"),
             work: container_dir.join("work"),
@@ -73,6 +77,9 @@ fn mount_new_api(l: &Layout) -> Result<()> {
     }
     fsconfig_set_string(fs.as_fd(), "upperdir", &l.upper).context("fsconfig upperdir")?;
     fsconfig_set_string(fs.as_fd(), "workdir", &l.work).context("fsconfig workdir")?;
+    if l.volatile {
+        rustix::mount::fsconfig_set_flag(fs.as_fd(), "volatile").context("fsconfig volatile")?;
+    }
     fsconfig_create(fs.as_fd()).context("fsconfig create")?;
     let mnt = fsmount(
         fs.as_fd(),
@@ -97,12 +104,15 @@ fn mount_classic(l: &Layout) -> Result<()> {
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    let opts = format!(
+    let mut opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         l.upper.display(),
         l.work.display()
     );
+    if l.volatile {
+        opts.push_str(",volatile");
+    }
     // The kernel copies at most one page of options.
     if opts.len() >= 4096 {
         bail!(
