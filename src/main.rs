@@ -5,6 +5,9 @@ use std::path::Path;
 use berth::cli;
 
 fn main() {
+    if let Some(code) = berth::engine::container::hidden_entry() {
+        std::process::exit(code);
+    }
     let args: Vec<String> = std::env::args().collect();
     // The runc-compatible CLI answers both `berth runtime …` and a binary
     // installed under a runtime's name (`podman --runtime /usr/local/bin/berth-runtime`).

@@ -20,7 +20,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Set the logging level ("debug", "info", "warn", "error", "fatal")
-    #[arg(short = 'l', long, global = true, value_name = "LEVEL",
+    #[arg(short = 'l', long, value_name = "LEVEL",
           value_parser = ["debug", "info", "warn", "error", "fatal"])]
     pub log_level: Option<String>,
 
@@ -66,6 +66,8 @@ pub enum Command {
     Version(FormatOnly),
     /// Display system-wide information
     Info(FormatOnly),
+    #[command(flatten)]
+    Containers(Box<super::container_args::ContainerCommand>),
 }
 
 #[derive(Debug, Subcommand)]

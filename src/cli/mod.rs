@@ -2,6 +2,14 @@
 
 mod archive;
 pub mod args;
+mod attach_client;
+pub mod container_args;
+mod container_flags;
+mod containers;
+mod ctr_exec;
+mod ctr_inspect;
+mod ctr_logs;
+mod ctr_ps;
 pub mod format;
 mod images;
 pub mod progress;
@@ -44,7 +52,7 @@ pub fn run() -> i32 {
     }
 }
 
-fn error_chain(e: &anyhow::Error) -> String {
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     let mut s = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -125,7 +133,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&ctx, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&ctx, a),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&ctx, a.format, a.images),
-        Command::Inspect(a) => images::inspect(&ctx, a.format, a.names),
+        Command::Inspect(a) => ctr_inspect::inspect(&ctx, a.format, a.names, false),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, a),
         Command::System(SystemCommand::Df(a)) => images::df(&ctx, a),
@@ -137,5 +145,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive::load(&ctx, a),
         Command::Login(a) => registry::login(&ctx, a),
         Command::Logout(a) => registry::logout(&ctx, a),
+        Command::Containers(c) => containers::dispatch(&ctx, *c),
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use registry_client::Reference;
 use serde_json::{json, Map, Value};
 
-use crate::engine::store::{Digest, ImageIndex, ImageRecord, NoContainers, Store, StoreError};
+use crate::engine::store::{ContainerUsage, Digest, ImageIndex, ImageRecord, Store, StoreError};
 
 /// Parses a digest in the store's type (it may differ from the client's).
 pub fn store_digest(s: impl std::fmt::Display) -> Result<Digest> {
@@ -375,7 +375,7 @@ pub enum RmiEvent {
 /// Removes one image reference as `docker rmi` does. Layers and blobs no
 /// image needs any more are removed afterwards by `gc` (the caller).
 pub fn rmi(store: &Store, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
-    let usage = NoContainers;
+    let usage = crate::engine::container::ContainerStore::new(store.paths.clone());
     // The inner Result carries docker's conflict refusal, which leaves the
     // index untouched.
     let res = ImageIndex::update(&store.paths, |idx| {
@@ -441,7 +441,18 @@ pub fn rmi(store: &Store, input: &str, force: bool) -> Result<Vec<RmiEvent>> {
                 events.push(RmiEvent::Untagged(familiar_key(t)));
             }
         }
-        idx.check_not_in_use(&id, &usage)?;
+        if let Some(c) = usage.container_using(&id) {
+            if !force {
+                // An Err leaves images.json untouched (the untag above too).
+                return Err(StoreError::ImageInUse {
+                    id: id.hex()[..12].to_string(),
+                    container: c[..12.min(c.len())].to_string(),
+                });
+            }
+            // docker: forced, the image only loses its names while a
+            // container still uses it (its layers stay).
+            return Ok(Ok(events));
+        }
         if let Some(rec) = idx.remove_image(&id) {
             for rd in &rec.repo_digests {
                 events.push(RmiEvent::Untagged(familiar_key(rd)));

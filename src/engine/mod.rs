@@ -7,6 +7,7 @@ pub mod store;
 
 pub mod archive;
 pub mod config;
+pub mod container;
 pub mod events;
 pub mod images_cmd;
 pub mod pull;

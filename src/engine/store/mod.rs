@@ -13,14 +13,9 @@ pub mod unpack;
 use std::collections::HashSet;
 use std::os::unix::fs::DirBuilderExt;
 
-// The store's API: some of it has no caller in the binary yet.
-#[allow(unused_imports)]
 pub use blobs::{BlobStore, BlobWriter};
-// Swap for `registry_client::digest::Digest` once that crate is merged.
 pub use error::StoreError;
-#[allow(unused_imports)]
 pub use images::{ContainerUsage, ImageIndex, ImageRecord, LayerRef, NoContainers};
-#[allow(unused_imports)]
 pub use layers::{chain_id, LayerInfo, LayerSource, LayerStore};
 pub use registry_client::digest::Digest;
 

@@ -1,0 +1,180 @@
+//! The client side of attach: foreground `run` and `start -a`. Streams the
+//! monitor's frames to our stdout/stderr, sends stdin, window sizes and
+//! forwarded signals, and returns the container's exit code.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::engine::container::attach;
+use crate::engine::container::spawn::Started;
+use crate::engine::container::ContainerStore;
+
+/// Signals `run` forwards to the container (docker's sig-proxy).
+const FORWARDED: &[i32] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+struct RawMode {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl RawMode {
+    fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(t) = rustix::termios::tcgetattr(&stdin) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = t.clone();
+        raw.make_raw();
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw);
+        RawMode { saved: Some(t) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
+        }
+    }
+}
+
+fn winsize() -> Option<[u8; 4]> {
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    let mut b = [0u8; 4];
+    b[..2].copy_from_slice(&ws.ws_row.to_le_bytes());
+    b[2..].copy_from_slice(&ws.ws_col.to_le_bytes());
+    Some(b)
+}
+
+pub struct Options {
+    pub stdin: bool,
+    pub tty: bool,
+    pub sig_proxy: bool,
+}
+
+/// Connects while the monitor waits, lets it start the container, then
+/// streams until the exit frame.
+pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options) -> Result<i32> {
+    let Started::Listening(next) = started else {
+        return Err(anyhow!("container {id} started without waiting for attach"));
+    };
+    let sock_path = cs.attach_socket(id);
+    let (_dirfd, short) =
+        crate::engine::container::store::short_socket_path(&cs.run_dir(id), "attach.sock")?;
+    let sock = UnixStream::connect(&short)
+        .with_context(|| format!("cannot attach to {}", sock_path.display()))?;
+    let writer = Arc::new(Mutex::new(sock.try_clone()?));
+    {
+        let mut w = writer
+            .lock()
+            .map_err(|_| anyhow!("attach writer poisoned"))?;
+        attach::write_frame(&mut *w, attach::HELLO, &[o.stdin as u8])?;
+        if o.tty {
+            if let Some(ws) = winsize() {
+                attach::write_frame(&mut *w, attach::RESIZE, &ws)?;
+            }
+        }
+    }
+    next()?;
+    let _raw = if o.tty && o.stdin && rustix::termios::isatty(std::io::stdin()) {
+        Some(RawMode::enter())
+    } else {
+        None
+    };
+    if o.sig_proxy || o.tty {
+        spawn_signal_forwarder(writer.clone(), o.tty);
+    }
+    if o.stdin {
+        let w = writer.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            let mut input = std::io::stdin();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        if let Ok(mut s) = w.lock() {
+                            let _ = attach::write_frame(&mut *s, attach::STDIN_CLOSE, &[]);
+                        }
+                        return;
+                    }
+                    Ok(n) => {
+                        let Ok(mut s) = w.lock() else { return };
+                        if attach::write_frame(&mut *s, attach::STDIN, &buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut r = sock;
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        match attach::read_frame(&mut r) {
+            Ok(Some((attach::STDOUT, d))) => {
+                let _ = out.write_all(&d);
+                let _ = out.flush();
+            }
+            Ok(Some((attach::STDERR, d))) => {
+                let _ = err.write_all(&d);
+            }
+            Ok(Some((attach::EXIT, d))) if d.len() == 4 => {
+                return Ok(i32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                // The monitor died: report what the state says.
+                let st = crate::engine::container::liveness::current(cs, id)?;
+                return Ok(st.exit_code);
+            }
+        }
+    }
+}
+
+fn spawn_signal_forwarder(w: Arc<Mutex<UnixStream>>, tty: bool) {
+    // SAFETY: building and installing a signal mask; the thread spawned
+    // after this inherits it and is the only one that takes these signals.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, *s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::spawn(move || loop {
+        let mut sig = 0;
+        // SAFETY: waiting on the set built above.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        let Ok(mut s) = w.lock() else { return };
+        let r = if sig == libc::SIGWINCH {
+            match (tty, winsize()) {
+                (true, Some(ws)) => attach::write_frame(&mut *s, attach::RESIZE, &ws),
+                _ => Ok(()),
+            }
+        } else {
+            attach::write_frame(&mut *s, attach::SIGNAL, &sig.to_le_bytes())
+        };
+        if r.is_err() {
+            return;
+        }
+    });
+}
