@@ -279,22 +279,26 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` on each named container, printing the name on success and
-/// docker's per-item error otherwise; exit 1 when any failed.
-fn each(ctx: &Ctx, names: &[String], f: fn(&ContainerStore, &str) -> Result<()>) -> Result<()> {
+/// Runs `f` on each named container, printing what it returns on success
+/// and docker's per-item error otherwise; exit 1 when any failed.
+fn each_with<T: std::fmt::Display>(
+    ctx: &Ctx,
+    names: &[String],
+    f: impl Fn(&ContainerStore, &str, &str) -> Result<T>,
+) -> Result<()> {
     let cs = containers(ctx);
     let mut failed = false;
     for n in names {
-        match cs.resolve(n).and_then(|id| f(&cs, &id)) {
-            Ok(()) => println!("{n}"),
+        match cs.resolve(n).and_then(|id| f(&cs, &id, n)) {
+            Ok(out) => println!("{out}"),
             Err(e) => {
                 failed = true;
-                let m = super::error_chain(&e);
-                if m.starts_with("Error response from daemon: ") {
-                    eprintln!("{m}");
-                } else {
-                    eprintln!("Error response from daemon: {m}");
-                }
+                let m = match e.downcast_ref::<StartError>() {
+                    Some(s) => s.0.clone(),
+                    None => super::error_chain(&e),
+                };
+                let m = m.trim_start_matches("Error response from daemon: ");
+                eprintln!("Error response from daemon: {m}");
             }
         }
     }
@@ -302,108 +306,37 @@ fn each(ctx: &Ctx, names: &[String], f: fn(&ContainerStore, &str) -> Result<()>)
         return Err(Reported { code: 1 }.into());
     }
     Ok(())
+}
+
+/// `each_with` for operations that print the name the user gave.
+fn each(ctx: &Ctx, names: &[String], f: fn(&ContainerStore, &str) -> Result<()>) -> Result<()> {
+    each_with(ctx, names, |cs, id, n| f(cs, id).map(|()| n.to_string()))
 }
 
 fn stop(ctx: &Ctx, a: StopArgs, restart: bool) -> Result<()> {
-    let cs = containers(ctx);
-    let mut failed = false;
-    for n in &a.containers {
-        let r = cs.resolve(n).and_then(|id| {
-            ops::stop(&cs, &id, a.time, a.signal.as_deref())?;
-            if restart {
-                ops::start(&cs, &id)?;
-            }
-            Ok(())
-        });
-        match r {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                match e.downcast_ref::<StartError>() {
-                    Some(s) => eprintln!("Error response from daemon: {}", s.0),
-                    None => {
-                        let m = super::error_chain(&e);
-                        if m.starts_with("Error response from daemon: ") {
-                            eprintln!("{m}");
-                        } else {
-                            eprintln!("Error response from daemon: {m}");
-                        }
-                    }
-                }
-            }
+    each_with(ctx, &a.containers, |cs, id, n| {
+        ops::stop(cs, id, a.time, a.signal.as_deref())?;
+        if restart {
+            ops::start(cs, id)?;
         }
-    }
-    if failed {
-        return Err(Reported { code: 1 }.into());
-    }
-    Ok(())
+        Ok(n.to_string())
+    })
 }
 
 fn kill(ctx: &Ctx, a: KillArgs) -> Result<()> {
-    let cs = containers(ctx);
-    let mut failed = false;
-    for n in &a.containers {
-        match cs.resolve(n).and_then(|id| ops::kill(&cs, &id, &a.signal)) {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                let m = super::error_chain(&e);
-                if m.starts_with("Error response from daemon: ") {
-                    eprintln!("{m}");
-                } else {
-                    eprintln!("Error response from daemon: {m}");
-                }
-            }
-        }
-    }
-    if failed {
-        return Err(Reported { code: 1 }.into());
-    }
-    Ok(())
+    each_with(ctx, &a.containers, |cs, id, n| {
+        ops::kill(cs, id, &a.signal).map(|()| n.to_string())
+    })
 }
 
 fn rm(ctx: &Ctx, a: RmArgs) -> Result<()> {
-    let cs = containers(ctx);
-    let mut failed = false;
-    for n in &a.containers {
-        match cs.resolve(n).and_then(|id| ops::rm(&cs, &id, a.force)) {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                let m = super::error_chain(&e);
-                if m.starts_with("Error response from daemon: ") {
-                    eprintln!("{m}");
-                } else {
-                    eprintln!("Error response from daemon: {m}");
-                }
-            }
-        }
-    }
-    if failed {
-        return Err(Reported { code: 1 }.into());
-    }
-    Ok(())
+    each_with(ctx, &a.containers, |cs, id, n| {
+        ops::rm(cs, id, a.force).map(|()| n.to_string())
+    })
 }
 
 fn wait(ctx: &Ctx, a: NamesArgs) -> Result<()> {
-    let cs = containers(ctx);
-    let mut failed = false;
-    for n in &a.containers {
-        match cs.resolve(n).and_then(|id| ops::wait(&cs, &id)) {
-            Ok(code) => println!("{code}"),
-            Err(e) => {
-                failed = true;
-                eprintln!(
-                    "Error response from daemon: {}",
-                    super::error_chain(&e).trim_start_matches("Error response from daemon: ")
-                );
-            }
-        }
-    }
-    if failed {
-        return Err(Reported { code: 1 }.into());
-    }
-    Ok(())
+    each_with(ctx, &a.containers, |cs, id, _| ops::wait(cs, id))
 }
 
 fn prune(ctx: &Ctx, a: ContainerPruneArgs) -> Result<()> {
