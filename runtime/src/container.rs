@@ -424,29 +424,25 @@ impl Runtime {
     }
 
     pub fn pause(&self, id: &str) -> Result<(), Error> {
-        let (dir, rec) = self.record(id)?;
-        let st = status_of(&dir.dir, &rec);
-        if st != Status::Running {
-            return Err(Error::BadState {
-                id: id.into(),
-                status: st,
-                op: "pause",
-            });
-        }
-        Ok(rec.cgroup.set_frozen(true)?)
+        self.freeze(id, Status::Running, true, "pause")
     }
 
     pub fn resume(&self, id: &str) -> Result<(), Error> {
+        self.freeze(id, Status::Paused, false, "resume")
+    }
+
+    /// Freezes or thaws the cgroup of a container that is in state `from`.
+    fn freeze(&self, id: &str, from: Status, frozen: bool, op: &'static str) -> Result<(), Error> {
         let (dir, rec) = self.record(id)?;
         let st = status_of(&dir.dir, &rec);
-        if st != Status::Paused {
+        if st != from {
             return Err(Error::BadState {
                 id: id.into(),
                 status: st,
-                op: "resume",
+                op,
             });
         }
-        Ok(rec.cgroup.set_frozen(false)?)
+        Ok(rec.cgroup.set_frozen(frozen)?)
     }
 
     /// Pids of the container's processes (host pid namespace).

@@ -69,11 +69,7 @@ pub async fn pull(
             let desc = want.select(index).ok_or_else(|| {
                 anyhow!("no matching manifest for {want} in the manifest list entries")
             })?;
-            let d: registry_client::Digest = desc
-                .digest()
-                .to_string()
-                .parse()
-                .map_err(|e| anyhow!("{e}"))?;
+            let d = store_digest(desc.digest())?;
             let m = client
                 .fetch_manifest(&r.with_digest(d))
                 .await
@@ -99,11 +95,7 @@ pub async fn pull(
 
     // Config: small, fetched whole and kept as a blob (its digest is the image ID).
     let cfg_desc = manifest.config();
-    let cfg_digest: registry_client::Digest = cfg_desc
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e| anyhow!("{e}"))?;
+    let cfg_digest = store_digest(cfg_desc.digest())?;
     let mut cfg_stream = client
         .fetch_blob(r, &cfg_digest, Some(cfg_desc.size()))
         .await
@@ -342,8 +334,7 @@ async fn pull_layer(
         obs.event(PullEvent::AlreadyExists { id: sid });
         return Ok(Some(lock));
     }
-    let blob_digest: registry_client::Digest =
-        l.digest.to_string().parse().map_err(|e| anyhow!("{e}"))?;
+    let blob_digest = l.digest.clone();
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH);
     let unpack = {
         let store = store.clone();

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use registry_client::client::Client;
 use registry_client::manifest::{self as mt, Compression};
-use registry_client::{Digest as RcDigest, Reference};
+use registry_client::Reference;
 use serde_json::{json, Value};
 
 pub use crate::engine::events::{PushEvent, PushObserver};
@@ -27,10 +27,6 @@ impl PushObserver for SilentPush {
 pub struct PushOutcome {
     pub digest: String,
     pub size: usize,
-}
-
-fn rc(d: impl std::fmt::Display) -> Result<RcDigest> {
-    d.to_string().parse().map_err(|e| anyhow!("{e}"))
 }
 
 /// A blob to push: where it is on disk, its digest and size.
@@ -222,7 +218,7 @@ async fn push_blob(
     obs: &dyn PushObserver,
 ) -> Result<()> {
     let id = short(digest);
-    let d = rc(digest)?;
+    let d = store_digest(digest)?;
     if client
         .blob_exists(r, &d)
         .await
