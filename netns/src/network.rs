@@ -274,6 +274,7 @@ pub fn attach(
         ifname: opts.ifname.clone().unwrap_or_else(|| "eth0".into()),
         host_veth: veth_name(&st.id, container_id),
         netns_path: netns_path.to_path_buf(),
+        name: opts.name.clone(),
         aliases: opts.aliases.clone(),
         ports: resolved,
     };

@@ -100,6 +100,8 @@ pub struct AttachOpts {
     pub mac: Option<[u8; 6]>,
     /// Interface name inside the container; default `eth0`.
     pub ifname: Option<String>,
+    /// The container's name, recorded for the resolver.
+    pub name: String,
     /// Network aliases, recorded for the resolver.
     pub aliases: Vec<String>,
     pub ports: Vec<PortMapping>,
@@ -114,6 +116,9 @@ pub struct Lease {
     pub ifname: String,
     pub host_veth: String,
     pub netns_path: PathBuf,
+    /// The container's name (resolvable on user-defined networks).
+    #[serde(default)]
+    pub name: String,
     pub aliases: Vec<String>,
     /// Ports with the host port resolved.
     pub ports: Vec<PortMapping>,
