@@ -32,14 +32,8 @@ impl Default for Berth {
 impl Berth {
     pub fn new() -> Berth {
         Berth {
-            root: tempfile::Builder::new()
-                .prefix("berth-root-")
-                .tempdir()
-                .unwrap(),
-            docker_config: tempfile::Builder::new()
-                .prefix("berth-dockercfg-")
-                .tempdir()
-                .unwrap(),
+            root: super::proc::owned_temp_dir("root"),
+            docker_config: super::proc::owned_temp_dir("dockercfg"),
             envs: Vec::new(),
         }
     }

@@ -79,3 +79,42 @@ pub fn run(cmd: &mut Command) -> String {
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A temp dir named `/tmp/berth-KIND-<pid>-XXXX`. The pid in the name lets
+/// the first call in each test process sweep the dirs of test processes that
+/// were killed (a runner's timeout SIGKILL skips every `Drop`).
+pub fn owned_temp_dir(kind: &str) -> tempfile::TempDir {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_dead_temp_dirs);
+    tempfile::Builder::new()
+        .prefix(&format!("berth-{kind}-{}-", std::process::id()))
+        .tempdir()
+        .unwrap()
+}
+
+fn sweep_dead_temp_dirs() {
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("berth-") else {
+            continue;
+        };
+        // berth-KIND-PID-RANDOM; KIND has no dash.
+        let mut parts = rest.splitn(3, '-');
+        let (Some(_kind), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = e.path();
+        super::berth::unmount_all_under(&path);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+}

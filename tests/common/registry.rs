@@ -77,10 +77,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(opts: RegistryOpts) -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-registry-")
-            .tempdir()
-            .unwrap();
+        let dir = super::proc::owned_temp_dir("registry");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
         let pki = opts.tls.then(|| make_server_pki(&dir.path().join("pki")));
