@@ -11,7 +11,7 @@ use super::{Ctx, Reported};
 use crate::engine::container::ContainerStore;
 use crate::engine::network::{ops, Net};
 
-const LS_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+const LS_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
 
 fn setup(ctx: &Ctx) -> Result<(ContainerStore, Net)> {
     let paths = ctx.paths();
@@ -27,17 +27,16 @@ pub fn dispatch(ctx: &Ctx, c: NetworkCommand) -> Result<()> {
         NetworkCommand::Prune(a) => prune(ctx, a),
         NetworkCommand::Connect(a) => {
             let (cs, net) = setup(ctx)?;
-            let ip = a
-                .ip
-                .as_deref()
-                .map(|s| {
-                    s.parse().map_err(|_| {
-                        anyhow!(
+            let ip =
+                a.ip.as_deref()
+                    .map(|s| {
+                        s.parse().map_err(|_| {
+                            anyhow!(
                             "invalid argument \"{s}\" for \"--ip\" flag: invalid IPv4 address: {s}"
                         )
+                        })
                     })
-                })
-                .transpose()?;
+                    .transpose()?;
             ops::connect(&cs, &net, &a.network, &a.container, ip, a.alias)
         }
         NetworkCommand::Disconnect(a) => {
