@@ -38,7 +38,7 @@ pub struct Live {
     pub endpoint_id: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
-    /// None on internal networks (no default route).
+
     pub gateway: Option<Ipv4Addr>,
     pub mac: String,
     pub ifname: String,

@@ -14,8 +14,9 @@ use crate::engine::fsutil::atomic_write;
 /// `resolv.conf` on a user-defined network. docker points containers at
 /// its embedded resolver (127.0.0.11); berth's resolver serves each user
 /// network's gateway address, so the first user network's gateway is the
-/// nameserver. The resolver itself is started next to this call (see
-/// `sandbox::write_etc`). Search domains and options are the host's or the
+/// nameserver (also on internal networks: the gateway is on-link). The
+/// resolver itself is started next to the caller,
+/// `sandbox::setup_user_network_dns`. Search domains and options are the host's or the
 /// `--dns-search` / `--dns-option` ones, plus docker's `ndots:0`.
 pub fn user_network_resolv_conf(gateway: Ipv4Addr, rec: &ContainerRecord) -> String {
     let hc = &rec.host_config;

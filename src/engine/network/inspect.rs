@@ -177,3 +177,34 @@ pub fn port_lines(
         })
         .collect()
 }
+
+/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp` (published while
+/// running, exposed only otherwise), as docker shows it.
+pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
+    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let mut published = cn.ports();
+    published.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
+    let mut out: Vec<String> = published
+        .iter()
+        .map(|p| {
+            let ip = p
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+        })
+        .collect();
+    if cn.sandbox_key.is_some() {
+        for k in rec.config.exposed_ports.keys() {
+            let bound = super::ports::parse_key(k).is_some_and(|(port, proto)| {
+                published
+                    .iter()
+                    .any(|p| p.container_port == port && p.proto == proto)
+            });
+            if !bound {
+                out.push(k.clone());
+            }
+        }
+    }
+    out.join(", ")
+}

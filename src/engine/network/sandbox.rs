@@ -89,7 +89,7 @@ pub fn attach_one(
         endpoint_id: endpoint_id(&st.id, &rec.id),
         ip: a.lease.ip,
         prefix_len: a.prefix_len,
-        gateway: (!st.internal).then_some(a.gateway),
+        gateway: Some(a.gateway),
         mac: netns::format_mac(&a.lease.mac),
         ifname: a.lease.ifname.clone(),
         ports: a.lease.ports.clone(),
@@ -192,31 +192,44 @@ pub fn apply(
     serde_json::from_value(v).context("generated OCI spec is invalid")
 }
 
-/// hosts and resolv.conf; on a user-defined network the resolver's address.
+/// hosts and resolv.conf of a container on bridge networks.
 fn write_etc(
     cs: &ContainerStore,
     net: &Net,
     rec: &ContainerRecord,
     dir: &std::path::Path,
 ) -> Result<()> {
-    let _ = net;
     let cn = endpoints::load(cs, &rec.id)?;
     super::etc::write_hosts(cs, rec, dir, &cn)?;
-    let user_gw = cn
+    setup_user_network_dns(net, rec, dir, &cn)
+}
+
+/// DNS on user-defined networks (docker's embedded resolver): the
+/// container's resolv.conf names the gateway of its first user-defined
+/// network, where berth's resolver answers. The resolver is started on
+/// demand next to this write (its `ensure_running` hooks in here). On the
+/// default bridge the host's resolvers stay (as docker).
+pub fn setup_user_network_dns(
+    net: &Net,
+    rec: &ContainerRecord,
+    dir: &std::path::Path,
+    cn: &endpoints::ContainerNet,
+) -> Result<()> {
+    let _ = net;
+    let Some(gw) = cn
         .endpoints
         .iter()
         .filter(|e| e.network != super::DEFAULT)
-        .find_map(|e| e.live.as_ref().and_then(|l| l.gateway));
-    if let Some(gw) = user_gw {
-        // The dns resolver (started on demand) hooks in here.
-        let p = dir.join("resolv.conf");
-        crate::engine::fsutil::atomic_write(
-            &p,
-            super::etc::user_network_resolv_conf(gw, rec).as_bytes(),
-        )
-        .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    Ok(())
+        .find_map(|e| e.live.as_ref().and_then(|l| l.gateway))
+    else {
+        return Ok(());
+    };
+    let p = dir.join("resolv.conf");
+    crate::engine::fsutil::atomic_write(
+        &p,
+        super::etc::user_network_resolv_conf(gw, rec).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn release_with(cs: &ContainerStore, net: &Net, id: &str) -> Result<()> {
