@@ -199,7 +199,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
                 "Mounts": "",
                 "Names": r.name,
                 "Networks": r.host_config.network_mode,
-                "Ports": "",
+                "Ports": crate::engine::network::inspect::ps_ports(&cs, r),
                 "RunningFor": ago(r.created, now),
                 "Size": size,
                 "State": s.status.as_str(),
