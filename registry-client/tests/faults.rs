@@ -294,14 +294,9 @@ async fn redirect_to_storage_drops_authorization() {
         })),
         ..Default::default()
     });
-    let got = collect(
-        &c,
-        &reference(&host, "r"),
-        &digest.to_string(),
-        Some(40_000),
-    )
-    .await
-    .unwrap();
+    let got = collect(&c, &reference(&host, "r"), digest.as_ref(), Some(40_000))
+        .await
+        .unwrap();
     assert!(got == blob);
     let seen: Vec<Option<String>> = storage
         .requests()
