@@ -1,16 +1,16 @@
 //! Authentication against a real docker-registry: htpasswd (Basic) and
-//! token auth with an in-test token server signing RS256 JWTs.
+//! token auth with testkit's token server signing RS256 JWTs.
 
-mod common;
+mod drive;
 
 use std::sync::Arc;
 
-use common::image::{collect, make_image, push_image};
-use common::pseudo_random;
-use common::registry::{Auth, Registry};
-use common::token_server::TokenServer;
+use drive::{collect, dg, push_image};
 use registry_client::auth::StaticCredentials;
 use registry_client::{Client, ClientConfig, Credentials, Error, Reference};
+use testkit::raw::{make_image, pseudo_random};
+use testkit::registry::{Registry, RegistryOpts};
+use testkit::token_server::{TokenOpts, TokenServer};
 
 fn client_with(registry: &str, creds: Option<Credentials>) -> Client {
     Client::new(ClientConfig {
@@ -39,11 +39,8 @@ fn reference(host: &str, repo_tag: &str) -> Reference {
 
 #[tokio::test]
 async fn htpasswd_basic_auth() {
-    let reg = Registry::start(Auth::Htpasswd {
-        user: "alice".into(),
-        password: "wonder".into(),
-    });
-    let host = reg.host();
+    let reg = Registry::start(RegistryOpts::htpasswd("alice", "wonder"));
+    let host = reg.host.clone();
     let dir = tempfile::tempdir().unwrap();
     let r = reference(&host, "private/app:1");
     let img = make_image(dir.path(), pseudo_random(20_000, 11), "basic");
@@ -53,7 +50,7 @@ async fn htpasswd_basic_auth() {
     push_image(&good, &r, &img).await;
     assert_eq!(
         good.fetch_manifest(&r).await.unwrap().digest,
-        img.manifest_digest
+        dg(&img.manifest_digest)
     );
     assert!(
         collect(&good, &r, &img.layer.digest, Some(20_000))
@@ -76,26 +73,33 @@ async fn htpasswd_basic_auth() {
         "{err}"
     );
     let err = anonymous
-        .push_blob(&r, &img.layer.digest, 20_000, &img.layer.path)
+        .push_blob(&r, &dg(&img.layer.digest), 20_000, &img.layer.path)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
 }
 
-fn token_setup(dir: &std::path::Path) -> (TokenServer, Registry) {
-    let ts = TokenServer::start(dir, "bob", "builder", "refresh-123");
-    let reg = Registry::start(Auth::Token {
-        realm: ts.realm(),
-        cert_pem: ts.cert.clone(),
-    });
-    (ts, reg)
+/// A token-auth registry: user bob/builder, identity token `refresh-123`
+/// for bob, and anonymous callers get tokens that grant nothing.
+fn token_registry() -> Registry {
+    Registry::start(RegistryOpts::token(TokenOpts {
+        users: vec![("bob".into(), "builder".into())],
+        public_prefixes: Vec::new(),
+        refresh_tokens: vec![("refresh-123".into(), "bob".into())],
+        ..TokenOpts::default()
+    }))
+}
+
+fn token_server(reg: &Registry) -> &TokenServer {
+    reg.token.as_ref().expect("a token-auth registry")
 }
 
 #[tokio::test]
 async fn bearer_token_flow_with_reuse() {
     let dir = tempfile::tempdir().unwrap();
-    let (ts, reg) = token_setup(dir.path());
-    let host = reg.host();
+    let reg = token_registry();
+    let ts = token_server(&reg);
+    let host = reg.host.clone();
     let c = client_with(&host, basic("bob", "builder"));
     let r = reference(&host, "team/app:1");
     let img = make_image(dir.path(), pseudo_random(30_000, 12), "token");
@@ -104,10 +108,12 @@ async fn bearer_token_flow_with_reuse() {
     let reqs = ts.requests();
     assert!(!reqs.is_empty());
     assert!(
-        reqs.iter().all(|q| q.authenticated && q.method == "GET"),
+        reqs.iter().all(|q| q.authenticated() && q.method == "GET"),
         "{reqs:?}"
     );
-    assert!(reqs.iter().all(|q| q.service == common::registry::SERVICE));
+    assert!(reqs
+        .iter()
+        .all(|q| q.service == testkit::token_server::SERVICE));
     assert!(reqs.iter().all(|q| q.account.as_deref() == Some("bob")));
     assert!(
         reqs.iter().any(|q| q
@@ -120,7 +126,7 @@ async fn bearer_token_flow_with_reuse() {
     let before = ts.requests().len();
     assert_eq!(
         c.fetch_manifest(&r).await.unwrap().digest,
-        img.manifest_digest
+        dg(&img.manifest_digest)
     );
     assert!(
         collect(&c, &r, &img.layer.digest, Some(30_000))
@@ -134,7 +140,7 @@ async fn bearer_token_flow_with_reuse() {
     // Cross-repository mount asks for push on the target and pull on the source.
     let dst = reference(&host, "team/other:1");
     assert!(c
-        .mount_blob(&dst, &img.layer.digest, "team/app")
+        .mount_blob(&dst, &dg(&img.layer.digest), "team/app")
         .await
         .unwrap());
     let last = ts.requests().last().cloned().unwrap();
@@ -149,16 +155,16 @@ async fn bearer_token_flow_with_reuse() {
         "{last:?}"
     );
     assert_eq!(
-        c.blob_exists(&dst, &img.layer.digest).await.unwrap(),
+        c.blob_exists(&dst, &dg(&img.layer.digest)).await.unwrap(),
         Some(30_000)
     );
 }
 
 #[tokio::test]
 async fn bearer_login_and_denials() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ts, reg) = token_setup(dir.path());
-    let host = reg.host();
+    let reg = token_registry();
+    let ts = token_server(&reg);
+    let host = reg.host.clone();
     client_with(&host, basic("bob", "builder"))
         .check_login(&host)
         .await
@@ -179,14 +185,15 @@ async fn bearer_login_and_denials() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Denied { .. }), "{err}");
-    assert!(ts.requests().iter().any(|q| !q.authenticated));
+    assert!(ts.requests().iter().any(|q| !q.authenticated()));
 }
 
 #[tokio::test]
 async fn identity_token_uses_oauth_refresh_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let (ts, reg) = token_setup(dir.path());
-    let host = reg.host();
+    let reg = token_registry();
+    let ts = token_server(&reg);
+    let host = reg.host.clone();
     let c = client_with(
         &host,
         Some(Credentials::IdentityToken("refresh-123".into())),
@@ -197,11 +204,11 @@ async fn identity_token_uses_oauth_refresh_grant() {
     push_image(&c, &r, &img).await;
     assert_eq!(
         c.fetch_manifest(&r).await.unwrap().digest,
-        img.manifest_digest
+        dg(&img.manifest_digest)
     );
     let reqs = ts.requests();
     assert!(
-        reqs.iter().all(|q| q.method == "POST" && q.authenticated),
+        reqs.iter().all(|q| q.method == "POST" && q.authenticated()),
         "{reqs:?}"
     );
 
@@ -213,8 +220,8 @@ async fn identity_token_uses_oauth_refresh_grant() {
 #[tokio::test]
 async fn docker_config_credentials_drive_the_client() {
     let dir = tempfile::tempdir().unwrap();
-    let (_ts, reg) = token_setup(dir.path());
-    let host = reg.host();
+    let reg = token_registry();
+    let host = reg.host.clone();
     let mut cfg =
         registry_client::DockerConfig::load_from(dir.path().join("docker/config.json")).unwrap();
     cfg.login_store(&host, "bob", "builder").unwrap();
@@ -235,8 +242,9 @@ async fn docker_config_credentials_drive_the_client() {
 #[tokio::test]
 async fn parallel_requests_share_one_token_fetch() {
     let dir = tempfile::tempdir().unwrap();
-    let (ts, reg) = token_setup(dir.path());
-    let host = reg.host();
+    let reg = token_registry();
+    let ts = token_server(&reg);
+    let host = reg.host.clone();
     let pusher = client_with(&host, basic("bob", "builder"));
     let r = reference(&host, "par/app:1");
     let img = make_image(dir.path(), pseudo_random(8_000, 15), "parallel");

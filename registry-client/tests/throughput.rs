@@ -2,28 +2,29 @@
 //! through a local docker-registry and print the rates. Ignored by default:
 //! `cargo test --release -p registry-client --test throughput -- --ignored --nocapture`
 
-mod common;
+mod drive;
 
 use std::time::Instant;
 
-use common::image::{blob, collect};
-use common::registry::{Auth, Registry};
+use drive::{collect, dg};
 use registry_client::{Client, ClientConfig, Reference};
+use testkit::raw::{blob, pseudo_random};
+use testkit::registry::Registry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn blob_push_and_pull_rates() {
-    let reg = Registry::start(Auth::None);
+    let reg = Registry::plain();
     let dir = tempfile::tempdir().unwrap();
     let size = 256 * 1024 * 1024;
-    let b = blob(dir.path(), common::pseudo_random(size, 99));
+    let b = blob(dir.path(), pseudo_random(size, 99));
     let c = Client::new(ClientConfig {
         certs_dirs: Vec::new(),
         ..Default::default()
     });
-    let r: Reference = format!("{}/bench:1", reg.host()).parse().unwrap();
+    let r: Reference = format!("{}/bench:1", reg.host).parse().unwrap();
     let t = Instant::now();
-    c.push_blob(&r, &b.digest, size as u64, &b.path)
+    c.push_blob(&r, &dg(&b.digest), size as u64, &b.path)
         .await
         .unwrap();
     let push = t.elapsed();

@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Moved to testkit; re-exported so `common::berth::mounts_under` keeps working.
+pub use testkit::mounts::{mounts_under, unmount_all_under};
+
 /// `BERTH_BIN` if set, else the binary cargo built for this test. Examples
 /// get no `CARGO_BIN_EXE_*`, so there it falls back to `target/*/berth`.
 pub fn berth_bin() -> PathBuf {
@@ -130,52 +133,6 @@ pub fn check_ok(args: &[&str], out: &Output) -> String {
         );
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Mount points at or below `dir`, deepest first.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut v: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
-        .map(PathBuf::from)
-        .collect();
-    v.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
-    v.dedup();
-    v
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn unmount_all_under(dir: &Path) {
-    for m in mounts_under(dir) {
-        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
-            unsafe {
-                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
-            }
-        }
-    }
 }
 
 impl Drop for Berth {

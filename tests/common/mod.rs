@@ -1,25 +1,17 @@
 //! Shared harness for the end-to-end tests of the `berth` binary.
 //!
-//! Every fixture here is built without the code under test: images are made
-//! offline from Debian's busybox-static, registries are the real CNCF
-//! distribution program, and seeding uses a tiny HTTP client of our own.
-//!
-//! Processes started here (registries, proxies, token servers) are owned by
-//! guards whose `Drop` kills and reaps them; children also get
-//! `PR_SET_PDEATHSIG(SIGKILL)` so a test killed outright does not leak them.
-//! That signal fires when the *spawning thread* ends, so start fixtures from
-//! the test's own thread, not from a short-lived helper thread.
+//! The generic fixtures (images, registries, token server, fault proxy,
+//! HTTP, certificates, processes) live in the `testkit` crate and are
+//! re-exported here, so `common::image::...` paths keep working. What
+//! stays here is specific to the berth binary and its store.
 #![allow(dead_code)]
 
 pub mod berth;
 pub mod ctr;
-pub mod http;
-pub mod image;
 pub mod netcfg;
-pub mod pki;
-pub mod proc;
-pub mod proxy;
-pub mod push;
-pub mod registry;
 pub mod store;
-pub mod token_server;
+// Each test binary uses only some of these; the rest would warn.
+#[allow(unused_imports)]
+pub use testkit::{
+    http, image, mounts, pki, proc, proxy, push, raw, registry, server, token_server,
+};

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy (std threads) in front of a plain-HTTP
 //! registry. It understands just enough HTTP/1.1 to count requests per path
 //! and to break chosen responses: a status instead of the answer, a dropped
-//! connection part-way through a body, or one flipped byte.
+//! connection part-way through a body, one flipped byte, or a `Range`
+//! request header hidden from the upstream (a server that ignores Range).
 
 use super::http::{read_headers, read_request, write_response, Request};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,6 +37,11 @@ pub enum Fault {
         offset: usize,
         times: usize,
     },
+    /// Remove the `Range` header from the first `times` matching GETs
+    /// before forwarding, so the upstream answers 200 with the whole body.
+    /// Unlike the others this fault does not end the search: a later fault
+    /// in the list can still shape the same response.
+    StripRange { path_contains: String, times: usize },
 }
 
 impl Fault {
@@ -72,11 +78,45 @@ impl Fault {
             times: 1,
         }
     }
+    /// 503 with `Retry-After: 0`.
+    pub fn unavailable(path_contains: &str, times: usize) -> Fault {
+        Fault::Status {
+            method: None,
+            path_contains: path_contains.into(),
+            status: 503,
+            retry_after: Some(0),
+            times,
+        }
+    }
+    /// Cut the first `times` matching GETs after `after_bytes` of body.
+    pub fn drop_body(path_contains: &str, after_bytes: usize, times: usize) -> Fault {
+        Fault::DropBody {
+            path_contains: path_contains.into(),
+            after_bytes,
+            times,
+        }
+    }
+    /// Flip the body byte at `offset` of the first `times` matching GETs.
+    pub fn corrupt(path_contains: &str, offset: usize, times: usize) -> Fault {
+        Fault::Corrupt {
+            path_contains: path_contains.into(),
+            offset,
+            times,
+        }
+    }
+    /// Hide `Range` from the upstream on every matching GET.
+    pub fn strip_range(path_contains: &str) -> Fault {
+        Fault::StripRange {
+            path_contains: path_contains.into(),
+            times: usize::MAX,
+        }
+    }
     fn times_mut(&mut self) -> &mut usize {
         match self {
             Fault::Status { times, .. }
             | Fault::DropBody { times, .. }
-            | Fault::Corrupt { times, .. } => times,
+            | Fault::Corrupt { times, .. }
+            | Fault::StripRange { times, .. } => times,
         }
     }
 }
@@ -184,6 +224,12 @@ impl Proxy {
         self.count(|r| r.is_blob_get() && r.range.is_some())
     }
 
+    /// Answers shaped by a fault whose name contains `kind`: "status",
+    /// "drop", "corrupt" or "strip range".
+    pub fn faulted(&self, kind: &str) -> usize {
+        self.count(|r| r.fault.as_deref().is_some_and(|f| f.contains(kind)))
+    }
+
     /// All records as text, for assertion messages.
     pub fn dump(&self) -> String {
         self.requests()
@@ -212,14 +258,26 @@ impl Drop for Proxy {
     }
 }
 
-fn decide(req: &Request, shared: &Shared) -> Action {
+/// The action for `req`, and whether to hide its Range header.
+fn decide(req: &Request, shared: &Shared) -> (bool, Action) {
     let mut faults = shared.faults.lock().unwrap();
     let path = req.path().to_string();
+    let mut strip = false;
     for f in faults.iter_mut() {
         if *f.times_mut() == 0 {
             continue;
         }
         let action = match f {
+            Fault::StripRange { path_contains, .. }
+                if !strip
+                    && req.method == "GET"
+                    && req.header("range").is_some()
+                    && path.contains(path_contains.as_str()) =>
+            {
+                strip = true;
+                *f.times_mut() -= 1;
+                continue;
+            }
             Fault::Status {
                 method,
                 path_contains,
@@ -248,9 +306,9 @@ fn decide(req: &Request, shared: &Shared) -> Action {
             _ => continue,
         };
         *f.times_mut() -= 1;
-        return action;
+        return (strip, action);
     }
-    Action::Forward
+    (strip, Action::Forward)
 }
 
 fn serve(conn: TcpStream, shared: &Shared) {
@@ -272,7 +330,11 @@ fn serve(conn: TcpStream, shared: &Shared) {
             status: 0,
             fault: None,
         };
-        let keep = match decide(&req, shared) {
+        let (strip, action) = decide(&req, shared);
+        if strip {
+            rec.fault = Some("strip range".into());
+        }
+        let keep = match action {
             Action::Status(status, retry_after, name) => {
                 rec.status = status;
                 rec.fault = Some(name);
@@ -287,7 +349,7 @@ fn serve(conn: TcpStream, shared: &Shared) {
                 let _ = write_response(&mut client_w, status, &h, body.as_bytes());
                 false
             }
-            action => forward(&req, action, &mut rec, &mut client_w, shared),
+            action => forward(&req, action, strip, &mut rec, &mut client_w, shared),
         };
         if !keep {
             let _ = client_w.shutdown(Shutdown::Both);
@@ -300,17 +362,24 @@ fn serve(conn: TcpStream, shared: &Shared) {
 fn forward(
     req: &Request,
     action: Action,
+    strip_range: bool,
     rec: &mut Record,
     client: &mut TcpStream,
     shared: &Shared,
 ) -> bool {
+    let mut name_fault = |name: &str| {
+        rec.fault = Some(match rec.fault.take() {
+            Some(f) => format!("{f}, {name}"),
+            None => name.to_string(),
+        })
+    };
     let (drop_after, corrupt_at) = match &action {
         Action::Drop(n, name) => {
-            rec.fault = Some(name.clone());
+            name_fault(name);
             (Some(*n), None)
         }
         Action::Corrupt(n, name) => {
-            rec.fault = Some(name.clone());
+            name_fault(name);
             (None, Some(*n))
         }
         _ => (None, None),
@@ -333,6 +402,7 @@ fn forward(
             || lk == "transfer-encoding"
             || lk == "content-length"
             || lk == "keep-alive"
+            || (strip_range && lk == "range")
         {
             continue;
         }

@@ -20,6 +20,19 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// A response with `status`, no headers and `body` (for `server::Server`).
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+    /// Adds a header (builder style).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
 }
 
 pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -247,6 +260,11 @@ pub fn write_response<W: Write>(
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -114,7 +114,7 @@ fn sweep_dead_temp_dirs() {
             continue;
         }
         let path = e.path();
-        super::berth::unmount_all_under(&path);
+        super::mounts::unmount_all_under(&path);
         let _ = std::fs::remove_dir_all(&path);
     }
 }

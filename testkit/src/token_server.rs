@@ -5,7 +5,9 @@
 //!
 //! Policy: anonymous callers get `pull` on public repositories only; valid
 //! users get `pull,push` everywhere; wrong credentials get 401. Scopes that
-//! are denied come back with no actions, as Docker Hub does.
+//! are denied come back with no actions, as Docker Hub does. The OAuth2
+//! POST form takes `grant_type=password` (username/password) or
+//! `grant_type=refresh_token` (an identity token from `refresh_tokens`).
 
 use super::http::{basic_credentials, parse_form, read_request, write_response, Request};
 use super::pki::{make_signing_key, sign_rs256, SigningKey};
@@ -28,6 +30,9 @@ pub struct TokenOpts {
     pub public_prefixes: Vec<String>,
     /// Token lifetime in seconds (`expires_in`).
     pub expires_in: u64,
+    /// OAuth2 refresh tokens (docker's identity tokens) and the user each
+    /// stands for.
+    pub refresh_tokens: Vec<(String, String)>,
 }
 
 impl Default for TokenOpts {
@@ -36,6 +41,7 @@ impl Default for TokenOpts {
             users: vec![("user".into(), "pass".into())],
             public_prefixes: vec!["public/".into()],
             expires_in: 300,
+            refresh_tokens: Vec::new(),
         }
     }
 }
@@ -47,6 +53,19 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     pub status: u16,
     pub granted: Vec<(String, Vec<String>)>,
+    /// `GET` (Basic or anonymous) or `POST` (OAuth2 form).
+    pub method: String,
+    /// The `service` parameter as sent.
+    pub service: String,
+    /// The `account` parameter, if sent.
+    pub account: Option<String>,
+}
+
+impl TokenRequest {
+    /// Valid credentials (password or refresh token) were presented.
+    pub fn authenticated(&self) -> bool {
+        self.status == 200 && self.user.is_some()
+    }
 }
 
 struct Shared {
@@ -152,11 +171,15 @@ fn answer(req: &Request, shared: &Shared) -> (u16, String) {
     // username/password in the body instead of Basic auth.
     let mut params = req.query();
     let mut creds = basic_credentials(req.header("authorization"));
+    let mut refresh = None;
     if req.method == "POST" {
         let form = parse_form(&String::from_utf8_lossy(&req.body));
         let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
         if let (Some(u), Some(p)) = (get("username"), get("password")) {
             creds = Some((u, p));
+        }
+        if get("grant_type").as_deref() == Some("refresh_token") {
+            refresh = Some(get("refresh_token").unwrap_or_default());
         }
         params.extend(form);
     }
@@ -166,30 +189,52 @@ fn answer(req: &Request, shared: &Shared) -> (u16, String) {
         .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>())
         .filter(|s| !s.is_empty())
         .collect();
-    let service = params
-        .iter()
-        .find(|(k, _)| k == "service")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-
-    let user = match &creds {
-        Some((u, p)) => {
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let service = param("service").unwrap_or_default();
+    let account = param("account");
+    let record = |user: Option<String>, scopes: Vec<String>, status, granted| TokenRequest {
+        user,
+        scopes,
+        status,
+        granted,
+        method: req.method.clone(),
+        service: service.clone(),
+        account: account.clone(),
+    };
+    let refresh_user = refresh.as_ref().map(|t| {
+        shared
+            .opts
+            .refresh_tokens
+            .iter()
+            .find(|(tt, _)| tt == t)
+            .map(|(_, u)| u.clone())
+    });
+    let user = match (&creds, refresh_user) {
+        (_, Some(Some(u))) => Some(u),
+        (_, Some(None)) => {
+            shared
+                .log
+                .lock()
+                .unwrap()
+                .push(record(None, scopes, 401, vec![]));
+            return (401, r#"{"details":"invalid refresh token"}"#.into());
+        }
+        (Some((u, p)), None) => {
             if shared.opts.users.iter().any(|(uu, pp)| uu == u && pp == p) {
                 Some(u.clone())
             } else {
-                shared.log.lock().unwrap().push(TokenRequest {
-                    user: Some(u.clone()),
-                    scopes,
-                    status: 401,
-                    granted: vec![],
-                });
+                shared
+                    .log
+                    .lock()
+                    .unwrap()
+                    .push(record(Some(u.clone()), scopes, 401, vec![]));
                 return (
                     401,
                     r#"{"details":"incorrect username or password"}"#.into(),
                 );
             }
         }
-        None => None,
+        (None, None) => None,
     };
 
     let mut access = Vec::new();
@@ -240,7 +285,7 @@ fn answer(req: &Request, shared: &Shared) -> (u16, String) {
     let claims = serde_json::json!({
         "iss": ISSUER,
         "sub": user.clone().unwrap_or_default(),
-        "aud": if service.is_empty() { SERVICE.to_string() } else { service },
+        "aud": if service.is_empty() { SERVICE.to_string() } else { service.clone() },
         "exp": now + shared.opts.expires_in,
         "nbf": now - 10,
         "iat": now,
@@ -255,12 +300,11 @@ fn answer(req: &Request, shared: &Shared) -> (u16, String) {
     );
     let sig = sign_rs256(&shared.key.key, signing_input.as_bytes());
     let token = format!("{signing_input}.{}", b64.encode(sig));
-    shared.log.lock().unwrap().push(TokenRequest {
-        user,
-        scopes,
-        status: 200,
-        granted,
-    });
+    shared
+        .log
+        .lock()
+        .unwrap()
+        .push(record(user, scopes, 200, granted));
     let body = serde_json::json!({
         "token": token,
         "access_token": token,
