@@ -66,6 +66,9 @@ pub enum Command {
     Version(FormatOnly),
     /// Display system-wide information
     Info(FormatOnly),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(super::volume::VolumeCommand),
     #[command(flatten)]
     Containers(Box<super::container_args::ContainerCommand>),
 }

@@ -146,6 +146,7 @@ fn do_create(
     let (cfg, hc) = super::container_flags::to_config(f)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
+    let mount_plan = super::volume::plan_mounts(&cs, f, &hc, &img.config)?;
     let entry = f.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             vec![]
@@ -154,6 +155,10 @@ fn do_create(
         }
     });
     let rec = ops::create(&cs, &img, cfg, hc, f.name.as_deref(), entry, f.cmd.clone())?;
+    if let Err(e) = crate::engine::volume::mounts::commit(&cs, &rec.id, mount_plan) {
+        let _ = ops::rm(&cs, &rec.id, true);
+        return Err(e);
+    }
     for w in crate::engine::container::spec::ulimit_warnings(&rec) {
         eprintln!("{w}");
     }
@@ -331,7 +336,12 @@ fn kill(ctx: &Ctx, a: KillArgs) -> Result<()> {
 
 fn rm(ctx: &Ctx, a: RmArgs) -> Result<()> {
     each_with(ctx, &a.containers, |cs, id, n| {
-        ops::rm(cs, id, a.force).map(|()| n.to_string())
+        let mounts = crate::engine::volume::mounts::load(cs, id).unwrap_or_default();
+        ops::rm(cs, id, a.force)?;
+        if a.volumes {
+            crate::engine::volume::mounts::remove_anonymous(&cs.paths, &mounts)?;
+        }
+        Ok(n.to_string())
     })
 }
 

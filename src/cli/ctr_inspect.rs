@@ -72,6 +72,12 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "GroupAdd": hc.group_add,
         "LogConfig": {"Type": "json-file", "Config": {}},
     });
+    let (mounts, binds, mount_cfg, volumes_from, volumes) =
+        crate::engine::volume::mounts::inspect(cs, &r.id);
+    let mut host_config = host_config;
+    host_config["Binds"] = binds;
+    host_config["Mounts"] = mount_cfg;
+    host_config["VolumesFrom"] = volumes_from;
     let config = json!({
         "Hostname": r.config.hostname,
         "Domainname": r.config.domainname,
@@ -91,6 +97,8 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "StopSignal": r.config.stop_signal,
         "StopTimeout": r.config.stop_timeout,
     });
+    let mut config = config;
+    config["Volumes"] = volumes;
     json!({
         "Id": r.id,
         "Created": rfc3339_nano(&r.created),
@@ -131,7 +139,7 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
                 "WorkDir": dir.join("work"),
             }
         },
-        "Mounts": [],
+        "Mounts": mounts,
         "Config": config,
         "NetworkSettings": {
             "Bridge": "",

@@ -16,6 +16,7 @@ pub mod progress;
 mod registry;
 pub mod table;
 pub mod units;
+pub mod volume;
 
 use anyhow::Result;
 use args::{Cli, Command, ImageCommand, SystemCommand};
@@ -146,5 +147,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Login(a) => registry::login(&ctx, a),
         Command::Logout(a) => registry::logout(&ctx, a),
         Command::Containers(c) => containers::dispatch(&ctx, *c),
+        Command::Volume(c) => volume::dispatch(&ctx, c),
     }
 }

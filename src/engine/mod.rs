@@ -12,3 +12,4 @@ pub mod events;
 pub mod images_cmd;
 pub mod pull;
 pub mod push;
+pub mod volume;

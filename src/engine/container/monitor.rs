@@ -308,7 +308,9 @@ impl Monitor {
     fn remove_all(&mut self) {
         self.cleanup_runtime();
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        let mounts = crate::engine::volume::mounts::load(&self.store, &self.id).unwrap_or_default();
         let _ = self.store.remove_dirs(&self.id);
+        let _ = crate::engine::volume::mounts::remove_anonymous(&self.store.paths, &mounts);
     }
 
     fn cleanup_runtime(&self) {
@@ -317,6 +319,7 @@ impl Monitor {
             let _ = rt.delete(&self.id, true);
         }
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
     }
 
     fn prepare_io(
@@ -396,6 +399,8 @@ impl Monitor {
             dir: &dir,
             init: init.as_ref(),
         })?;
+        let extra = crate::engine::volume::mounts::start(&self.store, &self.id, &layout.merged)?;
+        let spec = crate::engine::volume::mounts::apply(spec, extra)?;
         let b = serde_json::to_vec_pretty(&spec)?;
         crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
@@ -452,6 +457,7 @@ impl Monitor {
         let oom = rt.oom_kills(&self.id).map(|n| n > 0).unwrap_or(false);
         let _ = rt.delete(&self.id, true);
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;
