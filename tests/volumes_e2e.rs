@@ -528,3 +528,40 @@ fn concurrent_runs_create_one_volume() {
     let entries: Vec<PathBuf> = std::fs::read_dir(e.b.root().join("volumes")).unwrap().map(|d| d.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
 }
+
+fn host_mount(args: &[&str]) {
+    let st = std::process::Command::new("mount").args(args).status().unwrap();
+    assert!(st.success(), "mount {args:?}");
+}
+
+#[test]
+fn bind_propagation_is_honoured() {
+    let e = Env::new();
+    let h = HostDir::new();
+    let hs = h.s();
+    host_mount(&["--bind", &hs, &hs]);
+    host_mount(&["--make-shared", &hs]);
+    std::fs::create_dir(h.path().join("sub")).unwrap();
+    std::fs::create_dir(h.path().join("sub2")).unwrap();
+    e.b.ok(&["run", "-d", "--name", "slave1", "-v", &format!("{hs}:/x:rslave"), &e.image, "sleep", "100"]);
+    e.b.ok(&["run", "-d", "--name", "priv1", "-v", &format!("{hs}:/x"), &e.image, "sleep", "100"]);
+    // A mount made on the host after the start reaches the rslave one only.
+    host_mount(&["-t", "tmpfs", "-o", "size=1m", "late", h.path().join("sub").to_str().unwrap()]);
+    std::fs::write(h.path().join("sub/late"), "late").unwrap();
+    assert_eq!(e.b.ok(&["exec", "slave1", "cat", "/x/sub/late"]), "late");
+    let o = e.run(&["exec", "priv1", "ls", "/x/sub"]);
+    assert_eq!(out(&o), "", "{}", err(&o));
+    assert_eq!(e.inspect("slave1", "{{range .Mounts}}{{.Propagation}}{{end}}"), "rslave");
+    assert_eq!(e.inspect("priv1", "{{range .Mounts}}{{.Propagation}}{{end}}"), "rprivate");
+    // shared needs a shared source (docker's error); a private source with
+    // rslave falls back to private, as docker does.
+    let p = HostDir::new();
+    let o = e.run(&["run", "--rm", "-v", &format!("{}:/x:shared", p.s()), &e.image, "true"]);
+    assert_ne!(code(&o), 0);
+    assert!(err(&o).contains("is not a shared mount"), "{}", err(&o));
+    sh_ok(&e, &["-v", &format!("{}:/x:rslave", p.s())], "true");
+    sh_ok(&e, &["-v", &format!("{hs}:/x:rshared")], "grep -q ' /x ' /proc/self/mountinfo");
+    e.b.ok(&["rm", "-f", "slave1", "priv1"]);
+    drop(h);
+    assert_clean(e.b.root());
+}

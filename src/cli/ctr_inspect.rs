@@ -76,7 +76,9 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         crate::engine::volume::mounts::inspect(cs, &r.id);
     let mut host_config = host_config;
     host_config["Binds"] = binds;
-    host_config["Mounts"] = mount_cfg;
+    if !mount_cfg.is_null() {
+        host_config["Mounts"] = mount_cfg;
+    }
     host_config["VolumesFrom"] = volumes_from;
     let config = json!({
         "Hostname": r.config.hostname,

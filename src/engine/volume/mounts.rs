@@ -400,7 +400,7 @@ fn oci_mount(cs: &ContainerStore, vs: &VolumeStore, id: &str, rootfs: &Path, mp:
             }
             let mut opts = vec![if mp.recursive == "disabled" { "bind" } else { "rbind" }.to_string()];
             ro_options(mp, &mut opts)?;
-            opts.push(if mp.propagation.is_empty() { "rprivate".into() } else { mp.propagation.clone() });
+            opts.push(effective_propagation(&mp.source, &mp.propagation)?);
             Ok(json!({"destination": mp.destination, "type": "bind", "source": mp.source, "options": opts}))
         }
         "volume" => {
@@ -421,6 +421,59 @@ fn oci_mount(cs: &ContainerStore, vs: &VolumeStore, id: &str, rootfs: &Path, mp:
             Ok(json!({"destination": mp.destination, "type": "tmpfs", "source": "tmpfs", "options": o}))
         }
         t => bail!("container {id}: mount on {} has unknown type {t:?}", mp.destination),
+    }
+}
+
+/// The host mount holding `path` and whether it is shared / a slave
+/// (mountinfo's optional fields `shared:N`, `master:N`).
+fn host_propagation(path: &Path) -> (PathBuf, bool, bool) {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best: (PathBuf, bool, bool) = (PathBuf::from("/"), false, false);
+    let mut best_len = 0;
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(mp) = f.get(4) else { continue };
+        let mp = PathBuf::from(mp.replace("\\040", " "));
+        let n = mp.as_os_str().len();
+        if path.starts_with(&mp) && n >= best_len {
+            let opt = f.iter().skip(6).take_while(|x| **x != "-");
+            let (mut shared, mut slave) = (false, false);
+            for o in opt {
+                shared |= o.starts_with("shared:");
+                slave |= o.starts_with("master:");
+            }
+            best = (mp, shared, slave);
+            best_len = n;
+        }
+    }
+    best
+}
+
+/// docker's rules: shared propagation needs a shared source mount (else an
+/// error); slave propagation on a source that is neither shared nor a slave
+/// falls back to private, as docker does for compatibility.
+fn effective_propagation(source: &str, want: &str) -> Result<String> {
+    let want = if want.is_empty() { "rprivate" } else { want };
+    match want {
+        "shared" | "rshared" => {
+            let (mnt, shared, _) = host_propagation(Path::new(source));
+            if !shared {
+                bail!("path {source} is mounted on {} but it is not a shared mount", mnt.display());
+            }
+            Ok(want.to_string())
+        }
+        "slave" | "rslave" => {
+            let (_, shared, slave) = host_propagation(Path::new(source));
+            if shared || slave {
+                Ok(want.to_string())
+            } else if want == "slave" {
+                Ok("private".into())
+            } else {
+                Ok("rprivate".into())
+            }
+        }
+        w => Ok(w.to_string()),
     }
 }
 
@@ -448,6 +501,20 @@ pub fn apply(spec: oci_spec::runtime::Spec, extra: Vec<Value>) -> Result<oci_spe
                 .is_none_or(|d| !dests.contains(&clean(d)))
         })
         .collect();
+    // A shared or slave mount only propagates if the container's root is
+    // not private (docker raises rootfsPropagation the same way).
+    let props: Vec<String> = extra
+        .iter()
+        .filter_map(|m| m.get("options").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|o| o.as_str().map(str::to_string))
+        .collect();
+    let root = v["linux"]["rootfsPropagation"].as_str().unwrap_or("rprivate").to_string();
+    if props.iter().any(|p| p == "shared" || p == "rshared") && !root.ends_with("shared") {
+        v["linux"]["rootfsPropagation"] = json!("rshared");
+    } else if props.iter().any(|p| p == "slave" || p == "rslave") && root.ends_with("private") {
+        v["linux"]["rootfsPropagation"] = json!("rslave");
+    }
     mounts.extend(extra);
     v["mounts"] = Value::Array(mounts);
     serde_json::from_value(v).context("the OCI spec with the container's mounts is invalid")
