@@ -105,7 +105,10 @@ pub fn dispatch(ctx: &Ctx, c: VolumeCommand) -> Result<()> {
 }
 
 fn store(ctx: &Ctx) -> (VolumeStore, ContainerStore) {
-    (VolumeStore::new(ctx.paths()), ContainerStore::new(ctx.paths()))
+    (
+        VolumeStore::new(ctx.paths()),
+        ContainerStore::new(ctx.paths()),
+    )
 }
 
 fn daemon(e: impl std::fmt::Display) -> anyhow::Error {
@@ -123,7 +126,12 @@ fn kv(items: &[String]) -> BTreeMap<String, String> {
 }
 
 /// The mount plan of `create`/`run` (before the container exists).
-pub fn plan_mounts(cs: &ContainerStore, f: &CreateFlags, hc: &HostConfig, image_config: &Value) -> Result<Plan> {
+pub fn plan_mounts(
+    cs: &ContainerStore,
+    f: &CreateFlags,
+    hc: &HostConfig,
+    image_config: &Value,
+) -> Result<Plan> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     mounts::plan(
         cs,
@@ -140,12 +148,19 @@ pub fn plan_mounts(cs: &ContainerStore, f: &CreateFlags, hc: &HostConfig, image_
 
 fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let name = match (&a.name, &a.volume) {
-        (Some(n), Some(v)) if n != v => bail!("conflicting options: either specify --name or provide positional arg, not both"),
+        (Some(n), Some(v)) if n != v => {
+            bail!("conflicting options: either specify --name or provide positional arg, not both")
+        }
         (Some(n), _) => Some(n.clone()),
         (None, v) => v.clone(),
     };
     if a.driver != "local" {
-        return Err(daemon(format!("create {}: error looking up volume plugin {}: plugin \"{}\" not found", name.as_deref().unwrap_or(""), a.driver, a.driver)));
+        return Err(daemon(format!(
+            "create {}: error looking up volume plugin {}: plugin \"{}\" not found",
+            name.as_deref().unwrap_or(""),
+            a.driver,
+            a.driver
+        )));
     }
     let (vs, _) = store(ctx);
     let (meta, _) = vs
@@ -209,7 +224,13 @@ struct Filter {
 }
 
 fn parse_filters(items: &[String], allowed: &[&str]) -> Result<Filter> {
-    let mut f = Filter { dangling: None, names: vec![], labels: vec![], drivers: vec![], all: false };
+    let mut f = Filter {
+        dangling: None,
+        names: vec![],
+        labels: vec![],
+        drivers: vec![],
+        all: false,
+    };
     for it in items {
         let Some((k, v)) = it.split_once('=') else {
             bail!("Error response from daemon: invalid filter '{it}'");
@@ -268,12 +289,19 @@ impl Filter {
 }
 
 fn labels_text(m: &VolumeMeta) -> String {
-    m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    m.labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn ls(ctx: &Ctx, a: LsArgs) -> Result<()> {
     let (vs, cs) = store(ctx);
-    let f = parse_filters(&a.filter, &["dangling", "name", "label", "label!", "driver"])?;
+    let f = parse_filters(
+        &a.filter,
+        &["dangling", "name", "label", "label!", "driver"],
+    )?;
     let usage = mounts::usage(&cs);
     let vols: Vec<VolumeMeta> = vs
         .list()
@@ -398,7 +426,11 @@ pub fn df_row(ctx: &Ctx) -> Value {
         }
     }
     let reclaimable = if total > 0 {
-        format!("{} ({}%)", human_size(reclaim as f64), (reclaim as f64 / total as f64 * 100.0) as i64)
+        format!(
+            "{} ({}%)",
+            human_size(reclaim as f64),
+            (reclaim as f64 / total as f64 * 100.0) as i64
+        )
     } else {
         human_size(reclaim as f64)
     };
@@ -429,5 +461,8 @@ pub fn df_verbose(ctx: &Ctx) -> Result<String> {
         .collect();
     let header = json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"});
     let t = ListFormat::Table("{{.Name}}\t{{.Links}}\t{{.Size}}".into());
-    Ok(format!("\nLocal Volumes space usage:\n\n{}", render_list(&t, &header, &rows)?))
+    Ok(format!(
+        "\nLocal Volumes space usage:\n\n{}",
+        render_list(&t, &header, &rows)?
+    ))
 }

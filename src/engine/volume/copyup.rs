@@ -37,7 +37,11 @@ struct Ctx<'a> {
     dst_root: OwnedFd,
 }
 
-fn err<'a>(c: &'a Ctx<'_>, path: &'a Path, what: &'static str) -> impl FnOnce(Errno) -> CopyError + 'a {
+fn err<'a>(
+    c: &'a Ctx<'_>,
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(Errno) -> CopyError + 'a {
     move |errno| CopyError {
         volume: c.volume.to_string(),
         path: path.display().to_string(),
@@ -73,8 +77,12 @@ pub fn copy_up(rootfs: &Path, target: &str, data: &Path, volume: &str) -> Result
             errno,
         }
     };
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(e("open the rootfs", &rootfs.display().to_string()))?;
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(e("open the rootfs", &rootfs.display().to_string()))?;
     let rel = target.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     let src = match rustix::fs::openat2(
@@ -92,8 +100,12 @@ pub fn copy_up(rootfs: &Path, target: &str, data: &Path, volume: &str) -> Result
         Err(Errno::XDEV | Errno::LOOP) => return Ok(false),
         Err(x) => return Err(e("open in the rootfs", target)(x)),
     };
-    let dst = rustix::fs::open(data, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .map_err(e("open the volume", &data.display().to_string()))?;
+    let dst = rustix::fs::open(
+        data,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(e("open the volume", &data.display().to_string()))?;
     if rustix::fs::Dir::read_from(dst.as_fd())
         .map_err(e("read the volume", &data.display().to_string()))?
         .filter_map(Result::ok)
@@ -104,8 +116,12 @@ pub fn copy_up(rootfs: &Path, target: &str, data: &Path, volume: &str) -> Result
     let mut c = Ctx {
         volume,
         links: HashMap::new(),
-        dst_root: rustix::fs::open(data, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(e("open the volume", &data.display().to_string()))?,
+        dst_root: rustix::fs::open(
+            data,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(e("open the volume", &data.display().to_string()))?,
     };
     copy_dir(&mut c, src.as_fd(), dst.as_fd(), Path::new(""), 0)?;
     // The volume's root takes the image directory's owner and mode.
@@ -114,23 +130,41 @@ pub fn copy_up(rootfs: &Path, target: &str, data: &Path, volume: &str) -> Result
     Ok(true)
 }
 
-fn copy_meta(c: &Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, st: &rustix::fs::Stat, rel: &Path) -> Result<(), CopyError> {
+fn copy_meta(
+    c: &Ctx<'_>,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    st: &rustix::fs::Stat,
+    rel: &Path,
+) -> Result<(), CopyError> {
     rustix::fs::fchown(
         dst,
         Some(rustix::process::Uid::from_raw(st.st_uid)),
         Some(rustix::process::Gid::from_raw(st.st_gid)),
     )
     .map_err(err(c, rel, "chown"))?;
-    rustix::fs::fchmod(dst, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(err(c, rel, "chmod"))?;
+    rustix::fs::fchmod(dst, Mode::from_raw_mode(st.st_mode & 0o7777))
+        .map_err(err(c, rel, "chmod"))?;
     copy_xattrs(c, src, dst, rel)?;
     let ts = Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: st.st_atime as _, tv_nsec: st.st_atime_nsec as _ },
-        last_modification: rustix::fs::Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ },
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
     };
     rustix::fs::futimens(dst, &ts).map_err(err(c, rel, "set times"))
 }
 
-fn copy_xattrs(c: &Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path) -> Result<(), CopyError> {
+fn copy_xattrs(
+    c: &Ctx<'_>,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel: &Path,
+) -> Result<(), CopyError> {
     let mut names = vec![0u8; 4096];
     let n = match rustix::fs::flistxattr(src, &mut names) {
         Ok(n) => n,
@@ -146,14 +180,21 @@ fn copy_xattrs(c: &Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path
         if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
             continue;
         }
-        let Ok(cname) = CString::new(name) else { continue };
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
         let mut val = vec![0u8; 65536];
         let len = match rustix::fs::fgetxattr(src, cname.as_c_str(), &mut val) {
             Ok(l) => l,
             Err(Errno::NODATA) => continue,
             Err(x) => return Err(err(c, rel, "read xattr")(x)),
         };
-        match rustix::fs::fsetxattr(dst, cname.as_c_str(), &val[..len], rustix::fs::XattrFlags::empty()) {
+        match rustix::fs::fsetxattr(
+            dst,
+            cname.as_c_str(),
+            &val[..len],
+            rustix::fs::XattrFlags::empty(),
+        ) {
             Ok(()) | Err(Errno::NOTSUP) => {}
             Err(x) => return Err(err(c, rel, "write xattr")(x)),
         }
@@ -161,7 +202,13 @@ fn copy_xattrs(c: &Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path
     Ok(())
 }
 
-fn copy_dir(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path, depth: usize) -> Result<(), CopyError> {
+fn copy_dir(
+    c: &mut Ctx<'_>,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel: &Path,
+    depth: usize,
+) -> Result<(), CopyError> {
     if depth > MAX_DEPTH {
         return Err(err(c, rel, "directory nesting too deep")(Errno::LOOP));
     }
@@ -177,10 +224,18 @@ fn copy_dir(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Pat
     Ok(())
 }
 
-fn copy_entry(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel_dir: &Path, name: &CStr, depth: usize) -> Result<(), CopyError> {
+fn copy_entry(
+    c: &mut Ctx<'_>,
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel_dir: &Path,
+    name: &CStr,
+    depth: usize,
+) -> Result<(), CopyError> {
     let os = OsStr::from_bytes(name.to_bytes());
     let rel = rel_dir.join(os);
-    let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "stat"))?;
+    let st =
+        rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "stat"))?;
     let mode = st.st_mode & libc::S_IFMT;
     let perm = Mode::from_raw_mode(st.st_mode & 0o7777);
     let owner = (
@@ -191,22 +246,29 @@ fn copy_entry(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel_dir
         let key = (st.st_dev, st.st_ino);
         if let Some(first) = c.links.get(&key) {
             let first = first.clone();
-            rustix::fs::linkat(c.dst_root.as_fd(), &first, dst, name, AtFlags::empty()).map_err(err(c, &rel, "hardlink"))?;
+            rustix::fs::linkat(c.dst_root.as_fd(), &first, dst, name, AtFlags::empty())
+                .map_err(err(c, &rel, "hardlink"))?;
             return Ok(());
         }
         c.links.insert(key, rel.clone());
     }
     match mode {
         libc::S_IFDIR => {
-            rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700)).map_err(err(c, &rel, "mkdir"))?;
+            rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
+                .map_err(err(c, &rel, "mkdir"))?;
             let s = dir_fd(src, os).map_err(err(c, &rel, "open directory"))?;
             let d = dir_fd(dst, os).map_err(err(c, &rel, "open directory"))?;
             copy_dir(c, s.as_fd(), d.as_fd(), &rel, depth + 1)?;
             copy_meta(c, s.as_fd(), d.as_fd(), &st, &rel)?;
         }
         libc::S_IFREG => {
-            let s = rustix::fs::openat(src, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(err(c, &rel, "open"))?;
+            let s = rustix::fs::openat(
+                src,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(err(c, &rel, "open"))?;
             let d = rustix::fs::openat(
                 dst,
                 name,
@@ -216,23 +278,33 @@ fn copy_entry(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel_dir
             .map_err(err(c, &rel, "create"))?;
             let mut sf = std::fs::File::from(s);
             let mut df = std::fs::File::from(d);
-            std::io::copy(&mut sf, &mut df)
-                .map_err(|e| err(c, &rel, "copy data")(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+            std::io::copy(&mut sf, &mut df).map_err(|e| {
+                err(c, &rel, "copy data")(Errno::from_io_error(&e).unwrap_or(Errno::IO))
+            })?;
             copy_meta(c, sf.as_fd(), df.as_fd(), &st, &rel)?;
         }
         libc::S_IFLNK => {
-            let target = rustix::fs::readlinkat(src, name, Vec::new()).map_err(err(c, &rel, "readlink"))?;
+            let target =
+                rustix::fs::readlinkat(src, name, Vec::new()).map_err(err(c, &rel, "readlink"))?;
             rustix::fs::symlinkat(target.as_c_str(), dst, name).map_err(err(c, &rel, "symlink"))?;
-            rustix::fs::chownat(dst, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "chown"))?;
+            rustix::fs::chownat(dst, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(err(c, &rel, "chown"))?;
             let ts = times(&st);
-            rustix::fs::utimensat(dst, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "set times"))?;
+            rustix::fs::utimensat(dst, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(err(
+                c,
+                &rel,
+                "set times",
+            ))?;
         }
         libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK => {
             let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
             rustix::fs::mknodat(dst, name, ft, perm, st.st_rdev).map_err(err(c, &rel, "mknod"))?;
-            rustix::fs::chownat(dst, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "chown"))?;
-            rustix::fs::chmodat(dst, name, perm, AtFlags::empty()).map_err(err(c, &rel, "chmod"))?;
-            rustix::fs::utimensat(dst, name, &times(&st), AtFlags::SYMLINK_NOFOLLOW).map_err(err(c, &rel, "set times"))?;
+            rustix::fs::chownat(dst, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(err(c, &rel, "chown"))?;
+            rustix::fs::chmodat(dst, name, perm, AtFlags::empty())
+                .map_err(err(c, &rel, "chmod"))?;
+            rustix::fs::utimensat(dst, name, &times(&st), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(err(c, &rel, "set times"))?;
         }
         _ => {}
     }
@@ -241,8 +313,14 @@ fn copy_entry(c: &mut Ctx<'_>, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel_dir
 
 fn times(st: &rustix::fs::Stat) -> Timestamps {
     Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: st.st_atime as _, tv_nsec: st.st_atime_nsec as _ },
-        last_modification: rustix::fs::Timespec { tv_sec: st.st_mtime as _, tv_nsec: st.st_mtime_nsec as _ },
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
     }
 }
 
@@ -260,9 +338,11 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret"), "s").unwrap();
         std::fs::write(root.join("app/f"), "hello").unwrap();
-        std::fs::set_permissions(root.join("app/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(root.join("app/f"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
         std::os::unix::fs::chown(root.join("app/sub"), Some(1000), Some(1000)).unwrap();
-        std::fs::set_permissions(root.join("app/sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::set_permissions(root.join("app/sub"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
         std::os::unix::fs::symlink("../../outside", root.join("app/link")).unwrap();
         std::fs::hard_link(root.join("app/f"), root.join("app/sub/h")).unwrap();
         // A target that is a symlink leaving the rootfs resolves inside it.
@@ -271,10 +351,16 @@ mod tests {
         std::fs::create_dir(&data).unwrap();
         assert!(copy_up(&root, "/app", &data, "v").unwrap());
         assert_eq!(std::fs::read_to_string(data.join("f")).unwrap(), "hello");
-        assert_eq!(std::fs::metadata(data.join("f")).unwrap().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::metadata(data.join("f")).unwrap().mode() & 0o7777,
+            0o640
+        );
         let m = std::fs::metadata(data.join("sub")).unwrap();
         assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1000, 0o750));
-        assert_eq!(std::fs::read_link(data.join("link")).unwrap(), PathBuf::from("../../outside"));
+        assert_eq!(
+            std::fs::read_link(data.join("link")).unwrap(),
+            PathBuf::from("../../outside")
+        );
         assert_eq!(
             std::fs::metadata(data.join("f")).unwrap().ino(),
             std::fs::metadata(data.join("sub/h")).unwrap().ino()

@@ -51,7 +51,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -97,14 +100,28 @@ fn cstr(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| anyhow!("{what} contains a NUL byte"))
 }
 
-fn sys_mount(src: &str, target: &Path, ty: &str, flags: libc::c_ulong, data: &str) -> std::io::Result<()> {
+fn sys_mount(
+    src: &str,
+    target: &Path,
+    ty: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> std::io::Result<()> {
     let inval = |_| std::io::Error::from_raw_os_error(libc::EINVAL);
     let s = CString::new(src).map_err(inval)?;
     let t = CString::new(target.as_os_str().as_encoded_bytes()).map_err(inval)?;
     let ty = CString::new(ty).map_err(inval)?;
     let d = CString::new(data).map_err(inval)?;
-    let tp = if ty.is_empty() { std::ptr::null() } else { ty.as_ptr() };
-    let dp = if data.is_empty() { std::ptr::null() } else { d.as_ptr() };
+    let tp = if ty.is_empty() {
+        std::ptr::null()
+    } else {
+        ty.as_ptr()
+    };
+    let dp = if data.is_empty() {
+        std::ptr::null()
+    } else {
+        d.as_ptr()
+    };
     // SAFETY: valid NUL-terminated strings or null.
     let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), tp, flags, dp.cast()) };
     if rc != 0 {
@@ -130,10 +147,12 @@ fn mount_device(target: &Path, opts: &BTreeMap<String, String>) -> Result<()> {
         sys_mount(dev, target, "", flags & (libc::MS_BIND | libc::MS_REC), "").map_err(err)?;
         let extra = flags & !(libc::MS_BIND | libc::MS_REC);
         if extra != 0 {
-            sys_mount("", target, "", libc::MS_REMOUNT | libc::MS_BIND | extra, "").map_err(|e| {
-                umount(target);
-                err(e)
-            })?;
+            sys_mount("", target, "", libc::MS_REMOUNT | libc::MS_BIND | extra, "").map_err(
+                |e| {
+                    umount(target);
+                    err(e)
+                },
+            )?;
         }
         return Ok(());
     }

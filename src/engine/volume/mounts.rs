@@ -101,7 +101,9 @@ fn file(cs: &ContainerStore, id: &str) -> PathBuf {
 pub fn load(cs: &ContainerStore, id: &str) -> Result<ContainerMounts> {
     let p = file(cs, id);
     match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("cannot decode {}", p.display())),
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("cannot decode {}", p.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ContainerMounts::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
     }
@@ -167,7 +169,9 @@ fn api_mount(r: &Request) -> Value {
             }
             m["BindOptions"] = b;
         }
-        Kind::Volume if r.nocopy.is_some() || !r.volume_labels.is_empty() || !r.volume_opts.is_empty() => {
+        Kind::Volume
+            if r.nocopy.is_some() || !r.volume_labels.is_empty() || !r.volume_opts.is_empty() =>
+        {
             let mut v = json!({});
             if r.nocopy == Some(true) {
                 v["NoCopy"] = json!(true);
@@ -214,7 +218,9 @@ pub fn plan(cs: &ContainerStore, f: &Flags<'_>, image_config: &Value, cwd: &Path
     let mut points: BTreeMap<String, Planned> = BTreeMap::new();
     for vf in f.volumes_from {
         let (name, rw) = parse::parse_volumes_from(vf).map_err(daemon)?;
-        let id = cs.resolve(&name).map_err(|_| daemon(format!("No such container: {name}")))?;
+        let id = cs
+            .resolve(&name)
+            .map_err(|_| daemon(format!("No such container: {name}")))?;
         let theirs = load(cs, &id)?;
         for m in theirs.mount_points {
             let mut mp = m.clone();
@@ -223,7 +229,14 @@ pub fn plan(cs: &ContainerStore, f: &Flags<'_>, image_config: &Value, cwd: &Path
             // Their anonymous volumes stay theirs: `rm -v` of this container keeps them.
             mp.anonymous = false;
             mp.create_source = false;
-            points.insert(mp.destination.clone(), Planned { mp, labels: BTreeMap::new(), opts: BTreeMap::new() });
+            points.insert(
+                mp.destination.clone(),
+                Planned {
+                    mp,
+                    labels: BTreeMap::new(),
+                    opts: BTreeMap::new(),
+                },
+            );
         }
         record.volumes_from.push(vf.clone());
     }
@@ -241,13 +254,22 @@ pub fn plan(cs: &ContainerStore, f: &Flags<'_>, image_config: &Value, cwd: &Path
             return Err(daemon(format!("Duplicate mount point: {}", mp.destination)));
         }
         record.binds.push(raw.clone());
-        points.insert(mp.destination.clone(), Planned { mp, labels: BTreeMap::new(), opts: BTreeMap::new() });
+        points.insert(
+            mp.destination.clone(),
+            Planned {
+                mp,
+                labels: BTreeMap::new(),
+                opts: BTreeMap::new(),
+            },
+        );
     }
     for raw in f.mounts {
         let r = match parse::parse_mount(raw, cwd) {
             Ok(r) => r,
             Err(parse::MountFlagError::Flag(e)) => {
-                bail!("invalid argument \"{raw}\" for \"--mount\" flag: {e}\nSee 'berth run --help'.")
+                bail!(
+                    "invalid argument \"{raw}\" for \"--mount\" flag: {e}\nSee 'berth run --help'."
+                )
             }
             Err(parse::MountFlagError::Daemon(e)) => return Err(daemon(e)),
         };
@@ -264,7 +286,11 @@ pub fn plan(cs: &ContainerStore, f: &Flags<'_>, image_config: &Value, cwd: &Path
         record.mounts.push(api_mount(&r));
         points.insert(
             mp.destination.clone(),
-            Planned { mp, labels: r.volume_labels.clone(), opts: r.volume_opts.clone() },
+            Planned {
+                mp,
+                labels: r.volume_labels.clone(),
+                opts: r.volume_opts.clone(),
+            },
         );
     }
     for t in &f.tmpfs {
@@ -286,7 +312,14 @@ pub fn plan(cs: &ContainerStore, f: &Flags<'_>, image_config: &Value, cwd: &Path
             ..Default::default()
         };
         parse::validate(&r).map_err(daemon)?;
-        points.insert(dest, Planned { mp: point_of(&r), labels: BTreeMap::new(), opts: BTreeMap::new() });
+        points.insert(
+            dest,
+            Planned {
+                mp: point_of(&r),
+                labels: BTreeMap::new(),
+                opts: BTreeMap::new(),
+            },
+        );
     }
     for p in points.values() {
         if p.mp.ty == "volume" && !p.opts.is_empty() {
@@ -313,23 +346,35 @@ pub fn commit(cs: &ContainerStore, id: &str, plan: Plan) -> Result<()> {
             continue;
         }
         let name = (!p.mp.name.is_empty()).then_some(p.mp.name.as_str());
-        if held.iter().any(|(n, _)| Some(n) == name.map(str::to_string).as_ref()) {
+        if held
+            .iter()
+            .any(|(n, _)| Some(n) == name.map(str::to_string).as_ref())
+        {
             p.mp.source = vs.data_dir(&p.mp.name).display().to_string();
             continue;
         }
         let (meta, _, lock) = vs
-            .create_held(name, std::mem::take(&mut p.labels), std::mem::take(&mut p.opts))
+            .create_held(
+                name,
+                std::mem::take(&mut p.labels),
+                std::mem::take(&mut p.opts),
+            )
             .map_err(daemon)?;
         p.mp.name = meta.name.clone();
         p.mp.source = vs.data_dir(&meta.name).display().to_string();
         held.push((meta.name, lock));
     }
     let mut mps: Vec<MountPoint> = points.into_iter().map(|p| p.mp).collect();
-    mps.sort_by(|a, b| depth(&a.destination).cmp(&depth(&b.destination)).then(a.destination.cmp(&b.destination)));
+    mps.sort_by(|a, b| {
+        depth(&a.destination)
+            .cmp(&depth(&b.destination))
+            .then(a.destination.cmp(&b.destination))
+    });
     record.mount_points = mps;
     let b = serde_json::to_vec_pretty(&record)?;
     let p = file(cs, id);
-    crate::engine::fsutil::atomic_write(&p, &b).with_context(|| format!("cannot write {}", p.display()))?;
+    crate::engine::fsutil::atomic_write(&p, &b)
+        .with_context(|| format!("cannot write {}", p.display()))?;
     drop(held);
     Ok(())
 }
@@ -342,7 +387,16 @@ fn depth(p: &str) -> usize {
 /// read-only bind read-only in its submounts too.
 pub fn recursive_ro_supported() -> bool {
     // SAFETY: an invalid call whose only effect is its errno.
-    let rc = unsafe { libc::syscall(libc::SYS_mount_setattr, -1, c"".as_ptr(), 0, std::ptr::null::<u8>(), 0) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
     rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
 
@@ -388,23 +442,38 @@ fn ro_options(mp: &MountPoint, opts: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn oci_mount(cs: &ContainerStore, vs: &VolumeStore, id: &str, rootfs: &Path, mp: &MountPoint) -> Result<Value> {
+fn oci_mount(
+    cs: &ContainerStore,
+    vs: &VolumeStore,
+    id: &str,
+    rootfs: &Path,
+    mp: &MountPoint,
+) -> Result<Value> {
     match mp.ty.as_str() {
         "bind" => {
             if std::fs::symlink_metadata(&mp.source).is_err() {
                 if !mp.create_source {
                     bail!("invalid mount config for type \"bind\": bind source path does not exist: {}", mp.source);
                 }
-                std::fs::create_dir_all(&mp.source)
-                    .with_context(|| format!("error while creating mount source path '{}'", mp.source))?;
+                std::fs::create_dir_all(&mp.source).with_context(|| {
+                    format!("error while creating mount source path '{}'", mp.source)
+                })?;
             }
-            let mut opts = vec![if mp.recursive == "disabled" { "bind" } else { "rbind" }.to_string()];
+            let mut opts = vec![if mp.recursive == "disabled" {
+                "bind"
+            } else {
+                "rbind"
+            }
+            .to_string()];
             ro_options(mp, &mut opts)?;
             opts.push(effective_propagation(&mp.source, &mp.propagation)?);
-            Ok(json!({"destination": mp.destination, "type": "bind", "source": mp.source, "options": opts}))
+            Ok(
+                json!({"destination": mp.destination, "type": "bind", "source": mp.source, "options": opts}),
+            )
         }
         "volume" => {
-            vs.get(&mp.name).map_err(|e| anyhow!("{e}: it was removed while container {id} used it"))?;
+            vs.get(&mp.name)
+                .map_err(|e| anyhow!("{e}: it was removed while container {id} used it"))?;
             super::localdrv::acquire(vs, cs, &mp.name, id)?;
             let data = vs.data_dir(&mp.name);
             if mp.copy_up {
@@ -413,14 +482,26 @@ fn oci_mount(cs: &ContainerStore, vs: &VolumeStore, id: &str, rootfs: &Path, mp:
             let mut opts = vec!["rbind".to_string()];
             ro_options(mp, &mut opts)?;
             opts.push("rprivate".into());
-            Ok(json!({"destination": mp.destination, "type": "bind", "source": data, "options": opts}))
+            Ok(
+                json!({"destination": mp.destination, "type": "bind", "source": data, "options": opts}),
+            )
         }
         "tmpfs" => {
-            let mut o: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into(), "rprivate".into()];
+            let mut o: Vec<String> = vec![
+                "noexec".into(),
+                "nosuid".into(),
+                "nodev".into(),
+                "rprivate".into(),
+            ];
             o.extend(mp.tmpfs_options.iter().cloned());
-            Ok(json!({"destination": mp.destination, "type": "tmpfs", "source": "tmpfs", "options": o}))
+            Ok(
+                json!({"destination": mp.destination, "type": "tmpfs", "source": "tmpfs", "options": o}),
+            )
         }
-        t => bail!("container {id}: mount on {} has unknown type {t:?}", mp.destination),
+        t => bail!(
+            "container {id}: mount on {} has unknown type {t:?}",
+            mp.destination
+        ),
     }
 }
 
@@ -459,7 +540,10 @@ fn effective_propagation(source: &str, want: &str) -> Result<String> {
         "shared" | "rshared" => {
             let (mnt, shared, _) = host_propagation(Path::new(source));
             if !shared {
-                bail!("path {source} is mounted on {} but it is not a shared mount", mnt.display());
+                bail!(
+                    "path {source} is mounted on {} but it is not a shared mount",
+                    mnt.display()
+                );
             }
             Ok(want.to_string())
         }
@@ -509,7 +593,10 @@ pub fn apply(spec: oci_spec::runtime::Spec, extra: Vec<Value>) -> Result<oci_spe
         .flatten()
         .filter_map(|o| o.as_str().map(str::to_string))
         .collect();
-    let root = v["linux"]["rootfsPropagation"].as_str().unwrap_or("rprivate").to_string();
+    let root = v["linux"]["rootfsPropagation"]
+        .as_str()
+        .unwrap_or("rprivate")
+        .to_string();
     if props.iter().any(|p| p == "shared" || p == "rshared") && !root.ends_with("shared") {
         v["linux"]["rootfsPropagation"] = json!("rshared");
     } else if props.iter().any(|p| p == "slave" || p == "rslave") && root.ends_with("private") {
@@ -558,9 +645,15 @@ pub fn usage(cs: &ContainerStore) -> HashMap<String, Vec<String>> {
 pub fn remove_anonymous(paths: &Paths, rec: &ContainerMounts) -> Result<()> {
     let cs = ContainerStore::new(paths.clone());
     let vs = VolumeStore::new(paths.clone());
-    for mp in rec.mount_points.iter().filter(|m| m.ty == "volume" && m.anonymous) {
+    for mp in rec
+        .mount_points
+        .iter()
+        .filter(|m| m.ty == "volume" && m.anonymous)
+    {
         match vs.remove(&mp.name, |n| users(&cs, n)) {
-            Ok(()) | Err(super::store::VolumeError::NotFound(_)) | Err(super::store::VolumeError::InUse { .. }) => {}
+            Ok(())
+            | Err(super::store::VolumeError::NotFound(_))
+            | Err(super::store::VolumeError::InUse { .. }) => {}
             Err(e) => return Err(anyhow!("{e}")),
         }
     }
@@ -591,7 +684,8 @@ pub fn inspect(cs: &ContainerStore, id: &str) -> (Value, Value, Value, Value, Va
         })
         .collect();
     let opt = |v: Value, empty: bool| if empty { Value::Null } else { v };
-    let vols: serde_json::Map<String, Value> = rec.volumes.iter().map(|v| (v.clone(), json!({}))).collect();
+    let vols: serde_json::Map<String, Value> =
+        rec.volumes.iter().map(|v| (v.clone(), json!({}))).collect();
     (
         Value::Array(mounts),
         opt(json!(rec.binds), rec.binds.is_empty()),

@@ -84,8 +84,9 @@ impl Request {
 const RW_MODES: &[&str] = &["rw", "ro"];
 const LABEL_MODES: &[&str] = &["z", "Z"];
 const CONSISTENCY_MODES: &[&str] = &["consistent", "cached", "delegated"];
-pub const PROPAGATION_MODES: &[&str] =
-    &["private", "rprivate", "slave", "rslave", "shared", "rshared"];
+pub const PROPAGATION_MODES: &[&str] = &[
+    "private", "rprivate", "slave", "rslave", "shared", "rshared",
+];
 const COPY_MODES: &[&str] = &["nocopy"];
 
 /// moby's `ValidMountMode`: each kind of option at most once, nothing else.
@@ -262,7 +263,8 @@ fn set_kv(m: &mut BTreeMap<String, String>, v: &str) {
 /// `invalid argument "..." for "--mount" flag: `; the daemon-side checks
 /// (`validate`) run too, their errors start with `invalid mount config`.
 pub fn parse_mount(raw: &str, cwd: &Path) -> Result<Request, MountFlagError> {
-    parse_mount_flag(raw, cwd).map_err(MountFlagError::Flag)
+    parse_mount_flag(raw, cwd)
+        .map_err(MountFlagError::Flag)
         .and_then(|r| validate(&r).map(|()| r).map_err(MountFlagError::Daemon))
 }
 
@@ -338,7 +340,8 @@ fn parse_mount_flag(raw: &str, cwd: &Path) -> Result<Request, String> {
             "volume-nocopy" => {
                 vol_opts = true;
                 r.nocopy = Some(
-                    parse_bool(&key, val).map_err(|_| format!("invalid value for volume-nocopy: {val}"))?,
+                    parse_bool(&key, val)
+                        .map_err(|_| format!("invalid value for volume-nocopy: {val}"))?,
                 );
             }
             "volume-label" => {
@@ -382,13 +385,19 @@ fn parse_mount_flag(raw: &str, cwd: &Path) -> Result<Request, String> {
         _ => None,
     };
     if vol_opts && kind != "volume" {
-        return Err(format!("cannot mix 'volume-*' options with mount type '{kind}'"));
+        return Err(format!(
+            "cannot mix 'volume-*' options with mount type '{kind}'"
+        ));
     }
     if bind_opts && kind != "bind" {
-        return Err(format!("cannot mix 'bind-*' options with mount type '{kind}'"));
+        return Err(format!(
+            "cannot mix 'bind-*' options with mount type '{kind}'"
+        ));
     }
     if tmpfs_opts && kind != "tmpfs" {
-        return Err(format!("cannot mix 'tmpfs-*' options with mount type '{kind}'"));
+        return Err(format!(
+            "cannot mix 'tmpfs-*' options with mount type '{kind}'"
+        ));
     }
     match r.recursive {
         Recursive::Writable if !r.read_only => {
@@ -403,7 +412,9 @@ fn parse_mount_flag(raw: &str, cwd: &Path) -> Result<Request, String> {
         _ => {}
     }
     if r.kind.is_none() {
-        return Err(format!("invalid mount config for type \"{kind}\": mount type unknown"));
+        return Err(format!(
+            "invalid mount config for type \"{kind}\": mount type unknown"
+        ));
     }
     Ok(r)
 }
@@ -411,7 +422,10 @@ fn parse_mount_flag(raw: &str, cwd: &Path) -> Result<Request, String> {
 /// docker's `RAMInBytes` (binary suffixes b, k, m, g, t, p).
 pub fn ram_in_bytes(s: &str) -> Option<i64> {
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic())).unwrap_or(&t);
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
     let (num, mult): (&str, f64) = match t.chars().last()? {
         'k' => (&t[..t.len() - 1], 1024.0),
         'm' => (&t[..t.len() - 1], 1048576.0),
@@ -429,12 +443,17 @@ pub fn ram_in_bytes(s: &str) -> Option<i64> {
 }
 
 fn mount_config(r: &Request, e: impl std::fmt::Display) -> String {
-    format!("invalid mount config for type \"{}\": {e}", r.kind().as_str())
+    format!(
+        "invalid mount config for type \"{}\": {e}",
+        r.kind().as_str()
+    )
 }
 
 fn validate_absolute(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
-        return Err(format!("invalid mount path: '{p}' mount path must be absolute"));
+        return Err(format!(
+            "invalid mount path: '{p}' mount path must be absolute"
+        ));
     }
     Ok(())
 }
@@ -446,7 +465,10 @@ pub fn validate(r: &Request) -> Result<(), String> {
         return Err(mount_config(r, "field Target must not be empty"));
     }
     if lexical_clean(Path::new(&r.target)) == Path::new("/") && r.target.starts_with('/') {
-        return Err(mount_config(r, "invalid specification: destination can't be '/'"));
+        return Err(mount_config(
+            r,
+            "invalid specification: destination can't be '/'",
+        ));
     }
     validate_absolute(&r.target).map_err(|e| mount_config(r, e))?;
     if r.target.contains('\0') || r.source.contains('\0') {
@@ -472,14 +494,19 @@ pub fn validate(r: &Request) -> Result<(), String> {
                 return Err(mount_config(r, "field BindOptions must not be specified"));
             }
             if r.source.is_empty() && r.read_only {
-                return Err(mount_config(r, "must not set ReadOnly mode when using anonymous volumes"));
+                return Err(mount_config(
+                    r,
+                    "must not set ReadOnly mode when using anonymous volumes",
+                ));
             }
             if !r.source.is_empty() && !valid_volume_name(&r.source) {
                 return Err(invalid_name_message(&r.source));
             }
             if let Some(d) = &r.volume_driver {
                 if d != "local" {
-                    return Err(format!("error looking up volume plugin {d}: plugin \"{d}\" not found"));
+                    return Err(format!(
+                        "error looking up volume plugin {d}: plugin \"{d}\" not found"
+                    ));
                 }
             }
             if r.volume_subpath.is_some() {
@@ -579,7 +606,10 @@ mod tests {
     #[test]
     fn volume_bind_forms() {
         let r = v("/host:/ctr").unwrap();
-        assert_eq!((r.kind(), r.source.as_str(), r.target.as_str(), r.read_only), (Kind::Bind, "/host", "/ctr", false));
+        assert_eq!(
+            (r.kind(), r.source.as_str(), r.target.as_str(), r.read_only),
+            (Kind::Bind, "/host", "/ctr", false)
+        );
         let r = v("/host:/ctr:ro").unwrap();
         assert!(r.read_only);
         assert_eq!(r.mode, "ro");
@@ -606,24 +636,45 @@ mod tests {
         assert!(r.read_only);
         assert_eq!(r.nocopy, Some(true));
         let r = v("/ctr").unwrap();
-        assert_eq!((r.kind(), r.source.as_str(), r.target.as_str()), (Kind::Volume, "", "/ctr"));
+        assert_eq!(
+            (r.kind(), r.source.as_str(), r.target.as_str()),
+            (Kind::Volume, "", "/ctr")
+        );
     }
 
     #[test]
     fn volume_errors() {
         assert_eq!(v("/a:").unwrap_err(), "invalid volume specification: '/a:'");
         assert_eq!(v(":/a").unwrap_err(), "invalid volume specification: ':/a'");
-        assert_eq!(v("/a:/b:ro:x").unwrap_err(), "invalid volume specification: '/a:/b:ro:x'");
-        assert_eq!(v("/foo:rw").unwrap_err(), "invalid volume specification: '/foo:rw'");
+        assert_eq!(
+            v("/a:/b:ro:x").unwrap_err(),
+            "invalid volume specification: '/a:/b:ro:x'"
+        );
+        assert_eq!(
+            v("/foo:rw").unwrap_err(),
+            "invalid volume specification: '/foo:rw'"
+        );
         assert_eq!(v("/a:/b:rx").unwrap_err(), "invalid mode: rx");
         assert_eq!(v("/a:/b:ro,rw").unwrap_err(), "invalid mode: ro,rw");
-        assert_eq!(v("/a:/b:shared,slave").unwrap_err(), "invalid mode: shared,slave");
+        assert_eq!(
+            v("/a:/b:shared,slave").unwrap_err(),
+            "invalid mode: shared,slave"
+        );
         assert_eq!(v("/a:/").unwrap_err(), "invalid mount config for type \"bind\": invalid specification: destination can't be '/'");
         assert_eq!(v("/a:rel").unwrap_err(), "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute");
-        assert_eq!(v("vol:/x:shared").unwrap_err(), "invalid mount config for type \"volume\": field BindOptions must not be specified");
-        assert!(v("../x:/y").unwrap_err().contains("includes invalid characters for a local volume name"));
-        assert!(v("a/b:/y").unwrap_err().contains("includes invalid characters"));
-        assert!(v("x:/y").unwrap_err().contains("includes invalid characters"));
+        assert_eq!(
+            v("vol:/x:shared").unwrap_err(),
+            "invalid mount config for type \"volume\": field BindOptions must not be specified"
+        );
+        assert!(v("../x:/y")
+            .unwrap_err()
+            .contains("includes invalid characters for a local volume name"));
+        assert!(v("a/b:/y")
+            .unwrap_err()
+            .contains("includes invalid characters"));
+        assert!(v("x:/y")
+            .unwrap_err()
+            .contains("includes invalid characters"));
         assert_eq!(v("rel").unwrap_err(), "invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute");
         assert_eq!(v("").unwrap_err(), "invalid volume specification: ''");
     }
@@ -631,13 +682,19 @@ mod tests {
     #[test]
     fn mount_forms() {
         let r = m("type=bind,source=/h,target=/c,readonly,bind-propagation=rslave").unwrap();
-        assert_eq!((r.kind(), r.source.as_str(), r.target.as_str()), (Kind::Bind, "/h", "/c"));
+        assert_eq!(
+            (r.kind(), r.source.as_str(), r.target.as_str()),
+            (Kind::Bind, "/h", "/c")
+        );
         assert!(r.read_only && !r.from_v);
         assert_eq!(r.propagation.as_deref(), Some("rslave"));
         let r = m("type=bind,src=./x,dst=/c,ro=true,bind-recursive=disabled").unwrap();
         assert_eq!(r.source, "/work/dir/x");
         assert_eq!(r.recursive, Recursive::Disabled);
-        let r = m("type=bind,src=/x,destination=/c,ro,bind-recursive=readonly,bind-propagation=rprivate").unwrap();
+        let r = m(
+            "type=bind,src=/x,destination=/c,ro,bind-recursive=readonly,bind-propagation=rprivate",
+        )
+        .unwrap();
         assert_eq!(r.recursive, Recursive::Readonly);
         let r = m("src=data,dst=/c,volume-nocopy,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-label=a=b,volume-driver=local").unwrap();
         assert_eq!(r.kind(), Kind::Volume);
@@ -648,8 +705,14 @@ mod tests {
         assert_eq!(r.source, "");
         let r = m("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap();
         assert_eq!((r.tmpfs_size, r.tmpfs_mode), (Some(64 << 20), Some(0o1770)));
-        assert_eq!(tmpfs_options(r.tmpfs_size, r.tmpfs_mode, false), vec!["size=64m", "mode=1770"]);
-        assert_eq!(tmpfs_options(Some(1000), None, true), vec!["size=1000", "ro"]);
+        assert_eq!(
+            tmpfs_options(r.tmpfs_size, r.tmpfs_mode, false),
+            vec!["size=64m", "mode=1770"]
+        );
+        assert_eq!(
+            tmpfs_options(Some(1000), None, true),
+            vec!["size=1000", "ro"]
+        );
         let r = m("\"type=bind\",\"src=/a,b\",dst=/c").unwrap();
         assert_eq!(r.source, "/a,b");
         let r = m("TYPE=BIND,Source=/h,Target=/c").unwrap();
@@ -663,25 +726,71 @@ mod tests {
             MountFlagError::Daemon(e) => format!("daemon: {e}"),
         };
         assert_eq!(f("type=bind,src=/a"), "target is required");
-        assert_eq!(f("type=bind,src=/a,dst=/b,foo"), "invalid field 'foo' must be a key=value pair");
-        assert_eq!(f("type=bind,src=/a,dst=/b,foo=1"), "unexpected key 'foo' in 'foo=1'");
-        assert_eq!(f("type=bind,src=/a,dst=/b,ro=maybe"), "invalid value for ro: maybe");
-        assert_eq!(f("type=bind,src=/a,dst=/b,volume-nocopy"), "cannot mix 'volume-*' options with mount type 'bind'");
-        assert_eq!(f("type=volume,dst=/b,bind-propagation=shared"), "cannot mix 'bind-*' options with mount type 'volume'");
-        assert_eq!(f("type=bind,src=/a,dst=/b,tmpfs-size=1m"), "cannot mix 'tmpfs-*' options with mount type 'bind'");
-        assert_eq!(f("type=tmpfs,dst=/b,tmpfs-size=lots"), "invalid value for tmpfs-size: lots");
-        assert_eq!(f("type=tmpfs,dst=/b,tmpfs-mode=999"), "invalid value for tmpfs-mode: 999");
-        assert!(f("type=bind,src=/a,dst=/b,bind-recursive=sometimes").starts_with("invalid value for bind-recursive: sometimes"));
-        assert_eq!(f("type=bind,src=/a,dst=/b,bind-recursive=writable"), "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction");
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,foo"),
+            "invalid field 'foo' must be a key=value pair"
+        );
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,foo=1"),
+            "unexpected key 'foo' in 'foo=1'"
+        );
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,ro=maybe"),
+            "invalid value for ro: maybe"
+        );
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,volume-nocopy"),
+            "cannot mix 'volume-*' options with mount type 'bind'"
+        );
+        assert_eq!(
+            f("type=volume,dst=/b,bind-propagation=shared"),
+            "cannot mix 'bind-*' options with mount type 'volume'"
+        );
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,tmpfs-size=1m"),
+            "cannot mix 'tmpfs-*' options with mount type 'bind'"
+        );
+        assert_eq!(
+            f("type=tmpfs,dst=/b,tmpfs-size=lots"),
+            "invalid value for tmpfs-size: lots"
+        );
+        assert_eq!(
+            f("type=tmpfs,dst=/b,tmpfs-mode=999"),
+            "invalid value for tmpfs-mode: 999"
+        );
+        assert!(f("type=bind,src=/a,dst=/b,bind-recursive=sometimes")
+            .starts_with("invalid value for bind-recursive: sometimes"));
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,bind-recursive=writable"),
+            "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
+        );
         assert_eq!(f("type=bind,src=/a,dst=/b,ro,bind-recursive=readonly"), "option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be specified in conjunction");
-        assert_eq!(f("type=nfs,dst=/b"), "invalid mount config for type \"nfs\": mount type unknown");
-        assert_eq!(f("type=bind,src=/a\"b,dst=/c"), "bare \" in non-quoted-field");
-        assert_eq!(f("type=bind,dst=/c"), "daemon: invalid mount config for type \"bind\": field Source must not be empty");
+        assert_eq!(
+            f("type=nfs,dst=/b"),
+            "invalid mount config for type \"nfs\": mount type unknown"
+        );
+        assert_eq!(
+            f("type=bind,src=/a\"b,dst=/c"),
+            "bare \" in non-quoted-field"
+        );
+        assert_eq!(
+            f("type=bind,dst=/c"),
+            "daemon: invalid mount config for type \"bind\": field Source must not be empty"
+        );
         assert_eq!(f("type=bind,src=rel,dst=/c"), "daemon: invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute");
-        assert_eq!(f("type=bind,src=/a,dst=/b,bind-propagation=weird"), "daemon: invalid mount config for type \"bind\": invalid propagation mode: weird");
+        assert_eq!(
+            f("type=bind,src=/a,dst=/b,bind-propagation=weird"),
+            "daemon: invalid mount config for type \"bind\": invalid propagation mode: weird"
+        );
         assert_eq!(f("type=volume,dst=/b,ro"), "daemon: invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes");
-        assert_eq!(f("type=tmpfs,src=x,dst=/b"), "daemon: invalid mount config for type \"tmpfs\": field Source must not be specified");
-        assert_eq!(f("type=volume,src=v1,dst=/b,volume-driver=nfsplug"), "daemon: error looking up volume plugin nfsplug: plugin \"nfsplug\" not found");
+        assert_eq!(
+            f("type=tmpfs,src=x,dst=/b"),
+            "daemon: invalid mount config for type \"tmpfs\": field Source must not be specified"
+        );
+        assert_eq!(
+            f("type=volume,src=v1,dst=/b,volume-driver=nfsplug"),
+            "daemon: error looking up volume plugin nfsplug: plugin \"nfsplug\" not found"
+        );
         assert_eq!(f("type=tmpfs,dst=/"), "daemon: invalid mount config for type \"tmpfs\": invalid specification: destination can't be '/'");
     }
 
@@ -693,15 +802,30 @@ mod tests {
             assert!(!valid_volume_name(bad), "{bad}");
         }
         assert_eq!(parse_volumes_from("web").unwrap(), ("web".into(), None));
-        assert_eq!(parse_volumes_from("web:ro").unwrap(), ("web".into(), Some(false)));
-        assert_eq!(parse_volumes_from("web:rw").unwrap(), ("web".into(), Some(true)));
-        assert_eq!(parse_volumes_from("web:xx").unwrap_err(), "invalid mode: xx");
+        assert_eq!(
+            parse_volumes_from("web:ro").unwrap(),
+            ("web".into(), Some(false))
+        );
+        assert_eq!(
+            parse_volumes_from("web:rw").unwrap(),
+            ("web".into(), Some(true))
+        );
+        assert_eq!(
+            parse_volumes_from("web:xx").unwrap_err(),
+            "invalid mode: xx"
+        );
         assert!(parse_volumes_from(":ro").is_err());
-        assert_eq!(parse_tmpfs("/t:size=1m").unwrap(), ("/t".into(), "size=1m".into()));
+        assert_eq!(
+            parse_tmpfs("/t:size=1m").unwrap(),
+            ("/t".into(), "size=1m".into())
+        );
         assert!(parse_tmpfs("t").is_err());
         assert!(parse_tmpfs("/").is_err());
         assert_eq!(ram_in_bytes("1.5k"), Some(1536));
         assert_eq!(ram_in_bytes("-1"), None);
-        assert_eq!(lexical_clean(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(
+            lexical_clean(Path::new("/a/../../b/./c")),
+            PathBuf::from("/b/c")
+        );
     }
 }

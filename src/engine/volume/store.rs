@@ -71,7 +71,9 @@ impl VolumeMeta {
 pub fn validate_options(opts: &BTreeMap<String, String>) -> Result<(), VolumeError> {
     for k in opts.keys() {
         if !matches!(k.as_str(), "type" | "device" | "o") {
-            return Err(VolumeError::InvalidOption(format!("invalid option key: {k:?}")));
+            return Err(VolumeError::InvalidOption(format!(
+                "invalid option key: {k:?}"
+            )));
         }
     }
     match (opts.contains_key("type"), opts.contains_key("device")) {
@@ -136,7 +138,8 @@ impl VolumeStore {
         labels: BTreeMap<String, String>,
         options: BTreeMap<String, String>,
     ) -> Result<(VolumeMeta, bool), VolumeError> {
-        self.create_held(name, labels, options).map(|(m, c, _)| (m, c))
+        self.create_held(name, labels, options)
+            .map(|(m, c, _)| (m, c))
     }
 
     /// `create`, returning the volume's lock still held: a container
@@ -152,7 +155,16 @@ impl VolumeStore {
             None => {
                 let mut l = labels;
                 l.insert(ANONYMOUS_LABEL.into(), String::new());
-                (format!("{:016x}{:016x}{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>(), rand::random::<u64>(), rand::random::<u64>()), l)
+                (
+                    format!(
+                        "{:016x}{:016x}{:016x}{:016x}",
+                        rand::random::<u64>(),
+                        rand::random::<u64>(),
+                        rand::random::<u64>(),
+                        rand::random::<u64>()
+                    ),
+                    l,
+                )
             }
         };
         Self::check_name(&name)?;
@@ -176,9 +188,8 @@ impl VolumeStore {
         let r = (|| {
             let data = tmp.join("_data");
             std::fs::create_dir_all(&data).map_err(io(&name, "cannot create", &data))?;
-            let b = serde_json::to_vec_pretty(&meta).map_err(|e| {
-                io(&name, "cannot encode", &tmp)(std::io::Error::other(e))
-            })?;
+            let b = serde_json::to_vec_pretty(&meta)
+                .map_err(|e| io(&name, "cannot encode", &tmp)(std::io::Error::other(e)))?;
             let mf = tmp.join("volume.json");
             atomic_write(&mf, &b).map_err(io(&name, "cannot write", &mf))?;
             let dst = self.volume_dir(&name);
@@ -231,7 +242,8 @@ impl VolumeStore {
             }
             Err(e) => return Err(io(name, "cannot read", &p)(e)),
         };
-        serde_json::from_slice(&b).map_err(|e| io(name, "cannot decode", &p)(std::io::Error::other(e)))
+        serde_json::from_slice(&b)
+            .map_err(|e| io(name, "cannot decode", &p)(std::io::Error::other(e)))
     }
 
     /// Every volume, by name.
@@ -333,9 +345,13 @@ mod tests {
     #[test]
     fn create_get_list_remove() {
         let (_d, s) = store();
-        let (m, created) = s.create(Some("data"), BTreeMap::new(), BTreeMap::new()).unwrap();
+        let (m, created) = s
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new())
+            .unwrap();
         assert!(created && m.driver == "local" && !m.anonymous());
-        let (_, again) = s.create(Some("data"), BTreeMap::new(), BTreeMap::new()).unwrap();
+        let (_, again) = s
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new())
+            .unwrap();
         assert!(!again);
         assert!(s.data_dir("data").is_dir());
         let (a, _) = s.create(None, BTreeMap::new(), BTreeMap::new()).unwrap();
@@ -364,10 +380,16 @@ mod tests {
     fn options_checked() {
         let mut o = BTreeMap::new();
         o.insert("foo".to_string(), "1".to_string());
-        assert_eq!(validate_options(&o).unwrap_err().to_string(), "invalid option key: \"foo\"");
+        assert_eq!(
+            validate_options(&o).unwrap_err().to_string(),
+            "invalid option key: \"foo\""
+        );
         let mut o = BTreeMap::new();
         o.insert("type".to_string(), "tmpfs".to_string());
-        assert_eq!(validate_options(&o).unwrap_err().to_string(), "missing required option: \"device\"");
+        assert_eq!(
+            validate_options(&o).unwrap_err().to_string(),
+            "missing required option: \"device\""
+        );
         o.insert("device".to_string(), "tmpfs".to_string());
         o.insert("o".to_string(), "size=1m".to_string());
         validate_options(&o).unwrap();
@@ -379,7 +401,11 @@ mod tests {
         let hs: Vec<_> = (0..8)
             .map(|_| {
                 let s = s.clone();
-                std::thread::spawn(move || s.create(Some("race"), BTreeMap::new(), BTreeMap::new()).unwrap().1)
+                std::thread::spawn(move || {
+                    s.create(Some("race"), BTreeMap::new(), BTreeMap::new())
+                        .unwrap()
+                        .1
+                })
             })
             .collect();
         let created: usize = hs.into_iter().map(|h| h.join().unwrap() as usize).sum();
