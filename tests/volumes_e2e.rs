@@ -739,6 +739,12 @@ fn tmpfs_flag_and_mount() {
     assert!(o.contains("size=2048k") && o.ends_with("700\n"), "{o}");
     let o = sh(&e, &["--mount", "type=tmpfs,dst=/m,ro"], "touch /m/x");
     assert_ne!(code(&o), 0);
+    // Mounts on a --read-only rootfs: new targets are created, stay writable.
+    sh_ok(
+        &e,
+        &["--read-only", "-v", "rv:/newdir/data", "--tmpfs", "/scratch"],
+        "touch /newdir/data/f /scratch/f && ! touch /f 2>/dev/null",
+    );
     assert_clean(e.b.root());
 }
 

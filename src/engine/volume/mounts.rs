@@ -477,6 +477,8 @@ fn oci_mount(
             super::localdrv::acquire(vs, cs, &mp.name, id)?;
             let data = vs.data_dir(&mp.name);
             if mp.copy_up {
+                // Two containers starting on one new volume copy once.
+                let _l = vs.lock(&mp.name).map_err(|e| anyhow!("{e}"))?;
                 super::copyup::copy_up(rootfs, &mp.destination, &data, &mp.name)?;
             }
             let mut opts = vec!["rbind".to_string()];
