@@ -71,6 +71,9 @@ pub enum Command {
     Network(super::network_args::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(super::network_args::PortArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(super::volume::VolumeCommand),
     #[command(flatten)]
     Containers(Box<super::container_args::ContainerCommand>),
 }

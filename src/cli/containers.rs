@@ -148,6 +148,7 @@ fn do_create(
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
     netreq.prepare(&cs, &img.config, &mut cfg, &hc)?;
+    let mount_plan = super::volume::plan_mounts(&cs, f, &hc, &img.config)?;
     let entry = f.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             vec![]
@@ -158,6 +159,10 @@ fn do_create(
     let rec = ops::create(&cs, &img, cfg, hc, f.name.as_deref(), entry, f.cmd.clone())?;
     if let Err(e) = netreq.save(&cs, &rec.id) {
         let _ = cs.remove_dirs(&rec.id);
+        return Err(e);
+    }
+    if let Err(e) = crate::engine::volume::mounts::commit(&cs, &rec.id, mount_plan) {
+        let _ = ops::rm(&cs, &rec.id, true);
         return Err(e);
     }
     for w in crate::engine::container::spec::ulimit_warnings(&rec) {
@@ -337,7 +342,12 @@ fn kill(ctx: &Ctx, a: KillArgs) -> Result<()> {
 
 fn rm(ctx: &Ctx, a: RmArgs) -> Result<()> {
     each_with(ctx, &a.containers, |cs, id, n| {
-        ops::rm(cs, id, a.force).map(|()| n.to_string())
+        let mounts = crate::engine::volume::mounts::load(cs, id).unwrap_or_default();
+        ops::rm(cs, id, a.force)?;
+        if a.volumes {
+            crate::engine::volume::mounts::remove_anonymous(&cs.paths, &mounts)?;
+        }
+        Ok(n.to_string())
     })
 }
 

@@ -67,6 +67,14 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "Links": if hc.links.is_empty() { Value::Null } else { json!(hc.links) },
         "LogConfig": {"Type": "json-file", "Config": {}},
     });
+    let (mounts, binds, mount_cfg, volumes_from, volumes) =
+        crate::engine::volume::mounts::inspect(cs, &r.id);
+    let mut host_config = host_config;
+    host_config["Binds"] = binds;
+    if !mount_cfg.is_null() {
+        host_config["Mounts"] = mount_cfg;
+    }
+    host_config["VolumesFrom"] = volumes_from;
     let config = json!({
         "Hostname": r.config.hostname,
         "Domainname": r.config.domainname,
@@ -87,6 +95,8 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "StopTimeout": r.config.stop_timeout,
         "ExposedPorts": if r.config.exposed_ports.is_empty() { Value::Null } else { json!(r.config.exposed_ports) },
     });
+    let mut config = config;
+    config["Volumes"] = volumes;
     json!({
         "Id": r.id,
         "Created": rfc3339_nano(&r.created),
@@ -127,7 +137,7 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
                 "WorkDir": dir.join("work"),
             }
         },
-        "Mounts": [],
+        "Mounts": mounts,
         "Config": config,
         "NetworkSettings": crate::engine::network::inspect::settings(cs, r),
     })

@@ -371,15 +371,17 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> Result<()> {
             "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}".into(),
         );
         body.push_str(&render_list(&t, &images_header(), &rows)?);
+        body.push_str(&super::volume::df_verbose(ctx)?);
         return out(&body);
     }
-    let rows = vec![json!({
+    let mut rows = vec![json!({
         "Type": "Images",
         "TotalCount": views.len().to_string(),
         "Active": "0",
         "Size": human_size(total as f64),
         "Reclaimable": reclaim_text,
     })];
+    rows.push(super::volume::df_row(ctx));
     let header = json!({
         "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
         "Size": "SIZE", "Reclaimable": "RECLAIMABLE",

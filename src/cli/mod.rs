@@ -19,6 +19,7 @@ pub mod progress;
 mod registry;
 pub mod table;
 pub mod units;
+pub mod volume;
 
 use anyhow::Result;
 use args::{Cli, Command, ImageCommand, SystemCommand};
@@ -151,5 +152,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Containers(c) => containers::dispatch(&ctx, *c),
         Command::Network(c) => network::dispatch(&ctx, c),
         Command::Port(a) => network::port(&ctx, a),
+        Command::Volume(c) => volume::dispatch(&ctx, c),
     }
 }

@@ -13,3 +13,4 @@ pub mod images_cmd;
 pub mod network;
 pub mod pull;
 pub mod push;
+pub mod volume;

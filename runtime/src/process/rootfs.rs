@@ -308,6 +308,57 @@ fn mount_one(root: &OwnedFd, p: &RootfsPlan, m: &MountPlan) -> R<()> {
         let t2 = ensure_in_root(root, dest, m.bind && m.source_is_file)?;
         mount(None, &fd_path(&t2), None, m.propagation, None).map_err(what)?;
     }
+    if m.bind && has_data_opt(m, b"rro") {
+        let t3 = ensure_in_root(root, dest, m.source_is_file)?;
+        readonly_recursive(&t3).map_err(|e| {
+            format!(
+                "make {} recursively read-only (rro, mount_setattr): {e}",
+                dest.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn has_data_opt(m: &MountPlan, opt: &[u8]) -> bool {
+    m.data
+        .as_ref()
+        .is_some_and(|d| d.to_bytes().split(|b| *b == b',').any(|o| o == opt))
+}
+
+/// runc's `rro`: MOUNT_ATTR_RDONLY on the mount and every submount
+/// (mount_setattr with AT_RECURSIVE, Linux 5.12+).
+fn readonly_recursive(target: &OwnedFd) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd, an empty NUL-terminated path and a correctly
+    // sized mount_attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     Ok(())
 }
 

@@ -311,7 +311,9 @@ impl Monitor {
     fn remove_all(&mut self) {
         self.cleanup_runtime();
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        let mounts = crate::engine::volume::mounts::load(&self.store, &self.id).unwrap_or_default();
         let _ = self.store.remove_dirs(&self.id);
+        let _ = crate::engine::volume::mounts::remove_anonymous(&self.store.paths, &mounts);
     }
 
     fn cleanup_runtime(&mut self) {
@@ -320,6 +322,7 @@ impl Monitor {
             let _ = rt.delete(&self.id, true);
         }
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
         self.release_network();
     }
 
@@ -411,6 +414,8 @@ impl Monitor {
             init: init.as_ref(),
         })?;
         let spec = crate::engine::network::sandbox::apply(&self.store, &self.rec, &dir, spec)?;
+        let extra = crate::engine::volume::mounts::start(&self.store, &self.id, &layout.merged)?;
+        let spec = crate::engine::volume::mounts::apply(spec, extra)?;
         let b = serde_json::to_vec_pretty(&spec)?;
         crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
@@ -472,6 +477,7 @@ impl Monitor {
         let _ = rt.delete(&self.id, true);
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
         self.release_network();
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;

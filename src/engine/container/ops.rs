@@ -151,7 +151,9 @@ pub fn release(cs: &ContainerStore, id: &str) -> Result<()> {
             .map_err(|e| anyhow!("cannot delete the runtime state of {id}: {e}"))?;
     }
     crate::engine::network::sandbox::release(cs, id)?;
-    super::rootfs::unmount(&cs.dir(id).join("merged"))
+    super::rootfs::unmount(&cs.dir(id).join("merged"))?;
+    crate::engine::volume::mounts::stop(cs, id);
+    Ok(())
 }
 
 fn wait_not_running(cs: &ContainerStore, id: &str, timeout: Option<Duration>) -> bool {
