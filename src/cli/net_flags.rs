@@ -199,6 +199,7 @@ impl NetRequest {
                 endpoints: self.endpoints.clone(),
                 sandbox_key: None,
             },
+            true,
         )
     }
 }
