@@ -90,6 +90,28 @@ pub fn load(cs: &ContainerStore, id: &str) -> Result<ContainerNet> {
 /// `durable`: fsync'ed (configuration); otherwise only atomic (what is
 /// attached now: one fsync costs 1-10 ms here, over the start budget, and
 /// the kernel objects it describes do not survive a power loss either).
+/// The endpoints of `rec`: without a `network.json` (the common case, so
+/// `create` writes and fsyncs nothing more), its one network is
+/// `NetworkMode` with no `--ip`, alias or MAC.
+pub fn load_for(
+    cs: &ContainerStore,
+    rec: &crate::engine::container::ContainerRecord,
+) -> Result<ContainerNet> {
+    let mut n = load(cs, &rec.id)?;
+    materialize(&mut n, rec);
+    Ok(n)
+}
+
+/// Adds the implicit endpoint of a container without `network.json`.
+pub fn materialize(n: &mut ContainerNet, rec: &crate::engine::container::ContainerRecord) {
+    if n.endpoints.is_empty() && matches!(super::sandbox::mode(rec), super::sandbox::Mode::Bridge) {
+        n.endpoints.push(Endpoint {
+            network: rec.host_config.network_mode.clone(),
+            ..Default::default()
+        });
+    }
+}
+
 pub fn save(cs: &ContainerStore, id: &str, n: &ContainerNet, durable: bool) -> Result<()> {
     let p = file(cs, id);
     let b = serde_json::to_vec_pretty(n)?;

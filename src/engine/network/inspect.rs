@@ -57,7 +57,7 @@ fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
 }
 
 pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
-    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let cn = endpoints::load_for(cs, rec).unwrap_or_default();
     let mut networks = Map::new();
     let mode = rec.host_config.network_mode.as_str();
     let mut top = json!({

@@ -254,6 +254,7 @@ pub fn connect(
         bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
     endpoints::update(cs, &id, true, |n| {
+        endpoints::materialize(n, &rec);
         if n.endpoint(&st.name).is_some() {
             bail!(
                 "Error response from daemon: endpoint with name {} already exists in network {}",
@@ -313,8 +314,8 @@ pub fn disconnect(
         }
         Err(e) => return Err(e),
     };
-    check_bridge_mode(cs, &id)?;
-    let n = endpoints::load(cs, &id)?;
+    let rec = check_bridge_mode(cs, &id)?;
+    let n = endpoints::load_for(cs, &rec)?;
     if n.endpoint(&st.name).is_none() && !st.leases.contains_key(&id) {
         bail!(
             "Error response from daemon: container {id} is not connected to network {}",
@@ -323,6 +324,7 @@ pub fn disconnect(
     }
     netns::detach(&net.env, &st.name, &id).map_err(daemon)?;
     endpoints::update(cs, &id, true, |n| {
+        endpoints::materialize(n, &rec);
         n.endpoints.retain(|e| e.network != st.name);
         Ok(())
     })

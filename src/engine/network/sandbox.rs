@@ -122,7 +122,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
     netns::namespace::create(&path)
         .map_err(|e| anyhow!("cannot create the network namespace: {e}"))?;
     let res = (|| -> Result<Vec<OwnedFd>> {
-        let cn = endpoints::load(cs, &rec.id)?;
+        let cn = endpoints::load_for(cs, rec)?;
         let hc = &rec.host_config;
         let mut ports = super::ports::mappings(
             &hc.port_bindings,
