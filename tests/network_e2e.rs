@@ -543,6 +543,10 @@ fn connect_and_disconnect_a_running_container() {
     ]);
     assert_eq!(ip_of(&e, "cli", "cb"), "10.77.7.20");
     assert_eq!(
+        e.b.ok(&["ps", "-f", "name=cli", "--format", "{{.Networks}}"]),
+        "ca,cb\n"
+    );
+    assert_eq!(
         e.inspect(
             "cli",
             "{{json (index .NetworkSettings.Networks \"cb\").Aliases}}"

@@ -208,3 +208,16 @@ pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
     }
     out.join(", ")
 }
+
+/// `ps`'s NETWORKS column: the container's networks, comma-separated.
+pub fn ps_networks(cs: &ContainerStore, rec: &ContainerRecord) -> String {
+    match endpoints::load_for(cs, rec) {
+        Ok(n) if !n.endpoints.is_empty() => n
+            .endpoints
+            .iter()
+            .map(|e| e.network.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => rec.host_config.network_mode.clone(),
+    }
+}
