@@ -198,7 +198,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
                 "LocalVolumes": "0",
                 "Mounts": "",
                 "Names": r.name,
-                "Networks": r.host_config.network_mode,
+                "Networks": crate::engine::network::inspect::ps_networks(&cs, r),
                 "Ports": crate::engine::network::inspect::ps_ports(&cs, r),
                 "RunningFor": ago(r.created, now),
                 "Size": size,

@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 
 use super::endpoints::ContainerNet;
 use crate::engine::container::{ContainerRecord, ContainerStore};
-use crate::engine::fsutil::atomic_write;
 
 /// `resolv.conf` on a user-defined network. docker points containers at
 /// its embedded resolver (127.0.0.11); berth's resolver serves each user
@@ -94,5 +93,6 @@ pub fn write_hosts(
     if let Some(l) = net.endpoints.iter().find_map(|e| e.live.as_ref()) {
         h.push_str(&format!("{}\t{}\n", l.ip, rec.config.hostname));
     }
-    atomic_write(&p, h.as_bytes()).with_context(|| format!("cannot write {}", p.display()))
+    super::endpoints::volatile_write(&p, h.as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))
 }

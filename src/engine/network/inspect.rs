@@ -57,7 +57,7 @@ fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
 }
 
 pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
-    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let cn = endpoints::load_for(cs, rec).unwrap_or_default();
     let mut networks = Map::new();
     let mode = rec.host_config.network_mode.as_str();
     let mut top = json!({
@@ -207,4 +207,17 @@ pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
         }
     }
     out.join(", ")
+}
+
+/// `ps`'s NETWORKS column: the container's networks, comma-separated.
+pub fn ps_networks(cs: &ContainerStore, rec: &ContainerRecord) -> String {
+    match endpoints::load_for(cs, rec) {
+        Ok(n) if !n.endpoints.is_empty() => n
+            .endpoints
+            .iter()
+            .map(|e| e.network.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => rec.host_config.network_mode.clone(),
+    }
 }

@@ -94,7 +94,7 @@ pub fn attach_one(
         ifname: a.lease.ifname.clone(),
         ports: a.lease.ports.clone(),
     };
-    endpoints::update(cs, &rec.id, |n| {
+    endpoints::update(cs, &rec.id, false, |n| {
         n.sandbox_key = Some(path.clone());
         match n.endpoints.iter_mut().find(|e| e.network == network) {
             Some(e) => e.live = Some(live),
@@ -122,7 +122,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
     netns::namespace::create(&path)
         .map_err(|e| anyhow!("cannot create the network namespace: {e}"))?;
     let res = (|| -> Result<Vec<OwnedFd>> {
-        let cn = endpoints::load(cs, &rec.id)?;
+        let cn = endpoints::load_for(cs, rec)?;
         let hc = &rec.host_config;
         let mut ports = super::ports::mappings(
             &hc.port_bindings,
@@ -225,19 +225,19 @@ pub fn setup_user_network_dns(
         return Ok(());
     };
     let p = dir.join("resolv.conf");
-    crate::engine::fsutil::atomic_write(
-        &p,
-        super::etc::user_network_resolv_conf(gw, rec).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", p.display()))
+    endpoints::volatile_write(&p, super::etc::user_network_resolv_conf(gw, rec).as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn release_with(cs: &ContainerStore, net: &Net, id: &str) -> Result<()> {
     let path = net.netns_path(id);
     netns::release(&net.env, id, &path)
         .map_err(|e| anyhow!("cannot release the network of container {id}: {e}"))?;
-    if cs.dir(id).join("network.json").exists() {
-        endpoints::update(cs, id, |n| {
+    let live = endpoints::load(cs, id)
+        .map(|n| n.sandbox_key.is_some() || n.endpoints.iter().any(|e| e.live.is_some()))
+        .unwrap_or(false);
+    if live {
+        endpoints::update(cs, id, false, |n| {
             n.sandbox_key = None;
             for e in &mut n.endpoints {
                 e.live = None;
@@ -288,7 +288,7 @@ pub fn cleanup_orphans(cs: &ContainerStore) -> Result<Vec<String>> {
     }
     for id in &cleaned {
         if cs.dir(id).join("network.json").exists() {
-            let _ = endpoints::update(cs, id, |n| {
+            let _ = endpoints::update(cs, id, false, |n| {
                 n.sandbox_key = None;
                 n.endpoints.iter_mut().for_each(|e| e.live = None);
                 Ok(())
