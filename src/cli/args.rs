@@ -66,6 +66,11 @@ pub enum Command {
     Version(FormatOnly),
     /// Display system-wide information
     Info(FormatOnly),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(super::network_args::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(super::network_args::PortArgs),
     #[command(flatten)]
     Containers(Box<super::container_args::ContainerCommand>),
 }

@@ -139,12 +139,7 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
     if f.rm && restart.name != "no" {
         bail!("Conflicting options: --restart and --rm");
     }
-    match f.network.as_str() {
-        "none" | "host" => {}
-        "bridge" | "default" => bail!("Error response from daemon: network bridge not found: bridge networks are not built in berth yet; use --network none or --network host"),
-        n => bail!("Error response from daemon: network {n} not found"),
-    }
-    if f.hostname.is_some() && f.network == "host" {
+    if f.hostname.is_some() && f.network.iter().any(|n| n == "host") {
         bail!("Conflicting options: hostname and the network mode");
     }
     let mut tmpfs = BTreeMap::new();
@@ -210,7 +205,7 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         crate::engine::container::ops::parse_signal(s)?;
     }
     let hc = HostConfig {
-        network_mode: f.network.clone(),
+        network_mode: super::net_flags::network_mode(&f.network),
         restart_policy: restart,
         auto_remove: f.rm,
         privileged: f.privileged,
@@ -246,6 +241,9 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         tmpfs,
         init: f.init,
         group_add: f.group_add.clone(),
+        port_bindings: Default::default(),
+        publish_all_ports: f.publish_all,
+        links: f.link.clone(),
     };
     // Validate what only fails at start, so `create` reports it.
     crate::engine::container::spec::capabilities(hc.privileged, &hc.cap_add, &hc.cap_drop)?;

@@ -143,9 +143,11 @@ fn do_create(
     ctx: &Ctx,
     f: &CreateFlags,
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
-    let (cfg, hc) = super::container_flags::to_config(f)?;
+    let (mut cfg, mut hc) = super::container_flags::to_config(f)?;
+    let mut netreq = super::net_flags::parse(f, &mut hc)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
+    netreq.prepare(&cs, &img.config, &mut cfg, &hc)?;
     let entry = f.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             vec![]
@@ -154,6 +156,10 @@ fn do_create(
         }
     });
     let rec = ops::create(&cs, &img, cfg, hc, f.name.as_deref(), entry, f.cmd.clone())?;
+    if let Err(e) = netreq.save(&cs, &rec.id) {
+        let _ = cs.remove_dirs(&rec.id);
+        return Err(e);
+    }
     for w in crate::engine::container::spec::ulimit_warnings(&rec) {
         eprintln!("{w}");
     }

@@ -36,14 +36,6 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         .iter()
         .map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard}))
         .collect();
-    let networks = match hc.network_mode.as_str() {
-        "host" => {
-            json!({"host": {"NetworkID": "host", "IPAddress": "", "Gateway": "", "MacAddress": ""}})
-        }
-        _ => {
-            json!({"none": {"NetworkID": "none", "IPAddress": "", "Gateway": "", "MacAddress": ""}})
-        }
-    };
     let host_config = json!({
         "NetworkMode": hc.network_mode,
         "RestartPolicy": {"Name": hc.restart_policy.name, "MaximumRetryCount": hc.restart_policy.maximum_retry_count},
@@ -70,6 +62,9 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "Tmpfs": hc.tmpfs,
         "Init": hc.init,
         "GroupAdd": hc.group_add,
+        "PortBindings": hc.port_bindings,
+        "PublishAllPorts": hc.publish_all_ports,
+        "Links": if hc.links.is_empty() { Value::Null } else { json!(hc.links) },
         "LogConfig": {"Type": "json-file", "Config": {}},
     });
     let config = json!({
@@ -90,6 +85,7 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "Labels": r.config.labels,
         "StopSignal": r.config.stop_signal,
         "StopTimeout": r.config.stop_timeout,
+        "ExposedPorts": if r.config.exposed_ports.is_empty() { Value::Null } else { json!(r.config.exposed_ports) },
     });
     json!({
         "Id": r.id,
@@ -133,13 +129,7 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         },
         "Mounts": [],
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "Ports": {},
-            "SandboxKey": "",
-            "Networks": networks,
-        },
+        "NetworkSettings": crate::engine::network::inspect::settings(cs, r),
     })
 }
 

@@ -12,6 +12,9 @@ mod ctr_logs;
 mod ctr_ps;
 pub mod format;
 mod images;
+mod net_flags;
+mod network;
+mod network_args;
 pub mod progress;
 mod registry;
 pub mod table;
@@ -146,5 +149,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Login(a) => registry::login(&ctx, a),
         Command::Logout(a) => registry::logout(&ctx, a),
         Command::Containers(c) => containers::dispatch(&ctx, *c),
+        Command::Network(c) => network::dispatch(&ctx, c),
+        Command::Port(a) => network::port(&ctx, a),
     }
 }

@@ -16,6 +16,28 @@ pub struct BerthConfig {
     /// Mirrors tried first for docker.io.
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
+    /// Device name of the default `bridge` network (docker's `docker0`);
+    /// berth creates it on first use. Default `berth0`.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// Gateway address and prefix of the default bridge (`"10.78.3.1/24"`);
+    /// default: the first free default pool, as docker picks 172.17.0.0/16.
+    #[serde(default)]
+    pub bip: Option<String>,
+    /// Pools for networks created without `--subnet` (docker's
+    /// `[{"base": "172.80.0.0/16", "size": 24}]`).
+    #[serde(default)]
+    pub default_address_pools: Vec<AddressPool>,
+    /// The nftables table (family ip) that holds every berth rule.
+    #[serde(default)]
+    pub nft_table: Option<String>,
+}
+
+/// One entry of `default-address-pools`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 impl BerthConfig {

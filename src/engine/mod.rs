@@ -10,5 +10,6 @@ pub mod config;
 pub mod container;
 pub mod events;
 pub mod images_cmd;
+pub mod network;
 pub mod pull;
 pub mod push;

@@ -21,6 +21,9 @@ pub struct Berth {
     pub root: tempfile::TempDir,
     pub docker_config: tempfile::TempDir,
     pub envs: Vec<(String, String)>,
+    /// Private nft table, default bridge and subnets (`BERTH_CONFIG`); a
+    /// test that sets its own `BERTH_CONFIG` should start from `net.config`.
+    pub net: super::netcfg::NetCfg,
 }
 
 impl Default for Berth {
@@ -31,16 +34,22 @@ impl Default for Berth {
 
 impl Berth {
     pub fn new() -> Berth {
+        let docker_config = tempfile::Builder::new()
+            .prefix("berth-dockercfg-")
+            .tempdir()
+            .unwrap();
+        let net = super::netcfg::NetCfg::new(docker_config.path());
         Berth {
             root: tempfile::Builder::new()
                 .prefix("berth-root-")
                 .tempdir()
                 .unwrap(),
-            docker_config: tempfile::Builder::new()
-                .prefix("berth-dockercfg-")
-                .tempdir()
-                .unwrap(),
-            envs: Vec::new(),
+            envs: vec![(
+                "BERTH_CONFIG".to_string(),
+                net.config.to_string_lossy().into_owned(),
+            )],
+            docker_config,
+            net,
         }
     }
 
@@ -178,6 +187,7 @@ pub fn unmount_all_under(dir: &Path) {
 impl Drop for Berth {
     fn drop(&mut self) {
         unmount_all_under(self.root.path());
+        self.net.teardown(self.root.path());
         if std::thread::panicking() {
             eprintln!("berth root was {}", self.root.path().display());
         }

@@ -15,6 +15,7 @@ pub mod berth;
 pub mod ctr;
 pub mod http;
 pub mod image;
+pub mod netcfg;
 pub mod pki;
 pub mod proc;
 pub mod proxy;

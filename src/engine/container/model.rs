@@ -41,6 +41,18 @@ pub struct RunConfig {
     pub attach_stderr: bool,
     /// The image name as the user typed it (docker's `Config.Image`).
     pub image: String,
+    /// docker's `Config.ExposedPorts` (`{"80/tcp": {}}`): the image's
+    /// EXPOSE plus every `-p` container port.
+    #[serde(default)]
+    pub exposed_ports: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// docker's `PortBinding` (`HostPort` "" = any free port).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -114,6 +126,15 @@ pub struct HostConfig {
     pub init: bool,
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// `-p`: `"80/tcp"` -> bindings.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--link name:alias`.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 /// `container.json`.

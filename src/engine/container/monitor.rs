@@ -114,6 +114,8 @@ struct Monitor {
     listener: UnixListener,
     clients: Vec<Client>,
     log: File,
+    /// Host-port reservations of the current run (bridge networks).
+    net: Option<crate::engine::network::sandbox::Sandbox>,
 }
 
 /// One run of the container's process.
@@ -200,6 +202,7 @@ impl Monitor {
             listener,
             clients: Vec::new(),
             log,
+            net: None,
         })
     }
 
@@ -311,12 +314,23 @@ impl Monitor {
         let _ = self.store.remove_dirs(&self.id);
     }
 
-    fn cleanup_runtime(&self) {
+    fn cleanup_runtime(&mut self) {
         let rt = self.store.runtime();
         if rt.state(&self.id).is_ok() {
             let _ = rt.delete(&self.id, true);
         }
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        self.release_network();
+    }
+
+    /// Leases, port rules and the namespace handle go when the process does.
+    fn release_network(&mut self) {
+        self.net = None;
+        if let Err(e) = crate::engine::network::sandbox::release(&self.store, &self.id) {
+            let _ = self
+                .store
+                .update_state(&self.id, |s| s.error = format!("{e:#}"));
+        }
     }
 
     fn prepare_io(
@@ -396,6 +410,7 @@ impl Monitor {
             dir: &dir,
             init: init.as_ref(),
         })?;
+        let spec = crate::engine::network::sandbox::apply(&self.store, &self.rec, &dir, spec)?;
         let b = serde_json::to_vec_pretty(&spec)?;
         crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
@@ -404,6 +419,10 @@ impl Monitor {
 
     /// Create, start, serve until the process exits; returns its exit code.
     fn run_once(&mut self, status: &mut StatusPipe, first: bool) -> Result<i32> {
+        self.net = Some(crate::engine::network::sandbox::setup(
+            &self.store,
+            &self.rec,
+        )?);
         self.write_spec()?;
         let rt = self.store.runtime();
         if rt.state(&self.id).is_ok() {
@@ -452,6 +471,7 @@ impl Monitor {
         let oom = rt.oom_kills(&self.id).map(|n| n > 0).unwrap_or(false);
         let _ = rt.delete(&self.id, true);
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+        self.release_network();
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;

@@ -150,6 +150,7 @@ pub fn release(cs: &ContainerStore, id: &str) -> Result<()> {
         rt.delete(id, true)
             .map_err(|e| anyhow!("cannot delete the runtime state of {id}: {e}"))?;
     }
+    crate::engine::network::sandbox::release(cs, id)?;
     super::rootfs::unmount(&cs.dir(id).join("merged"))
 }
 
@@ -388,6 +389,7 @@ pub fn prune(cs: &ContainerStore) -> Result<Vec<String>> {
             out.push(r.id);
         }
     }
+    crate::engine::network::sandbox::cleanup_orphans(cs)?;
     Ok(out)
 }
 

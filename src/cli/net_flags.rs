@@ -1,0 +1,204 @@
+//! The network flags of `create`/`run` (`--network`, `--ip`,
+//! `--network-alias`, `--mac-address`, `-p`, `-P`, `--expose`, `--link`)
+//! with docker's rules and error texts.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
+
+use super::container_args::CreateFlags;
+use crate::engine::container::{ContainerStore, HostConfig, RunConfig};
+use crate::engine::network::endpoints::{self, ContainerNet, Endpoint};
+use crate::engine::network::{ports, Net, DEFAULT};
+
+/// docker's `HostConfig.NetworkMode`: the first `--network`, `bridge` by default.
+pub fn network_mode(nets: &[String]) -> String {
+    match nets.first().map(String::as_str) {
+        None | Some("default") | Some("") => DEFAULT.to_string(),
+        Some(n) => n.to_string(),
+    }
+}
+
+fn special(n: &str) -> bool {
+    n == "host" || n == "none" || n.starts_with("container:")
+}
+
+/// What create records about networks once the container exists.
+pub struct NetRequest {
+    endpoints: Vec<Endpoint>,
+    expose: Vec<String>,
+}
+
+fn parse_expose(e: &str) -> Result<Vec<String>> {
+    let (p, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+    let (a, b) = p.split_once('-').unwrap_or((p, p));
+    let bad = || {
+        anyhow!("invalid argument \"{e}\" for \"--expose\" flag: invalid range format for --expose: {e}")
+    };
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if a > b || !matches!(proto, "tcp" | "udp") {
+        return Err(bad());
+    }
+    Ok((a..=b).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Checks the flags against each other and fills `PortBindings`.
+pub fn parse(f: &CreateFlags, hc: &mut HostConfig) -> Result<NetRequest> {
+    let mut names: Vec<String> = f
+        .network
+        .iter()
+        .map(|n| network_mode(std::slice::from_ref(n)))
+        .collect();
+    if names.is_empty() {
+        names.push(DEFAULT.into());
+    }
+    if names.len() > 1 && names.iter().any(|n| special(n)) {
+        bail!("Error response from daemon: conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+    }
+    let first = names[0].clone();
+    let ip =
+        f.ip.as_deref()
+            .map(|s| {
+                s.parse::<Ipv4Addr>().map_err(|_| {
+                    anyhow!("invalid argument \"{s}\" for \"--ip\" flag: invalid IPv4 address: {s}")
+                })
+            })
+            .transpose()?;
+    if let Some(m) = &f.mac_address {
+        let ok = m.split(':').count() == 6
+            && m.split(':')
+                .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
+        if !ok {
+            bail!("invalid argument \"{m}\" for \"--mac-address\" flag: {m} is not a valid mac address");
+        }
+        if special(&first) {
+            bail!(
+                "Error response from daemon: conflicting options: mac-address and the network mode"
+            );
+        }
+    }
+    if first == DEFAULT && ip.is_some() {
+        bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
+    }
+    if first == DEFAULT && !f.network_alias.is_empty() {
+        bail!("Error response from daemon: network-scoped alias is supported only for containers in user defined networks");
+    }
+    if special(&first) && (ip.is_some() || !f.network_alias.is_empty()) {
+        bail!("Error response from daemon: conflicting options: --ip and --network-alias need a bridge network");
+    }
+    let mut bindings: BTreeMap<String, Vec<crate::engine::container::model::PortBinding>> =
+        BTreeMap::new();
+    for p in &f.publish {
+        for (k, b) in ports::parse_publish(p)? {
+            bindings.entry(k).or_default().push(b);
+        }
+    }
+    let mut expose = Vec::new();
+    for e in &f.expose {
+        expose.extend(parse_expose(e)?);
+    }
+    if first.starts_with("container:") {
+        if !bindings.is_empty() || f.publish_all {
+            bail!("Error response from daemon: conflicting options: port publishing and the container type network mode");
+        }
+        if !f.link.is_empty() {
+            bail!("Error response from daemon: conflicting options: container type network can't be used with links");
+        }
+    }
+    if (first == "host" || first == "none") && (!bindings.is_empty() || f.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using {first} network mode");
+        bindings.clear();
+        hc.publish_all_ports = false;
+    }
+    hc.port_bindings = bindings;
+    let endpoints = if special(&first) {
+        vec![]
+    } else {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Endpoint {
+                network: n.clone(),
+                ip: if i == 0 { ip } else { None },
+                aliases: if i == 0 {
+                    f.network_alias.clone()
+                } else {
+                    vec![]
+                },
+                mac: if i == 0 {
+                    f.mac_address.clone().map(|m| m.to_ascii_lowercase())
+                } else {
+                    None
+                },
+                live: None,
+            })
+            .collect()
+    };
+    Ok(NetRequest { endpoints, expose })
+}
+
+impl NetRequest {
+    /// Resolves the networks (the default bridge is created on demand),
+    /// checks `container:NAME`, and fills `Config.ExposedPorts`.
+    pub fn prepare(
+        &mut self,
+        cs: &ContainerStore,
+        image: &Value,
+        cfg: &mut RunConfig,
+        hc: &HostConfig,
+    ) -> Result<()> {
+        if !self.endpoints.is_empty() {
+            let net = Net::new(&cs.paths)?;
+            for ep in &mut self.endpoints {
+                let st = net.find(&ep.network)?;
+                ep.network = st.name;
+                if let Some(ip) = ep.ip {
+                    if !st.subnet.contains(&ip) {
+                        bail!("Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address {ip}");
+                    }
+                }
+            }
+        }
+        if let Some(other) = hc.network_mode.strip_prefix("container:") {
+            cs.resolve(other)
+                .map_err(|_| anyhow!("Error response from daemon: No such container: {other}"))?;
+        }
+        let mut exposed = BTreeMap::new();
+        if let Some(m) = image
+            .pointer("/config/ExposedPorts")
+            .and_then(|v| v.as_object())
+        {
+            for k in m.keys() {
+                let k = if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                };
+                exposed.insert(k, BTreeMap::new());
+            }
+        }
+        for k in hc.port_bindings.keys().chain(self.expose.iter()) {
+            exposed.insert(k.clone(), BTreeMap::new());
+        }
+        cfg.exposed_ports = exposed;
+        Ok(())
+    }
+
+    /// Writes the container's `network.json`.
+    pub fn save(&self, cs: &ContainerStore, id: &str) -> Result<()> {
+        if self.endpoints.is_empty() {
+            return Ok(());
+        }
+        endpoints::save(
+            cs,
+            id,
+            &ContainerNet {
+                endpoints: self.endpoints.clone(),
+                sandbox_key: None,
+            },
+        )
+    }
+}

@@ -1,0 +1,97 @@
+//! `/etc/hosts` and `/etc/resolv.conf` of a container on bridge networks,
+//! written over the files `container::etcfiles` made before the container
+//! is created (the runtime bind-mounts them at create).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::endpoints::ContainerNet;
+use crate::engine::container::{ContainerRecord, ContainerStore};
+use crate::engine::fsutil::atomic_write;
+
+/// `resolv.conf` on a user-defined network. docker points containers at
+/// its embedded resolver (127.0.0.11); berth's resolver serves each user
+/// network's gateway address, so the first user network's gateway is the
+/// nameserver. The resolver itself is started next to this call (see
+/// `sandbox::write_etc`). Search domains and options are the host's or the
+/// `--dns-search` / `--dns-option` ones, plus docker's `ndots:0`.
+pub fn user_network_resolv_conf(gateway: Ipv4Addr, rec: &ContainerRecord) -> String {
+    let hc = &rec.host_config;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut search: Vec<String> = Vec::new();
+    let mut opts: Vec<String> = Vec::new();
+    for l in host.lines() {
+        let mut f = l.split_whitespace();
+        match f.next() {
+            Some("search") | Some("domain") => search.extend(f.map(str::to_string)),
+            Some("options") => opts.extend(f.map(str::to_string)),
+            _ => {}
+        }
+    }
+    if !hc.dns_search.is_empty() {
+        search = hc
+            .dns_search
+            .iter()
+            .filter(|s| *s != ".")
+            .cloned()
+            .collect();
+    }
+    if !hc.dns_options.is_empty() {
+        opts = hc.dns_options.clone();
+    }
+    if !opts.iter().any(|o| o.starts_with("ndots:")) {
+        opts.insert(0, "ndots:0".into());
+    }
+    let mut out = format!("nameserver {gateway}\n");
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    out.push_str(&format!("options {}\n", opts.join(" ")));
+    out
+}
+
+/// The IP of a running container on the default bridge, for `--link`.
+fn link_target(cs: &ContainerStore, name: &str) -> Result<(String, Ipv4Addr)> {
+    let id = cs
+        .resolve(name)
+        .with_context(|| format!("Cannot link to {name}: no such container"))?;
+    let rec = cs.load(&id)?;
+    let n = super::endpoints::load(cs, &id)?;
+    let ip = n
+        .endpoint(super::DEFAULT)
+        .and_then(|e| e.live.as_ref())
+        .map(|l| l.ip)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "Cannot link to {name}: it is not running on the default bridge network"
+            )
+        })?;
+    Ok((rec.name, ip))
+}
+
+/// Appends the container's own address (docker: `<ip>\t<hostname>`) and
+/// its `--link` entries to `hosts`.
+pub fn write_hosts(
+    cs: &ContainerStore,
+    rec: &ContainerRecord,
+    dir: &Path,
+    net: &ContainerNet,
+) -> Result<()> {
+    let p = dir.join("hosts");
+    let mut h = std::fs::read_to_string(&p).unwrap_or_default();
+    for l in &rec.host_config.links {
+        let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+        let (target, ip) = link_target(cs, name)?;
+        let mut names = vec![alias.to_string()];
+        if target != alias {
+            names.push(target);
+        }
+        h.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+    }
+    if let Some(l) = net.endpoints.iter().find_map(|e| e.live.as_ref()) {
+        h.push_str(&format!("{}\t{}\n", l.ip, rec.config.hostname));
+    }
+    atomic_write(&p, h.as_bytes()).with_context(|| format!("cannot write {}", p.display()))
+}

@@ -1,0 +1,179 @@
+//! docker's `NetworkSettings` of a container, and `berth port`'s lines.
+
+use serde_json::{json, Map, Value};
+
+use super::endpoints::{self, ContainerNet};
+use crate::engine::container::{ContainerRecord, ContainerStore};
+
+fn empty_endpoint(network_id: &str, ep: Option<&endpoints::Endpoint>) -> Value {
+    let aliases = ep
+        .filter(|e| !e.aliases.is_empty())
+        .map(|e| json!(e.aliases));
+    let ipam = ep
+        .and_then(|e| e.ip)
+        .map(|ip| json!({"IPv4Address": ip.to_string()}));
+    json!({
+        "IPAMConfig": ipam,
+        "Links": null,
+        "Aliases": aliases,
+        "MacAddress": ep.and_then(|e| e.mac.clone()).unwrap_or_default(),
+        "DriverOpts": null,
+        "NetworkID": network_id,
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": null,
+    })
+}
+
+/// docker's `Ports`: every exposed port, with its host bindings while the
+/// container runs (null when not published).
+fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
+    let mut m = Map::new();
+    let running = cn.sandbox_key.is_some();
+    if running {
+        for k in rec.config.exposed_ports.keys() {
+            m.insert(k.clone(), Value::Null);
+        }
+        for p in cn.ports() {
+            let k = format!("{}/{}", p.container_port, p.proto);
+            let e = m.entry(k).or_insert_with(|| json!([]));
+            if e.is_null() {
+                *e = json!([]);
+            }
+            if let Some(a) = e.as_array_mut() {
+                a.push(json!({
+                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    "HostPort": p.host_port.to_string(),
+                }));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
+    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let mut networks = Map::new();
+    let mode = rec.host_config.network_mode.as_str();
+    let mut top = json!({
+        "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+    });
+    match super::sandbox::mode(rec) {
+        super::sandbox::Mode::Host => {
+            networks.insert(
+                "host".into(),
+                empty_endpoint(&super::pseudo_id("host"), None),
+            );
+        }
+        super::sandbox::Mode::None => {
+            networks.insert(
+                "none".into(),
+                empty_endpoint(&super::pseudo_id("none"), None),
+            );
+        }
+        super::sandbox::Mode::Container(_) => {}
+        super::sandbox::Mode::Bridge => {
+            for ep in &cn.endpoints {
+                let v = match &ep.live {
+                    Some(l) => {
+                        let mut v = empty_endpoint(&l.network_id, Some(ep));
+                        v["MacAddress"] = json!(l.mac);
+                        v["EndpointID"] = json!(l.endpoint_id);
+                        v["Gateway"] = json!(l.gateway.map(|g| g.to_string()).unwrap_or_default());
+                        v["IPAddress"] = json!(l.ip.to_string());
+                        v["IPPrefixLen"] = json!(l.prefix_len);
+                        if ep.network != super::DEFAULT {
+                            let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
+                            names.extend(ep.aliases.iter().cloned());
+                            v["DNSNames"] = json!(names);
+                        }
+                        if ep.network == super::DEFAULT {
+                            for k in [
+                                "EndpointID",
+                                "Gateway",
+                                "IPAddress",
+                                "IPPrefixLen",
+                                "MacAddress",
+                            ] {
+                                top[k] = v[k].clone();
+                            }
+                        }
+                        v
+                    }
+                    None => {
+                        let id = super::Net::new(&cs.paths)
+                            .ok()
+                            .and_then(|n| netns::Network::load(&n.env, &ep.network).ok())
+                            .map(|s| s.id)
+                            .unwrap_or_default();
+                        empty_endpoint(&id, Some(ep))
+                    }
+                };
+                networks.insert(ep.network.clone(), v);
+            }
+        }
+    }
+    let sandbox_key = cn
+        .sandbox_key
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let sandbox_id = if cn.sandbox_key.is_some() {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            format!("sandbox/{}", rec.id).as_bytes(),
+        ))
+    } else {
+        String::new()
+    };
+    let _ = mode;
+    let mut out = json!({
+        "Bridge": "",
+        "SandboxID": sandbox_id,
+        "SandboxKey": sandbox_key,
+        "Ports": ports(rec, &cn),
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+    });
+    if let (Some(o), Some(t)) = (out.as_object_mut(), top.as_object()) {
+        for (k, v) in t {
+            o.insert(k.clone(), v.clone());
+        }
+        o.insert("Networks".into(), Value::Object(networks));
+    }
+    out
+}
+
+/// `berth port` lines: `80/tcp -> 0.0.0.0:8080`, sorted like docker's.
+pub fn port_lines(
+    cs: &ContainerStore,
+    id: &str,
+    filter: Option<(u16, netns::Proto)>,
+) -> Vec<String> {
+    let cn = endpoints::load(cs, id).unwrap_or_default();
+    let mut ps = cn.ports();
+    ps.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
+    ps.iter()
+        .filter(|p| filter.is_none_or(|(port, proto)| p.container_port == port && p.proto == proto))
+        .map(|p| {
+            let ip = p
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            if filter.is_some() {
+                format!("{ip}:{}", p.host_port)
+            } else {
+                format!("{}/{} -> {ip}:{}", p.container_port, p.proto, p.host_port)
+            }
+        })
+        .collect()
+}

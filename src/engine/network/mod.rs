@@ -1,0 +1,164 @@
+//! Bridge networks in the engine: glue between the container lifecycle and
+//! the `netns` crate. Which nft table, default bridge device and pools berth
+//! uses comes from berth's config file (see `config.rs`), so tests with
+//! their own `--root` and config never share a host-global name.
+//!
+//! Files: `endpoints.rs` (a container's `network.json`), `ports.rs`
+//! (`-p` parsing), `sandbox.rs` (attach at start, release at exit),
+//! `etc.rs` (hosts / resolv.conf of networked containers), `inspect.rs`
+//! (docker's `NetworkSettings`), `meta.rs` (creation time and options of a
+//! network), `ops.rs` (the `network` commands).
+
+pub mod endpoints;
+pub mod etc;
+pub mod inspect;
+pub mod meta;
+pub mod ops;
+pub mod ports;
+pub mod sandbox;
+
+use std::net::Ipv4Addr;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ipnet::Ipv4Net;
+use netns::{NetEnv, NetworkConfig, NetworkState};
+
+use super::config::BerthConfig;
+use super::paths::Paths;
+
+/// docker's default network.
+pub const DEFAULT: &str = "bridge";
+/// The default bridge's device name (docker's `docker0`).
+pub const DEFAULT_BRIDGE_DEVICE: &str = "berth0";
+/// The predefined networks that have no state file.
+pub const PSEUDO: [&str; 2] = ["host", "none"];
+
+/// Where berth's networks live and the host-global names it uses.
+#[derive(Debug, Clone)]
+pub struct Net {
+    pub env: NetEnv,
+    pub paths: Paths,
+    pub default_device: String,
+    /// `bip`: the default bridge's gateway within its subnet.
+    pub bip: Option<(Ipv4Net, Ipv4Addr)>,
+}
+
+impl Net {
+    pub fn new(paths: &Paths) -> Result<Net> {
+        Self::with_config(paths, &BerthConfig::load()?)
+    }
+
+    pub fn with_config(paths: &Paths, cfg: &BerthConfig) -> Result<Net> {
+        let mut env = NetEnv::new(&paths.root);
+        if let Some(t) = &cfg.nft_table {
+            env.table = t.clone();
+        }
+        if !cfg.default_address_pools.is_empty() {
+            let mut pools = Vec::new();
+            for p in &cfg.default_address_pools {
+                let base: Ipv4Net = p.base.parse().map_err(|_| {
+                    anyhow!(
+                        "invalid berth config: default-address-pools base {:?} is not an IPv4 CIDR",
+                        p.base
+                    )
+                })?;
+                let subnets = base.subnets(p.size).map_err(|_| {
+                    anyhow!(
+                        "invalid berth config: default-address-pools size {} does not fit base {}",
+                        p.size,
+                        p.base
+                    )
+                })?;
+                pools.extend(subnets);
+            }
+            env.pools = pools;
+        }
+        let bip = match &cfg.bip {
+            Some(b) => {
+                let n: Ipv4Net = b.parse().map_err(|_| {
+                    anyhow!("invalid berth config: bip {b:?} must be an address with a prefix, e.g. 172.17.0.1/16")
+                })?;
+                Some((n.trunc(), n.addr()))
+            }
+            None => None,
+        };
+        Ok(Net {
+            env,
+            paths: paths.clone(),
+            default_device: cfg
+                .bridge
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BRIDGE_DEVICE.to_string()),
+            bip,
+        })
+    }
+
+    /// The default `bridge` network, created on first use (docker has it
+    /// from daemon start; berth has no daemon).
+    pub fn ensure_default(&self) -> Result<NetworkState> {
+        match netns::Network::load(&self.env, DEFAULT) {
+            Ok(s) => return Ok(s),
+            Err(netns::Error::NetworkNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut options = std::collections::BTreeMap::new();
+        options.insert(
+            "com.docker.network.bridge.default_bridge".to_string(),
+            "true".to_string(),
+        );
+        options.insert(
+            "com.docker.network.bridge.name".to_string(),
+            self.default_device.clone(),
+        );
+        let cfg = NetworkConfig {
+            name: DEFAULT.into(),
+            bridge: Some(self.default_device.clone()),
+            subnet: self.bip.map(|b| b.0),
+            gateway: self.bip.map(|b| b.1),
+            ..Default::default()
+        };
+        match netns::Network::create(&self.env, &cfg) {
+            Ok(s) => {
+                meta::write(self, &s, &options)?;
+                Ok(s)
+            }
+            // Another berth process created it a moment ago.
+            Err(netns::Error::NetworkExists(_)) => Ok(netns::Network::load(&self.env, DEFAULT)?),
+            Err(e) => Err(anyhow!(e)).context("cannot create the default bridge network"),
+        }
+    }
+
+    /// A network by name, full ID or unique ID prefix (docker's lookup);
+    /// `bridge` is created on demand.
+    pub fn find(&self, input: &str) -> Result<NetworkState> {
+        if input == DEFAULT {
+            return self.ensure_default();
+        }
+        if let Ok(s) = netns::Network::load(&self.env, input) {
+            return Ok(s);
+        }
+        let all = netns::list(&self.env)?;
+        if let Some(s) = all.iter().find(|s| s.id == input) {
+            return Ok(s.clone());
+        }
+        let m: Vec<&NetworkState> = all.iter().filter(|s| s.id.starts_with(input)).collect();
+        match m.len() {
+            1 => Ok(m[0].clone()),
+            0 => bail!("Error response from daemon: network {input} not found"),
+            _ => bail!("Error response from daemon: network {input} is ambiguous ({} matches found based on ID prefix)", m.len()),
+        }
+    }
+
+    /// Where container `id`'s network namespace is bound.
+    pub fn netns_path(&self, id: &str) -> std::path::PathBuf {
+        netns::namespace::netns_path(&self.paths.run, id)
+    }
+}
+
+/// Stable IDs for the pseudo networks `host` and `none` (they have no state).
+pub fn pseudo_id(name: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        format!("berth-network-{name}").as_bytes(),
+    ))
+}
