@@ -56,7 +56,6 @@ fn get_retry(host: &str, port: u16) -> String {
 /// busybox httpd serving `text` on port 80.
 const HTTPD: &str = "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 80 -h /www";
 
-
 #[test]
 fn default_bridge_two_containers_talk_by_address() {
     let e = Env::new();
@@ -659,23 +658,46 @@ fn bridge_ports(bridge: &str) -> String {
 
 fn netns_handles(e: &Env) -> Vec<String> {
     std::fs::read_dir(e.b.root().join("run/netns"))
-        .map(|rd| rd.flatten().map(|d| d.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|d| d.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[test]
 fn thirty_concurrent_runs_get_distinct_addresses_and_leave_nothing() {
     let e = Env::new();
-    let _n = net(&e, "conc", &["--subnet", "10.77.10.0/24", "-o", "com.docker.network.bridge.name=bconc"]);
+    let _n = net(
+        &e,
+        "conc",
+        &[
+            "--subnet",
+            "10.77.10.0/24",
+            "-o",
+            "com.docker.network.bridge.name=bconc",
+        ],
+    );
     let ids: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
             .map(|_| {
                 s.spawn(|| {
                     (0..10)
                         .map(|_| {
-                            e.b.ok(&["run", "-d", "--network", "conc", "-p", "80", &e.image, "sleep", "1000"])
-                                .trim()
-                                .to_string()
+                            e.b.ok(&[
+                                "run",
+                                "-d",
+                                "--network",
+                                "conc",
+                                "-p",
+                                "80",
+                                &e.image,
+                                "sleep",
+                                "1000",
+                            ])
+                            .trim()
+                            .to_string()
                         })
                         .collect::<Vec<_>>()
                 })
@@ -693,13 +715,20 @@ fn thirty_concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         serde_json::from_str(&e.b.ok(&["network", "inspect", "conc"])).unwrap();
     assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 30);
     assert_eq!(bridge_ports("bconc").lines().count(), 30);
-    assert_eq!(nft_table(&e).matches("ctr:").count(), 30, "one DNAT rule per published port");
+    assert_eq!(
+        nft_table(&e).matches("ctr:").count(),
+        30,
+        "one DNAT rule per published port"
+    );
     let mut rm = vec!["rm", "-f"];
     rm.extend(ids.iter().map(String::as_str));
     e.b.ok(&rm);
     let v: serde_json::Value =
         serde_json::from_str(&e.b.ok(&["network", "inspect", "conc"])).unwrap();
-    assert!(v[0]["Containers"].as_object().unwrap().is_empty(), "leases left: {v}");
+    assert!(
+        v[0]["Containers"].as_object().unwrap().is_empty(),
+        "leases left: {v}"
+    );
     assert!(!nft_table(&e).contains("ctr:"), "{}", nft_table(&e));
     assert!(netns_handles(&e).is_empty(), "{:?}", netns_handles(&e));
     // veths go with their namespaces, which the kernel frees in the background.
@@ -723,8 +752,24 @@ fn kill_monitor(e: &Env, id: &str) {
 fn killed_monitor_leftovers_are_cleaned_by_prune() {
     let e = Env::new();
     let _n = net(&e, "kn", &["--subnet", "10.77.11.0/24"]);
-    let a = e.b.ok(&["run", "-d", "--network", "kn", "-p", "80", &e.image, "sleep", "1000"]).trim().to_string();
-    let b = e.b.ok(&["run", "-d", "-p", "80", &e.image, "sleep", "1000"]).trim().to_string();
+    let a =
+        e.b.ok(&[
+            "run",
+            "-d",
+            "--network",
+            "kn",
+            "-p",
+            "80",
+            &e.image,
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let b =
+        e.b.ok(&["run", "-d", "-p", "80", &e.image, "sleep", "1000"])
+            .trim()
+            .to_string();
     kill_monitor(&e, &a);
     kill_monitor(&e, &b);
     assert_eq!(e.inspect(&a, "{{.State.Status}}"), "exited");
@@ -732,12 +777,21 @@ fn killed_monitor_leftovers_are_cleaned_by_prune() {
     assert_eq!(netns_handles(&e).len(), 2);
     // network prune: the dead container's lease, rules and namespace go,
     // then its network (now unused) too.
-    assert_eq!(e.b.ok(&["network", "prune", "-f"]), "Deleted Networks:\nkn\n");
+    assert_eq!(
+        e.b.ok(&["network", "prune", "-f"]),
+        "Deleted Networks:\nkn\n"
+    );
     let t = nft_table(&e);
-    assert!(!t.contains(&format!("ctr:{a}")) && !t.contains(&format!("ctr:{b}")), "{t}");
+    assert!(
+        !t.contains(&format!("ctr:{a}")) && !t.contains(&format!("ctr:{b}")),
+        "{t}"
+    );
     assert!(netns_handles(&e).is_empty(), "{:?}", netns_handles(&e));
     // container prune removes the containers (and their processes).
-    let c = e.b.ok(&["run", "-d", "-p", "80", &e.image, "sleep", "1000"]).trim().to_string();
+    let c =
+        e.b.ok(&["run", "-d", "-p", "80", &e.image, "sleep", "1000"])
+            .trim()
+            .to_string();
     kill_monitor(&e, &c);
     assert!(nft_table(&e).contains(&format!("ctr:{c}")));
     let p = e.b.ok(&["container", "prune", "-f"]);
@@ -746,6 +800,7 @@ fn killed_monitor_leftovers_are_cleaned_by_prune() {
     }
     assert!(!nft_table(&e).contains("ctr:"), "{}", nft_table(&e));
     assert!(netns_handles(&e).is_empty(), "{:?}", netns_handles(&e));
-    let v: serde_json::Value = serde_json::from_str(&e.b.ok(&["network", "inspect", "bridge"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&e.b.ok(&["network", "inspect", "bridge"])).unwrap();
     assert!(v[0]["Containers"].as_object().unwrap().is_empty(), "{v}");
 }

@@ -199,16 +199,17 @@ fn write_etc(
     rec: &ContainerRecord,
     dir: &std::path::Path,
 ) -> Result<()> {
-    let _ = net;
     let cn = endpoints::load(cs, &rec.id)?;
     super::etc::write_hosts(cs, rec, dir, &cn)?;
-    let user_gw = cn
+    // The resolver listens on the gateway address of internal networks
+    // too (they have no default route, but the address is on the bridge).
+    let user_net = cn
         .endpoints
         .iter()
-        .filter(|e| e.network != super::DEFAULT)
-        .find_map(|e| e.live.as_ref().and_then(|l| l.gateway));
-    if let Some(gw) = user_gw {
-        // The dns resolver (started on demand) hooks in here.
+        .find(|e| e.network != super::DEFAULT && e.live.is_some());
+    if let Some(ep) = user_net {
+        let gw = net.find(&ep.network)?.gateway;
+        crate::engine::dns::ensure_running(&net.paths.root)?;
         let p = dir.join("resolv.conf");
         crate::engine::fsutil::atomic_write(
             &p,
