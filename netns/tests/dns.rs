@@ -350,6 +350,12 @@ fn scoped_names_aliases_short_ids_and_round_robin() {
     assert_eq!(resolve(d, t.gw2, "web.").0, ResponseCode::NXDomain);
     assert_eq!(resolve(a, t.gw1, "d.").0, ResponseCode::NXDomain);
     assert!(up.seen().contains(&"b.".to_string()), "{:?}", up.seen());
+    // nor by sending the query to n1's gateway: the scope is d's networks
+    assert_eq!(resolve(d, t.gw1, "b.").0, ResponseCode::NXDomain);
+    assert_eq!(
+        resolve(d, t.gw1, "e."),
+        (ResponseCode::NoError, vec![ip("10.126.11.3")])
+    );
     // ...but the other way, names on the network they share resolve
     let e_on_n2 = ip("10.126.11.3");
     assert_eq!(

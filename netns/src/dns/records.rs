@@ -132,35 +132,54 @@ impl Records {
         self.served.iter().any(|n| !n.entries.is_empty())
     }
 
-    /// Identifies the asker from the network the query arrived on (its
-    /// gateway socket) and its source address. An address no lease knows
-    /// (the host itself, a stale container) sees that network only.
+    /// Identifies the asker by its source address: a container's queries
+    /// see the networks that container is on, whichever gateway they were
+    /// sent to (a container must not learn another network's names by
+    /// asking that network's gateway). An address of the arrival network
+    /// no lease holds (the host itself, via the gateway address) sees that
+    /// network; any other address sees nothing.
     pub fn asker(&self, via: &str, src: Ipv4Addr) -> Asker {
+        let nobody = Asker {
+            nets: Vec::new(),
+            container_id: None,
+            may_forward: false,
+        };
         let Some(v) = self.served.iter().position(|n| n.name == via) else {
-            return Asker {
-                nets: Vec::new(),
-                container_id: None,
-                may_forward: false,
-            };
+            return nobody;
         };
-        let Some(me) = self.served[v].entries.iter().find(|e| e.ip == src) else {
-            return Asker {
-                nets: vec![v],
-                container_id: None,
-                may_forward: !self.served[v].internal,
-            };
+        // The arrival network first: a container's address is unique there.
+        let order = std::iter::once(v).chain((0..self.served.len()).filter(|&i| i != v));
+        let mut me = None;
+        for i in order {
+            let net = &self.served[i];
+            if !net.subnet.contains(&src) {
+                continue;
+            }
+            if let Some(e) = net.entries.iter().find(|e| e.ip == src) {
+                me = Some(e.container_id.clone());
+                break;
+            }
+        }
+        let Some(id) = me else {
+            if self.served[v].subnet.contains(&src) {
+                return Asker {
+                    nets: vec![v],
+                    container_id: None,
+                    may_forward: !self.served[v].internal,
+                };
+            }
+            return nobody;
         };
-        let id = &me.container_id;
-        let mut nets = vec![v];
-        nets.extend(
-            (0..self.served.len()).filter(|&i| {
-                i != v && self.served[i].entries.iter().any(|e| &e.container_id == id)
-            }),
-        );
+        let on = |i: usize| self.served[i].entries.iter().any(|e| e.container_id == id);
+        let mut nets: Vec<usize> = Vec::new();
+        if on(v) {
+            nets.push(v);
+        }
+        nets.extend((0..self.served.len()).filter(|&i| i != v && on(i)));
         Asker {
             nets,
-            container_id: Some(id.clone()),
-            may_forward: self.external.get(id).copied().unwrap_or(false),
+            may_forward: self.external.get(&id).copied().unwrap_or(false),
+            container_id: Some(id),
         }
     }
 
@@ -405,6 +424,25 @@ mod tests {
         let gone = r.asker("nosuch", ip("10.9.1.2"));
         assert_eq!(r.lookup(&gone, "b"), None);
         assert!(!gone.may_forward);
+        // an address of no served network (the default bridge, the host's
+        // own eth0) learns nothing and is not forwarded
+        for src in ["10.9.5.2", "10.1.2.3"] {
+            let stranger = r.asker("front", ip(src));
+            assert_eq!(r.lookup(&stranger, "b"), None);
+            assert!(!stranger.may_forward);
+        }
+    }
+
+    #[test]
+    fn asking_another_networks_gateway_does_not_widen_the_scope() {
+        let r = records();
+        // d (back only) sends its query to front's gateway
+        let d = r.asker("front", ip("10.9.2.3"));
+        assert_eq!(d.container_id.as_deref(), Some(D));
+        assert_eq!(r.lookup(&d, "b"), None);
+        assert_eq!(r.lookup(&d, "web"), None);
+        assert_eq!(r.lookup(&d, "a"), Some(vec![ip("10.9.2.2")]));
+        assert!(d.may_forward);
     }
 
     #[test]
