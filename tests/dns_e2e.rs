@@ -274,6 +274,36 @@ fn names_aliases_round_robin_and_scoping() {
     let (ok, o) = exec_lookup(&e, "aa", "www.upstream.test");
     assert!(ok, "{o}");
     assert_eq!(addresses(&o), ["10.250.0.7"], "{o}");
+    // ...or to the container's own --dns servers (docker's embedded DNS
+    // does the same), while resolv.conf keeps pointing at the resolver
+    let own = FakeUpstream::start();
+    let own_ip = own.ip.to_string();
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--dns",
+        &own_ip,
+        &e.image,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup own.upstream.test",
+    ]);
+    let text = format!("{}{}", out(&o), err(&o));
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains(&format!("nameserver {gw}")), "{text}");
+    assert_eq!(addresses(&text), ["10.250.0.7"], "{text}");
+    assert!(
+        own.seen().iter().any(|n| n == "own.upstream.test"),
+        "{:?}",
+        own.seen()
+    );
+    assert!(
+        !up.seen().iter().any(|n| n == "own.upstream.test"),
+        "{:?}",
+        up.seen()
+    );
 }
 
 #[test]

@@ -185,7 +185,21 @@ fn upstream_answer(q: &[u8], udp: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
 
 impl Upstream {
     fn start() -> Upstream {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// On port 53 of a random loopback address (as `--dns` servers are).
+    fn start_on_53() -> Upstream {
+        let b = rand_hex(6);
+        let o = |i: usize| u8::from_str_radix(&b[i..i + 2], 16).unwrap();
+        Upstream::start_on(SocketAddr::from((
+            [127, o(0).max(2), o(2), o(4).max(1)],
+            53,
+        )))
+    }
+
+    fn start_on(addr: SocketAddr) -> Upstream {
+        let tcp = TcpListener::bind(addr).unwrap();
         let addr = tcp.local_addr().unwrap();
         let udp = UdpSocket::bind(addr).unwrap();
         let (seen, stop) = (
@@ -498,4 +512,32 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < until, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_containers_dns_servers_are_its_upstream() {
+    let mut f = Fixture::new();
+    let n = Network::create(&f.env, &cfg("n", f.bridge(1), "10.126.50.0/24", false)).unwrap();
+    let (host_up, own_up) = (Upstream::start(), Upstream::start_on_53());
+    let (x, y) = (f.new_netns("x"), f.new_netns("y"));
+    attach(&f.env, "n", &cid("666666666666"), &x, &opts("x", &[])).unwrap();
+    let mut o = opts("y", &[]);
+    // the gateway itself is never used as an upstream (it would loop)
+    o.dns = vec![own_up.addr.ip(), n.gateway.into()];
+    attach(&f.env, "n", &cid("777777777777"), &y, &o).unwrap();
+    let _r = Resolver::start(&f.env.state_dir, vec![host_up.addr]);
+    assert_eq!(
+        resolve(&y, n.gateway, "y.upstream.test.").1,
+        [ip("10.126.250.1")]
+    );
+    assert_eq!(own_up.seen(), ["y.upstream.test."]);
+    assert!(host_up.seen().is_empty());
+    assert_eq!(
+        resolve(&x, n.gateway, "x.upstream.test.").1,
+        [ip("10.126.250.1")]
+    );
+    assert_eq!(host_up.seen(), ["x.upstream.test."]);
+    // names of containers are still answered locally
+    assert_eq!(resolve(&y, n.gateway, "x.").1, [ip("10.126.50.2")]);
+    assert_eq!(own_up.seen().len(), 1);
 }

@@ -214,6 +214,7 @@ mod tests {
                 name: format!("c{i}"),
                 aliases: vec!["all".into()],
                 ports: vec![],
+                dns: vec![],
             })
             .map(|l| (l.container_id.clone(), l))
             .collect();

@@ -9,7 +9,7 @@
 //! names (as docker does), and `name.network` picks a network explicitly.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
 
@@ -32,6 +32,8 @@ struct Entry {
     aliases: Vec<String>,
     /// Name for PTR answers, as given (docker answers `name.network`).
     display: String,
+    /// The container's own upstream servers (`--dns`), if any.
+    dns: Vec<SocketAddr>,
 }
 
 /// A user-defined network the resolver serves.
@@ -62,6 +64,8 @@ pub struct Asker {
     nets: Vec<usize>,
     pub container_id: Option<String>,
     pub may_forward: bool,
+    /// The asker's own upstream servers (`--dns`); empty: the host's.
+    pub upstream: Vec<SocketAddr>,
 }
 
 /// Lower-cases and drops the root dot: DNS names compare case-insensitively.
@@ -104,6 +108,7 @@ impl Records {
                         names,
                         aliases: l.aliases.iter().map(|a| normalize(a)).collect(),
                         display,
+                        dns: l.dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect(),
                     }
                 })
                 .collect();
@@ -143,6 +148,7 @@ impl Records {
             nets: Vec::new(),
             container_id: None,
             may_forward: false,
+            upstream: Vec::new(),
         };
         let Some(v) = self.served.iter().position(|n| n.name == via) else {
             return nobody;
@@ -156,16 +162,17 @@ impl Records {
                 continue;
             }
             if let Some(e) = net.entries.iter().find(|e| e.ip == src) {
-                me = Some(e.container_id.clone());
+                me = Some((e.container_id.clone(), e.dns.clone()));
                 break;
             }
         }
-        let Some(id) = me else {
+        let Some((id, upstream)) = me else {
             if self.served[v].subnet.contains(&src) {
                 return Asker {
                     nets: vec![v],
                     container_id: None,
                     may_forward: !self.served[v].internal,
+                    upstream: Vec::new(),
                 };
             }
             return nobody;
@@ -180,6 +187,7 @@ impl Records {
             nets,
             may_forward: self.external.get(&id).copied().unwrap_or(false),
             container_id: Some(id),
+            upstream,
         }
     }
 
@@ -288,6 +296,7 @@ mod tests {
             name: name.into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             ports: vec![],
+            dns: vec![],
         }
     }
 
@@ -431,6 +440,23 @@ mod tests {
             assert_eq!(r.lookup(&stranger, "b"), None);
             assert!(!stranger.may_forward);
         }
+    }
+
+    #[test]
+    fn the_askers_own_dns_servers() {
+        let mut l = lease(A, "a", [10, 9, 1, 2], &[]);
+        l.dns = vec!["10.0.0.2".parse().unwrap()];
+        let r = Records::new(&[net(
+            "front",
+            1,
+            false,
+            vec![l, lease(B, "b", [10, 9, 1, 3], &[])],
+        )]);
+        assert_eq!(
+            r.asker("front", ip("10.9.1.2")).upstream,
+            ["10.0.0.2:53".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(r.asker("front", ip("10.9.1.3")).upstream.is_empty());
     }
 
     #[test]

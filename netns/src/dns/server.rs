@@ -151,11 +151,32 @@ impl Shared {
             .clone()
     }
 
-    fn handle(&self, net: &str, src: Ipv4Addr, query: &[u8], udp: bool) -> Outcome {
+    /// The answer, and the servers to forward to when it says so: the
+    /// asker's own (`--dns`) or the host's.
+    fn handle(
+        &self,
+        net: &str,
+        src: Ipv4Addr,
+        query: &[u8],
+        udp: bool,
+    ) -> (Outcome, Arc<Vec<SocketAddr>>) {
         let records = self.records();
         let asker = records.asker(net, src);
-        let mut rotor = self.rotor.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&records, &mut rotor, &asker, query, udp)
+        let out = {
+            let mut rotor = self.rotor.lock().unwrap_or_else(|e| e.into_inner());
+            answer(&records, &mut rotor, &asker, query, udp)
+        };
+        if asker.upstream.is_empty() {
+            return (out, self.servers());
+        }
+        let ours: Vec<Ipv4Addr> = records.served().iter().map(|n| n.gateway).collect();
+        let own = asker
+            .upstream
+            .iter()
+            .filter(|s| !matches!(s.ip(), std::net::IpAddr::V4(v4) if ours.contains(&v4)))
+            .copied()
+            .collect();
+        (out, Arc::new(own))
     }
 }
 
@@ -418,7 +439,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, net: String, shared: Arc<Shared>) {
         };
         let SocketAddr::V4(src4) = src else { continue };
         let query = &buf[..n];
-        match shared.handle(&net, *src4.ip(), query, true) {
+        let (outcome, servers) = shared.handle(&net, *src4.ip(), query, true);
+        match outcome {
             Outcome::Reply(r) => {
                 let _ = sock.send_to(&r, src).await;
             }
@@ -431,7 +453,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, net: String, shared: Arc<Shared>) {
                     }
                     continue;
                 };
-                let (sock, servers) = (sock.clone(), shared.servers());
+                let sock = sock.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     let resp = match forward(&servers, &query, false, SERVER_TIMEOUT).await {
@@ -477,15 +499,14 @@ async fn serve_tcp_conn(
         tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut query))
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
-        let resp = match shared.handle(net, src, &query, false) {
+        let (outcome, servers) = shared.handle(net, src, &query, false);
+        let resp = match outcome {
             Outcome::Reply(r) => Some(r),
             Outcome::Drop => None,
-            Outcome::Forward => {
-                match forward(&shared.servers(), &query, true, SERVER_TIMEOUT).await {
-                    Some(r) => Some(r),
-                    None => servfail(&query),
-                }
-            }
+            Outcome::Forward => match forward(&servers, &query, true, SERVER_TIMEOUT).await {
+                Some(r) => Some(r),
+                None => servfail(&query),
+            },
         };
         let Some(resp) = resp else { return Ok(()) };
         let Ok(n) = u16::try_from(resp.len()) else {

@@ -80,6 +80,14 @@ pub fn attach_one(
         name: rec.name.clone(),
         aliases: ep.aliases.clone(),
         ports,
+        // docker: on user-defined networks `--dns` servers are the
+        // embedded resolver's upstreams for this container.
+        dns: rec
+            .host_config
+            .dns
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
     };
     let path = net.netns_path(&rec.id);
     let a = netns::attach(&net.env, &st.name, &rec.id, &path, &opts)
