@@ -541,3 +541,24 @@ fn a_containers_dns_servers_are_its_upstream() {
     assert_eq!(resolve(&y, n.gateway, "x.").1, [ip("10.126.50.2")]);
     assert_eq!(own_up.seen().len(), 1);
 }
+
+#[test]
+fn a_starting_resolver_waits_for_the_port_of_one_that_is_leaving() {
+    let mut f = Fixture::new();
+    let n = Network::create(&f.env, &cfg("n", f.bridge(1), "10.126.60.0/24", false)).unwrap();
+    let x = f.new_netns("x");
+    attach(&f.env, "n", &cid("888888888888"), &x, &opts("x", &[])).unwrap();
+    // the previous resolver's sockets, closed a moment later
+    let old = (
+        UdpSocket::bind((n.gateway, 53)).unwrap(),
+        TcpListener::bind((n.gateway, 53)).unwrap(),
+    );
+    let leaving = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(old);
+    });
+    // Resolver::start asserts that nothing failed to bind at ready time
+    let _r = Resolver::start(&f.env.state_dir, vec![]);
+    leaving.join().unwrap();
+    assert_eq!(resolve(&x, n.gateway, "x.").1, [ip("10.126.60.2")]);
+}

@@ -133,6 +133,8 @@ struct Shared {
 }
 
 const MAX_FORWARDS: usize = 256;
+/// How long a starting resolver retries a taken port before it reports.
+const READY_WAIT: Duration = Duration::from_secs(1);
 /// A TCP client that sends nothing for this long is dropped.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
@@ -242,6 +244,14 @@ impl<'a> Loop<'a> {
             self.reload(false);
             self.sync_listeners();
             if let Some(f) = ready.take() {
+                // A resolver that is handing over (idle, unlocked, about to
+                // exit) may hold the ports for a moment: wait a little
+                // rather than report a failure the next poll would fix.
+                let until = tokio::time::Instant::now() + READY_WAIT;
+                while !self.failed.is_empty() && tokio::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    self.sync_listeners();
+                }
                 f(&Ready {
                     listening: self.listeners.values().map(|l| l.addr).collect(),
                     failed: self.failed.values().cloned().collect(),
@@ -435,6 +445,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, net: String, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 65535];
     loop {
         let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+            // Not expected on an unconnected socket; never spin on it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let SocketAddr::V4(src4) = src else { continue };
