@@ -237,6 +237,11 @@ fn names_aliases_round_robin_and_scoping() {
     assert!(ok, "{o}");
     assert_eq!(addresses(&o), [c.as_str()], "{o}");
 
+    // reverse lookup of a container address: docker's `name.network`
+    let (ok, o) = exec_lookup(&e, "aa", &b);
+    assert!(ok, "{o}");
+    assert!(o.contains("bb.front"), "{o}");
+
     // a shared alias: both addresses, in turns
     let script =
         "for i in 1 2 3 4; do nslookup svc | sed -n '/^Name:/,$p' | grep -m1 '^Address' ; done";
