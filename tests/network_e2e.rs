@@ -54,6 +54,9 @@ fn get_retry(host: &str, port: u16) -> String {
 }
 
 /// busybox httpd serving `text` on port 80.
+/// The same in the background, for a script that goes on.
+const HTTPD_BG: &str = "mkdir -p /www && echo $0 > /www/index.html && httpd -p 80 -h /www";
+
 const HTTPD: &str = "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 80 -h /www";
 
 #[test]
@@ -540,6 +543,10 @@ fn connect_and_disconnect_a_running_container() {
     ]);
     assert_eq!(ip_of(&e, "cli", "cb"), "10.77.7.20");
     assert_eq!(
+        e.b.ok(&["ps", "-f", "name=cli", "--format", "{{.Networks}}"]),
+        "ca,cb\n"
+    );
+    assert_eq!(
         e.inspect(
             "cli",
             "{{json (index .NetworkSettings.Networks \"cb\").Aliases}}"
@@ -803,4 +810,52 @@ fn killed_monitor_leftovers_are_cleaned_by_prune() {
     let v: serde_json::Value =
         serde_json::from_str(&e.b.ok(&["network", "inspect", "bridge"])).unwrap();
     assert!(v[0]["Containers"].as_object().unwrap().is_empty(), "{v}");
+}
+
+#[test]
+fn container_reaches_its_own_published_port() {
+    let e = Env::new();
+    let hp = free_port();
+    let ha = host_addr();
+    let script = format!("{HTTPD_BG} && {}", get_retry(&ha, hp));
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("{hp}:80"),
+        &e.image,
+        "sh",
+        "-c",
+        &script,
+        "self",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "self\n");
+}
+
+/// Egress through NAT, by name (the host's resolvers on the default
+/// bridge). Needs Debian's mirror, reachable from this machine; skipped
+/// (with a message) when the host itself cannot reach it.
+#[test]
+fn egress_by_name_through_nat() {
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&("deb.debian.org", 80))
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(5)).is_ok());
+    if !reachable {
+        eprintln!("skipped: deb.debian.org:80 is not reachable from this host");
+        return;
+    }
+    let e = Env::new();
+    // The write side stays open a while: this machine's HTTP proxy drops a
+    // request whose client half-closes at once (busybox nc does at EOF).
+    let script = "(printf 'HEAD / HTTP/1.1\\r\\nHost: deb.debian.org\\r\\nConnection: close\\r\\n\\r\\n'; sleep 5) | nc -w 10 deb.debian.org 80 | head -n 1";
+    let o = e.run(&["run", "--rm", &e.image, "sh", "-c", script]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        out(&o).starts_with("HTTP/1."),
+        "no status line: {:?} {}",
+        out(&o),
+        err(&o)
+    );
 }

@@ -100,10 +100,13 @@ add rule ip {t} forward oifname \"{br}\" iifname != \"{br}\" drop comment \"{tag
 "
         ));
     } else {
+        // Hairpin masquerade matches the source subnet, not `iifname`: the
+        // postrouting hook has no input interface, so an `iifname` match
+        // never fired and a container could not reach its own published port.
         s.push_str(&format!(
             "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" oifname @bridges drop comment \"{tag}\"
 add rule ip {t} postrouting ip saddr {sub} oifname != \"{br}\" masquerade comment \"{tag}\"
-add rule ip {t} postrouting iifname \"{br}\" oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
+add rule ip {t} postrouting ip saddr {sub} oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
 "
         ));
     }

@@ -313,6 +313,10 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
         lease.mac,
         st.mtu,
     )?;
+    // Only a container with published ports can reach itself through them.
+    if !lease.ports.is_empty() {
+        sysctl::enable_hairpin(&lease.host_veth)?;
+    }
     let addr =
         Ipv4Net::new(lease.ip, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
             what: "subnet",

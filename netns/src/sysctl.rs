@@ -21,6 +21,19 @@ pub fn enable_ip_forward() -> Result<()> {
     set_one(Path::new("/proc/sys/net/ipv4/ip_forward"))
 }
 
+/// Hairpin mode on a bridge port (docker sets it too when it DNATs in the
+/// kernel): a container reaching its own published port sends a SYN that
+/// DNAT turns back to itself; with `br_netfilter` loaded (as on this
+/// machine and on most docker hosts) that frame is bridged back out of the
+/// port it came in on, which the bridge does only in hairpin mode.
+pub fn enable_hairpin(port: &str) -> Result<()> {
+    set_one(
+        &Path::new("/sys/class/net")
+            .join(port)
+            .join("brport/hairpin_mode"),
+    )
+}
+
 /// `net.ipv4.conf.<bridge>.route_localnet=1`.
 pub fn enable_route_localnet(bridge: &str) -> Result<()> {
     set_one(

@@ -147,7 +147,7 @@ fn do_create(
     let mut netreq = super::net_flags::parse(f, &mut hc)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
-    netreq.prepare(&cs, &img.config, &mut cfg, &hc)?;
+    netreq.prepare(&cs, &img.config, &mut cfg, &mut hc)?;
     let entry = f.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             vec![]

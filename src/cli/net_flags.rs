@@ -148,7 +148,7 @@ impl NetRequest {
         cs: &ContainerStore,
         image: &Value,
         cfg: &mut RunConfig,
-        hc: &HostConfig,
+        hc: &mut HostConfig,
     ) -> Result<()> {
         if !self.endpoints.is_empty() {
             let net = Net::new(&cs.paths)?;
@@ -160,6 +160,10 @@ impl NetRequest {
                         bail!("Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address {ip}");
                     }
                 }
+            }
+            // The name, also when an ID (prefix) was given.
+            if let Some(first) = self.endpoints.first() {
+                hc.network_mode = first.network.clone();
             }
         }
         if let Some(other) = hc.network_mode.strip_prefix("container:") {
@@ -187,9 +191,15 @@ impl NetRequest {
         Ok(())
     }
 
-    /// Writes the container's `network.json`.
+    /// Writes the container's `network.json`, unless its one network is
+    /// `NetworkMode` with no settings (`endpoints::load_for`'s default).
     pub fn save(&self, cs: &ContainerStore, id: &str) -> Result<()> {
-        if self.endpoints.is_empty() {
+        let implicit = match self.endpoints.as_slice() {
+            [] => true,
+            [e] => e.ip.is_none() && e.aliases.is_empty() && e.mac.is_none(),
+            _ => false,
+        };
+        if implicit {
             return Ok(());
         }
         endpoints::save(
@@ -199,6 +209,7 @@ impl NetRequest {
                 endpoints: self.endpoints.clone(),
                 sandbox_key: None,
             },
+            true,
         )
     }
 }

@@ -38,7 +38,7 @@ pub struct Live {
     pub endpoint_id: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
-    /// None on internal networks (no default route).
+
     pub gateway: Option<Ipv4Addr>,
     pub mac: String,
     pub ifname: String,
@@ -87,22 +87,70 @@ pub fn load(cs: &ContainerStore, id: &str) -> Result<ContainerNet> {
     }
 }
 
-pub fn save(cs: &ContainerStore, id: &str, n: &ContainerNet) -> Result<()> {
+/// `durable`: fsync'ed (configuration); otherwise only atomic (what is
+/// attached now: one fsync costs 1-10 ms here, over the start budget, and
+/// the kernel objects it describes do not survive a power loss either).
+/// The endpoints of `rec`: without a `network.json` (the common case, so
+/// `create` writes and fsyncs nothing more), its one network is
+/// `NetworkMode` with no `--ip`, alias or MAC.
+pub fn load_for(
+    cs: &ContainerStore,
+    rec: &crate::engine::container::ContainerRecord,
+) -> Result<ContainerNet> {
+    let mut n = load(cs, &rec.id)?;
+    materialize(&mut n, rec);
+    Ok(n)
+}
+
+/// Adds the implicit endpoint of a container without `network.json`.
+pub fn materialize(n: &mut ContainerNet, rec: &crate::engine::container::ContainerRecord) {
+    if n.endpoints.is_empty() && matches!(super::sandbox::mode(rec), super::sandbox::Mode::Bridge) {
+        n.endpoints.push(Endpoint {
+            network: rec.host_config.network_mode.clone(),
+            ..Default::default()
+        });
+    }
+}
+
+pub fn save(cs: &ContainerStore, id: &str, n: &ContainerNet, durable: bool) -> Result<()> {
     let p = file(cs, id);
-    atomic_write(&p, &serde_json::to_vec_pretty(n)?)
-        .with_context(|| format!("cannot write {}", p.display()))
+    let b = serde_json::to_vec_pretty(n)?;
+    if durable {
+        atomic_write(&p, &b)
+    } else {
+        volatile_write(&p, &b)
+    }
+    .with_context(|| format!("cannot write {}", p.display()))
 }
 
 /// Read-modify-write under the container's network lock.
 pub fn update<T>(
     cs: &ContainerStore,
     id: &str,
+    durable: bool,
     f: impl FnOnce(&mut ContainerNet) -> Result<T>,
 ) -> Result<T> {
     let lp = cs.dir(id).join("network.lock");
     let _l = FileLock::exclusive(&lp).with_context(|| format!("cannot lock {}", lp.display()))?;
     let mut n = load(cs, id)?;
     let r = f(&mut n)?;
-    save(cs, id, &n)?;
+    save(cs, id, &n, durable)?;
     Ok(r)
+}
+
+/// Temp file + rename, no fsync: readers see the old or the new content;
+/// after a power loss the file may be old (it is rewritten at every start).
+pub fn volatile_write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", crate::engine::fsutil::random_suffix()));
+    let tmp = path.with_file_name(tmp_name);
+    let r = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }

@@ -9,13 +9,13 @@ use anyhow::{Context, Result};
 
 use super::endpoints::ContainerNet;
 use crate::engine::container::{ContainerRecord, ContainerStore};
-use crate::engine::fsutil::atomic_write;
 
 /// `resolv.conf` on a user-defined network. docker points containers at
 /// its embedded resolver (127.0.0.11); berth's resolver serves each user
 /// network's gateway address, so the first user network's gateway is the
-/// nameserver. The resolver itself is started next to this call (see
-/// `sandbox::write_etc`). Search domains and options are the host's or the
+/// nameserver (also on internal networks: the gateway is on-link). The
+/// resolver itself is started next to the caller,
+/// `sandbox::setup_user_network_dns`. Search domains and options are the host's or the
 /// `--dns-search` / `--dns-option` ones, plus docker's `ndots:0`.
 pub fn user_network_resolv_conf(gateway: Ipv4Addr, rec: &ContainerRecord) -> String {
     let hc = &rec.host_config;
@@ -93,5 +93,6 @@ pub fn write_hosts(
     if let Some(l) = net.endpoints.iter().find_map(|e| e.live.as_ref()) {
         h.push_str(&format!("{}\t{}\n", l.ip, rec.config.hostname));
     }
-    atomic_write(&p, h.as_bytes()).with_context(|| format!("cannot write {}", p.display()))
+    super::endpoints::volatile_write(&p, h.as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))
 }

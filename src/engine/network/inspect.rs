@@ -57,7 +57,7 @@ fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
 }
 
 pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
-    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let cn = endpoints::load_for(cs, rec).unwrap_or_default();
     let mut networks = Map::new();
     let mode = rec.host_config.network_mode.as_str();
     let mut top = json!({
@@ -176,4 +176,48 @@ pub fn port_lines(
             }
         })
         .collect()
+}
+
+/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp` (published while
+/// running, exposed only otherwise), as docker shows it.
+pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
+    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+    let mut published = cn.ports();
+    published.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
+    let mut out: Vec<String> = published
+        .iter()
+        .map(|p| {
+            let ip = p
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+        })
+        .collect();
+    if cn.sandbox_key.is_some() {
+        for k in rec.config.exposed_ports.keys() {
+            let bound = super::ports::parse_key(k).is_some_and(|(port, proto)| {
+                published
+                    .iter()
+                    .any(|p| p.container_port == port && p.proto == proto)
+            });
+            if !bound {
+                out.push(k.clone());
+            }
+        }
+    }
+    out.join(", ")
+}
+
+/// `ps`'s NETWORKS column: the container's networks, comma-separated.
+pub fn ps_networks(cs: &ContainerStore, rec: &ContainerRecord) -> String {
+    match endpoints::load_for(cs, rec) {
+        Ok(n) if !n.endpoints.is_empty() => n
+            .endpoints
+            .iter()
+            .map(|e| e.network.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => rec.host_config.network_mode.clone(),
+    }
 }

@@ -253,7 +253,8 @@ pub fn connect(
     if st.name == DEFAULT && (ip.is_some() || !aliases.is_empty()) {
         bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
-    endpoints::update(cs, &id, |n| {
+    endpoints::update(cs, &id, true, |n| {
+        endpoints::materialize(n, &rec);
         if n.endpoint(&st.name).is_some() {
             bail!(
                 "Error response from daemon: endpoint with name {} already exists in network {}",
@@ -283,7 +284,7 @@ pub fn connect(
         .find(|c| !used.contains(c))
         .unwrap_or_else(|| "eth9".into());
     if let Err(e) = sandbox::attach_one(cs, net, &rec, &st.name, &ifname, vec![]) {
-        let _ = endpoints::update(cs, &id, |n| {
+        let _ = endpoints::update(cs, &id, true, |n| {
             n.endpoints.retain(|e| e.network != st.name);
             Ok(())
         });
@@ -316,8 +317,8 @@ pub fn disconnect(
         }
         Err(e) => return Err(e),
     };
-    check_bridge_mode(cs, &id)?;
-    let n = endpoints::load(cs, &id)?;
+    let rec = check_bridge_mode(cs, &id)?;
+    let n = endpoints::load_for(cs, &rec)?;
     if n.endpoint(&st.name).is_none() && !st.leases.contains_key(&id) {
         bail!(
             "Error response from daemon: container {id} is not connected to network {}",
@@ -325,7 +326,8 @@ pub fn disconnect(
         );
     }
     netns::detach(&net.env, &st.name, &id).map_err(daemon)?;
-    endpoints::update(cs, &id, |n| {
+    endpoints::update(cs, &id, true, |n| {
+        endpoints::materialize(n, &rec);
         n.endpoints.retain(|e| e.network != st.name);
         Ok(())
     })

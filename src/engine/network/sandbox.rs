@@ -97,12 +97,12 @@ pub fn attach_one(
         endpoint_id: endpoint_id(&st.id, &rec.id),
         ip: a.lease.ip,
         prefix_len: a.prefix_len,
-        gateway: (!st.internal).then_some(a.gateway),
+        gateway: Some(a.gateway),
         mac: netns::format_mac(&a.lease.mac),
         ifname: a.lease.ifname.clone(),
         ports: a.lease.ports.clone(),
     };
-    endpoints::update(cs, &rec.id, |n| {
+    endpoints::update(cs, &rec.id, false, |n| {
         n.sandbox_key = Some(path.clone());
         match n.endpoints.iter_mut().find(|e| e.network == network) {
             Some(e) => e.live = Some(live),
@@ -130,7 +130,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
     netns::namespace::create(&path)
         .map_err(|e| anyhow!("cannot create the network namespace: {e}"))?;
     let res = (|| -> Result<Vec<OwnedFd>> {
-        let cn = endpoints::load(cs, &rec.id)?;
+        let cn = endpoints::load_for(cs, rec)?;
         let hc = &rec.host_config;
         let mut ports = super::ports::mappings(
             &hc.port_bindings,
@@ -200,7 +200,7 @@ pub fn apply(
     serde_json::from_value(v).context("generated OCI spec is invalid")
 }
 
-/// hosts and resolv.conf; on a user-defined network the resolver's address.
+/// hosts and resolv.conf of a container on bridge networks.
 fn write_etc(
     cs: &ContainerStore,
     net: &Net,
@@ -209,31 +209,48 @@ fn write_etc(
 ) -> Result<()> {
     let cn = endpoints::load(cs, &rec.id)?;
     super::etc::write_hosts(cs, rec, dir, &cn)?;
+    setup_user_network_dns(net, rec, dir, &cn)
+}
+
+/// DNS on user-defined networks (docker's embedded resolver): the
+/// container's resolv.conf names the gateway of its first user-defined
+/// network, where berth's resolver answers; the resolver is started on
+/// demand here (`engine::dns::ensure_running`). On the default bridge the
+/// host's resolvers stay (as docker).
+pub fn setup_user_network_dns(
+    net: &Net,
+    rec: &ContainerRecord,
+    dir: &std::path::Path,
+    cn: &endpoints::ContainerNet,
+) -> Result<()> {
     // The resolver listens on the gateway address of internal networks
     // too (they have no default route, but the address is on the bridge).
-    let user_net = cn
+    let Some(ep) = cn
         .endpoints
         .iter()
-        .find(|e| e.network != super::DEFAULT && e.live.is_some());
-    if let Some(ep) = user_net {
-        let gw = net.find(&ep.network)?.gateway;
-        crate::engine::dns::ensure_running(&net.paths.root)?;
-        let p = dir.join("resolv.conf");
-        crate::engine::fsutil::atomic_write(
-            &p,
-            super::etc::user_network_resolv_conf(gw, rec).as_bytes(),
-        )
-        .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    Ok(())
+        .find(|e| e.network != super::DEFAULT && e.live.is_some())
+    else {
+        return Ok(());
+    };
+    let gw = match ep.live.as_ref().and_then(|l| l.gateway) {
+        Some(gw) => gw,
+        None => net.find(&ep.network)?.gateway,
+    };
+    crate::engine::dns::ensure_running(&net.paths.root)?;
+    let p = dir.join("resolv.conf");
+    endpoints::volatile_write(&p, super::etc::user_network_resolv_conf(gw, rec).as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))
 }
 
 fn release_with(cs: &ContainerStore, net: &Net, id: &str) -> Result<()> {
     let path = net.netns_path(id);
     netns::release(&net.env, id, &path)
         .map_err(|e| anyhow!("cannot release the network of container {id}: {e}"))?;
-    if cs.dir(id).join("network.json").exists() {
-        endpoints::update(cs, id, |n| {
+    let live = endpoints::load(cs, id)
+        .map(|n| n.sandbox_key.is_some() || n.endpoints.iter().any(|e| e.live.is_some()))
+        .unwrap_or(false);
+    if live {
+        endpoints::update(cs, id, false, |n| {
             n.sandbox_key = None;
             for e in &mut n.endpoints {
                 e.live = None;
@@ -284,7 +301,7 @@ pub fn cleanup_orphans(cs: &ContainerStore) -> Result<Vec<String>> {
     }
     for id in &cleaned {
         if cs.dir(id).join("network.json").exists() {
-            let _ = endpoints::update(cs, id, |n| {
+            let _ = endpoints::update(cs, id, false, |n| {
                 n.sandbox_key = None;
                 n.endpoints.iter_mut().for_each(|e| e.live = None);
                 Ok(())

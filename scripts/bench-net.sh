@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# make bench: the cost of bridge networking on a container start (berth
+# against podman with netavark, interleaved in one run), and TCP throughput
+# through a published port against the host's loopback.
+# Run it under `flock /work/coord/bench.lock` when other work shares the machine.
+# Prints Markdown; docs/benchmarks.md ("Networks") records a run and these commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BERTH=${BERTH:-$PWD/target/release/berth}
+RUNS=${RUNS:-30}
+MIB=${MIB:-1024}
+here=$PWD
+. scripts/registry.sh
+work=$(mktemp -d /tmp/berth-bench-net.XXXXXX)
+# berth's own config: a private nft table, bridge device and subnet.
+cat > "$work/berth.json" <<JSON
+{"nft-table": "berth_bench", "bridge": "bbench0", "bip": "10.77.250.1/24",
+ "default-address-pools": [{"base": "10.77.251.0/24", "size": 26}]}
+JSON
+export BERTH_CONFIG=$work/berth.json
+# podman: netavark (not this host's default CNI), runc (crun refuses the
+# hybrid cgroups here), nofile/nproc the root here may set, and a private
+# network config dir, so /etc/containers is not touched.
+cat > "$work/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[network]
+network_backend = "netavark"
+network_config_dir = "$work/podman-networks"
+[engine]
+runtime = "runc"
+events_logger = "file"
+cgroup_manager = "cgroupfs"
+CONF
+export CONTAINERS_CONF=$work/containers.conf
+P=(podman --root "$work/podman/s" --runroot "$work/podman/r" --storage-driver overlay)
+cleanup() {
+  "$BERTH" --root "$work/berth" rm -f $("$BERTH" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+  ip link del bbench0 2>/dev/null || true
+  nft delete table ip berth_bench 2>/dev/null || true
+  "${P[@]}" system reset -f >/dev/null 2>&1 || true
+  registry_stop || true
+  umount -R "$work" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+registry_start
+"$here/scripts/oci-image.sh" "$work/oci" 1 >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/oci:1" "docker://$REGISTRY/bench/busybox:1"
+IMG=$REGISTRY/bench/busybox:1
+"$BERTH" --root "$work/berth" pull -q "$IMG" >/dev/null
+"${P[@]}" pull -q --tls-verify=false "$IMG" >/dev/null
+B="$BERTH --root $work/berth"
+# First use creates the default bridge / podman0: not part of a start.
+$B run --rm "$IMG" true
+"${P[@]}" run --rm --network bridge "$IMG" true
+
+hyperfine -N --warmup 3 -r "$RUNS" --export-json "$work/start.json" \
+  "$B run --rm --network none $IMG true" \
+  "$B run --rm $IMG true" \
+  "$B run --rm -p 18080:80 $IMG true" \
+  "${P[*]} run --rm --network none $IMG true" \
+  "${P[*]} run --rm --network bridge $IMG true" \
+  "${P[*]} run --rm --network bridge -p 18080:80 $IMG true" >&2
+
+med() { jq -r ".results[$1].median * 1000" "$work/start.json"; }
+bn=$(med 0); bb=$(med 1); bp=$(med 2); pn=$(med 3); pb=$(med 4); pp=$(med 5)
+echo
+echo "| run --rm busybox true (median ms) | none | bridge | bridge - none | bridge + -p | (-p) - none |"
+echo "|---|---|---|---|---|---|"
+printf '| berth | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$bn" "$bb" "$(echo "$bb - $bn" | bc -l)" "$bp" "$(echo "$bp - $bn" | bc -l)"
+printf '| podman 4.3 + netavark 1.4 (runc) | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$pn" "$pb" "$(echo "$pb - $pn" | bc -l)" "$pp" "$(echo "$pp - $pn" | bc -l)"
+
+echo
+echo "published-port TCP throughput ($MIB MiB per transfer, kernel DNAT):"
+cargo build -q --release -p netns --example port_throughput
+"$here/target/release/examples/port_throughput" "$MIB"
