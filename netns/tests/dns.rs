@@ -154,7 +154,7 @@ struct Upstream {
     ths: Vec<JoinHandle<()>>,
 }
 
-fn upstream_answer(q: &[u8], udp: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
+fn upstream_answer(q: &[u8], udp: bool, failing: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
     let mut m = Message::from_vec(q).unwrap();
     let name = m.queries[0].name().to_ascii();
     seen.lock().unwrap().push(name.clone());
@@ -167,7 +167,9 @@ fn upstream_answer(q: &[u8], udp: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
             RData::A(A(Ipv4Addr::new(10, 126, 250, o))),
         )
     };
-    if name == "big.upstream.test." {
+    if failing {
+        m.metadata.response_code = ResponseCode::ServFail;
+    } else if name == "big.upstream.test." {
         if udp {
             m.metadata.truncation = true;
         } else {
@@ -185,20 +187,25 @@ fn upstream_answer(q: &[u8], udp: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
 
 impl Upstream {
     fn start() -> Upstream {
-        Upstream::start_on("127.0.0.1:0".parse().unwrap())
+        Upstream::start_on("127.0.0.1:0".parse().unwrap(), false)
+    }
+
+    /// Answers SERVFAIL to everything.
+    fn start_failing() -> Upstream {
+        Upstream::start_on("127.0.0.1:0".parse().unwrap(), true)
     }
 
     /// On port 53 of a random loopback address (as `--dns` servers are).
     fn start_on_53() -> Upstream {
         let b = rand_hex(6);
         let o = |i: usize| u8::from_str_radix(&b[i..i + 2], 16).unwrap();
-        Upstream::start_on(SocketAddr::from((
-            [127, o(0).max(2), o(2), o(4).max(1)],
-            53,
-        )))
+        Upstream::start_on(
+            SocketAddr::from(([127, o(0).max(2), o(2), o(4).max(1)], 53)),
+            false,
+        )
     }
 
-    fn start_on(addr: SocketAddr) -> Upstream {
+    fn start_on(addr: SocketAddr, failing: bool) -> Upstream {
         let tcp = TcpListener::bind(addr).unwrap();
         let addr = tcp.local_addr().unwrap();
         let udp = UdpSocket::bind(addr).unwrap();
@@ -214,7 +221,7 @@ impl Upstream {
             let mut buf = [0u8; 4096];
             while !st1.load(Ordering::Relaxed) {
                 if let Ok((n, from)) = udp.recv_from(&mut buf) {
-                    let _ = udp.send_to(&upstream_answer(&buf[..n], true, &s1), from);
+                    let _ = udp.send_to(&upstream_answer(&buf[..n], true, failing, &s1), from);
                 }
             }
         });
@@ -234,7 +241,7 @@ impl Upstream {
                 if c.read_exact(&mut q).is_err() {
                     continue;
                 }
-                let r = upstream_answer(&q, false, &s2);
+                let r = upstream_answer(&q, false, failing, &s2);
                 let mut framed = (r.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(&r);
                 let _ = c.write_all(&framed);
@@ -416,12 +423,21 @@ fn other_names_go_upstream_with_tcp_fallback_or_servfail() {
     let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
-    let _r = Resolver::start(&t.f.env.state_dir, vec![dead_addr]);
+    let r = Resolver::start(&t.f.env.state_dir, vec![dead_addr]);
     assert_eq!(
         resolve(a, t.gw1, "www.upstream.test.").0,
         ResponseCode::ServFail
     );
     assert_eq!(resolve(a, t.gw1, "b.").1, [ip("10.126.20.3")]);
+    drop(r);
+    // A server that answers SERVFAIL: the next one is asked (docker).
+    let failing = Upstream::start_failing();
+    let _r = Resolver::start(&t.f.env.state_dir, vec![failing.addr, up.addr]);
+    assert_eq!(
+        resolve(a, t.gw1, "next.upstream.test."),
+        (ResponseCode::NoError, vec![ip("10.126.250.1")])
+    );
+    assert_eq!(failing.seen(), ["next.upstream.test."]);
 }
 
 #[test]

@@ -115,31 +115,54 @@ pub const SERVER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Relays `query` to the first server that answers; `None` when none did
 /// (the caller answers SERVFAIL). With `tcp`, TCP is used straight away.
+/// A SERVFAIL or REFUSED answer moves on to the next server, as docker's
+/// resolver does, and is returned only when no server did better.
 pub async fn forward(
     servers: &[SocketAddr],
     query: &[u8],
     tcp: bool,
     limit: Duration,
 ) -> Option<Vec<u8>> {
-    let id = query.get(..2)?;
+    let mut fallback = None;
     for s in servers {
-        if !tcp {
-            match timeout(limit, udp_exchange(*s, query)).await {
-                Ok(Ok(resp)) if resp.get(..2) == Some(id) => {
-                    if !truncated(&resp) {
-                        return Some(resp);
-                    }
-                }
-                _ => continue,
-            }
+        let Some(resp) = exchange(*s, query, tcp, limit).await else {
+            continue;
+        };
+        if matches!(rcode(&resp), RCODE_SERVFAIL | RCODE_REFUSED) {
+            fallback = Some(resp);
+            continue;
         }
-        if let Ok(Ok(resp)) = timeout(limit, tcp_exchange(*s, query)).await {
-            if resp.get(..2) == Some(id) {
-                return Some(resp);
+        return Some(resp);
+    }
+    fallback
+}
+
+const RCODE_SERVFAIL: u8 = 2;
+const RCODE_REFUSED: u8 = 5;
+
+/// The RCODE of a DNS header.
+pub fn rcode(msg: &[u8]) -> u8 {
+    msg.get(3).map_or(0, |b| b & 0x0f)
+}
+
+/// One server: UDP (unless `tcp`), then TCP if the UDP answer was
+/// truncated; only an answer to our id counts.
+async fn exchange(s: SocketAddr, query: &[u8], tcp: bool, limit: Duration) -> Option<Vec<u8>> {
+    let id = query.get(..2)?;
+    if !tcp {
+        match timeout(limit, udp_exchange(s, query)).await {
+            Ok(Ok(resp)) if resp.get(..2) == Some(id) => {
+                if !truncated(&resp) {
+                    return Some(resp);
+                }
             }
+            _ => return None,
         }
     }
-    None
+    match timeout(limit, tcp_exchange(s, query)).await {
+        Ok(Ok(resp)) if resp.get(..2) == Some(id) => Some(resp),
+        _ => None,
+    }
 }
 
 /// The TC bit of a DNS header.
@@ -252,6 +275,13 @@ mod tests {
             .unwrap();
         u.refresh();
         assert_eq!(u.servers(&[]), ["10.4.4.4:53".parse().unwrap()]);
+    }
+
+    #[test]
+    fn rcode_of_a_header() {
+        assert_eq!(rcode(&[0, 1, 0x81, 0x82]), RCODE_SERVFAIL);
+        assert_eq!(rcode(&[0, 1, 0x81, 0x83]), 3);
+        assert_eq!(rcode(&[0, 1]), 0);
     }
 
     #[test]
