@@ -370,4 +370,22 @@ fn restarted_container_new_address_internal_network_and_resolver_exit() {
     assert_eq!(resolvers(&root).len(), 1);
     let (ok, o) = lookup(&e, "n", "zz");
     assert!(ok, "{o}");
+
+    // `network connect` of a running container starts it too
+    e.b.ok(&["rm", "-f", "zz"]);
+    e.wait_for("berth-dns to exit", || resolvers(&root).is_empty());
+    sleeper(&e, "yy", &[]);
+    assert!(
+        resolvers(&root).is_empty(),
+        "no resolver for the default bridge"
+    );
+    e.b.ok(&["network", "connect", "--alias", "late", "n", "yy"]);
+    assert_eq!(resolvers(&root).len(), 1);
+    let (ok, o) = lookup(&e, "n", "late");
+    assert!(ok, "{o}");
+    assert_eq!(addresses(&o), [ip_of(&e, "yy", "n")], "{o}");
+    // and disconnecting removes the name
+    e.b.ok(&["network", "disconnect", "n", "yy"]);
+    let (ok, o) = lookup(&e, "n", "late");
+    assert!(!ok, "{o}");
 }
