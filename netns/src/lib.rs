@@ -2,6 +2,7 @@
 //! and veth pairs over rtnetlink, file-locked IPAM, and nftables rules in
 //! berth's own table. See README.md for the API and the design choices.
 
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;

@@ -77,8 +77,16 @@ impl Netlink {
     /// with the subnet's prefix and brings it up. Returns its index.
     pub fn ensure_bridge(&self, name: &str, mtu: Option<u32>, gateway: Ipv4Net) -> Result<u32> {
         let h = self.handle.clone();
+        // A bridge whose address was never set takes the lowest MAC of its
+        // ports, so it changes as containers come and go, and containers
+        // keep sending to the old gateway MAC from their ARP cache (lost
+        // traffic to the gateway, DNS included, for up to a minute). A set
+        // address stays: 02:42:<gateway>, as containers get 02:42:<ip>.
+        let o = gateway.addr().octets();
+        let mac = vec![0x02, 0x42, o[0], o[1], o[2], o[3]];
         let mut msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge)
             .name(name.to_string())
+            .address(mac.clone())
             .up();
         if let Some(mtu) = mtu {
             msg = msg.mtu(mtu);
@@ -92,7 +100,7 @@ impl Netlink {
         let index = self.require_index(name)?;
         self.add_address(index, name, gateway)?;
         // An existing bridge may be down or carry another MTU: set both.
-        let mut set = LinkUnspec::new_with_index(index).up();
+        let mut set = LinkUnspec::new_with_index(index).address(mac).up();
         if let Some(mtu) = mtu {
             set = set.mtu(mtu);
         }

@@ -277,6 +277,7 @@ pub fn attach(
         name: opts.name.clone(),
         aliases: opts.aliases.clone(),
         ports: resolved,
+        dns: opts.dns.clone(),
     };
     st.leases.insert(container_id.into(), lease.clone());
     state::write_json(&env.state_file(network), &st, false)?;

@@ -105,6 +105,9 @@ pub struct AttachOpts {
     /// Network aliases, recorded for the resolver.
     pub aliases: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// The container's `--dns` servers: the resolver forwards this
+    /// container's other queries to them instead of the host's (docker).
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// A container's place on a network, as recorded in the network's state.
@@ -122,6 +125,10 @@ pub struct Lease {
     pub aliases: Vec<String>,
     /// Ports with the host port resolved.
     pub ports: Vec<PortMapping>,
+    /// Upstream servers for this container's queries (`--dns`); empty:
+    /// the host's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Result of [`crate::attach`].

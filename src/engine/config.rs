@@ -31,6 +31,10 @@ pub struct BerthConfig {
     /// The nftables table (family ip) that holds every berth rule.
     #[serde(default)]
     pub nft_table: Option<String>,
+    /// Upstream DNS servers for the name resolver of user-defined networks
+    /// (docker's `"dns": ["10.0.0.2"]`); default: the host's resolv.conf.
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// One entry of `default-address-pools`.

@@ -8,6 +8,7 @@ pub mod store;
 pub mod archive;
 pub mod config;
 pub mod container;
+pub mod dns;
 pub mod events;
 pub mod images_cmd;
 pub mod network;

@@ -23,8 +23,10 @@ pub fn set_subreaper() {
     }
 }
 
-/// Our zombie children named berth-monitor (never a `Command` child of
-/// another test thread: those are named berth).
+/// Our zombie children named berth-monitor or berth-dns (the name
+/// resolver, which exits by itself about a second after the last container
+/// on a user-defined network); never a `Command` child of another test
+/// thread: those are named berth.
 pub fn reap_monitors(wait: Duration) {
     let me = std::process::id().to_string();
     let until = Instant::now() + wait;
@@ -42,7 +44,7 @@ pub fn reap_monitors(wait: Duration) {
             };
             let comm = &stat[stat.find('(').unwrap() + 1..close];
             let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-            if comm != "berth-monitor" || f[1] != me {
+            if (comm != "berth-monitor" && comm != "berth-dns") || f[1] != me {
                 continue;
             }
             if f[0] == "Z" {

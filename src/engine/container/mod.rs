@@ -20,7 +20,7 @@ pub mod user;
 pub use model::{ContainerRecord, HostConfig, RunConfig, Status};
 pub use store::ContainerStore;
 
-/// Hidden modes of the berth binary itself (`__monitor`, `__init`): checked
+/// Hidden modes of the berth binary itself (`__monitor`, `__init`, `__dns`): checked
 /// before the command line is parsed so the monitor stays small and the init
 /// starts fast. Returns the exit code when argv names one of them.
 pub fn hidden_entry() -> Option<i32> {
@@ -31,6 +31,10 @@ pub fn hidden_entry() -> Option<i32> {
         "__monitor" => {
             let rest: Vec<String> = args.filter_map(|a| a.into_string().ok()).collect();
             Some(monitor::entry(&rest))
+        }
+        "__dns" => {
+            let rest: Vec<String> = args.filter_map(|a| a.into_string().ok()).collect();
+            Some(crate::engine::dns::entry(&rest))
         }
         "__init" => {
             let rest: Vec<std::ffi::OsString> = args.collect();

@@ -290,6 +290,9 @@ pub fn connect(
         });
         return Err(e);
     }
+    if st.name != DEFAULT {
+        crate::engine::dns::ensure_running(&net.paths.root)?;
+    }
     Ok(())
 }
 

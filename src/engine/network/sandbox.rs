@@ -80,6 +80,14 @@ pub fn attach_one(
         name: rec.name.clone(),
         aliases: ep.aliases.clone(),
         ports,
+        // docker: on user-defined networks `--dns` servers are the
+        // embedded resolver's upstreams for this container.
+        dns: rec
+            .host_config
+            .dns
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
     };
     let path = net.netns_path(&rec.id);
     let a = netns::attach(&net.env, &st.name, &rec.id, &path, &opts)
@@ -206,24 +214,29 @@ fn write_etc(
 
 /// DNS on user-defined networks (docker's embedded resolver): the
 /// container's resolv.conf names the gateway of its first user-defined
-/// network, where berth's resolver answers. The resolver is started on
-/// demand next to this write (its `ensure_running` hooks in here). On the
-/// default bridge the host's resolvers stay (as docker).
+/// network, where berth's resolver answers; the resolver is started on
+/// demand here (`engine::dns::ensure_running`). On the default bridge the
+/// host's resolvers stay (as docker).
 pub fn setup_user_network_dns(
     net: &Net,
     rec: &ContainerRecord,
     dir: &std::path::Path,
     cn: &endpoints::ContainerNet,
 ) -> Result<()> {
-    let _ = net;
-    let Some(gw) = cn
+    // The resolver listens on the gateway address of internal networks
+    // too (they have no default route, but the address is on the bridge).
+    let Some(ep) = cn
         .endpoints
         .iter()
-        .filter(|e| e.network != super::DEFAULT)
-        .find_map(|e| e.live.as_ref().and_then(|l| l.gateway))
+        .find(|e| e.network != super::DEFAULT && e.live.is_some())
     else {
         return Ok(());
     };
+    let gw = match ep.live.as_ref().and_then(|l| l.gateway) {
+        Some(gw) => gw,
+        None => net.find(&ep.network)?.gateway,
+    };
+    crate::engine::dns::ensure_running(&net.paths.root)?;
     let p = dir.join("resolv.conf");
     endpoints::volatile_write(&p, super::etc::user_network_resolv_conf(gw, rec).as_bytes())
         .with_context(|| format!("cannot write {}", p.display()))
