@@ -144,6 +144,8 @@ fn do_create(
     f: &CreateFlags,
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
     let (cfg, hc) = super::container_flags::to_config(f)?;
+    // Mount flags are checked before any pull, as docker's client does.
+    super::volume::plan_mounts(&containers(ctx), f, &hc, &Value::Null)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
     let mount_plan = super::volume::plan_mounts(&cs, f, &hc, &img.config)?;
