@@ -441,6 +441,8 @@ fn named_volume_lifecycle() {
         e.b.ok(&["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "v2"]),
         "v2 local\n"
     );
+    // The generic inspect finds volumes too.
+    assert_eq!(e.b.ok(&["inspect", "-f", "{{.Name}} {{.Scope}}", "v2"]), "v2 local\n");
     let o = e.run(&["volume", "inspect", "v1", "nope"]);
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("No such volume: nope"));
