@@ -154,6 +154,15 @@ fn bind_mounts_every_form() {
         "touch /m/f2",
     );
     assert!(h.path().join("f2").exists());
+    // A user mount replaces berth's own at the same place (/etc/hosts).
+    assert_eq!(
+        sh_ok(
+            &e,
+            &["-v", &format!("{hs}/in:/etc/hosts:ro")],
+            "cat /etc/hosts"
+        ),
+        "host\n"
+    );
     // A single file.
     sh_ok(
         &e,
@@ -442,7 +451,10 @@ fn named_volume_lifecycle() {
         "v2 local\n"
     );
     // The generic inspect finds volumes too.
-    assert_eq!(e.b.ok(&["inspect", "-f", "{{.Name}} {{.Scope}}", "v2"]), "v2 local\n");
+    assert_eq!(
+        e.b.ok(&["inspect", "-f", "{{.Name}} {{.Scope}}", "v2"]),
+        "v2 local\n"
+    );
     let o = e.run(&["volume", "inspect", "v1", "nope"]);
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("No such volume: nope"));
@@ -671,7 +683,7 @@ fn volumes_from_and_inspect_shape() {
     let vol = m.iter().find(|x| x["Name"] == "shared").unwrap();
     assert_eq!(vol["Type"], "volume");
     assert_eq!(vol["Driver"], "local");
-    assert_eq!(vol["Mode"], "");
+    assert_eq!(vol["Mode"], "z");
     assert_eq!(vol["Propagation"], "");
     assert_eq!(
         Path::new(vol["Source"].as_str().unwrap()),
