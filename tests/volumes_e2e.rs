@@ -1047,3 +1047,56 @@ fn bind_propagation_is_honoured() {
     drop(h);
     assert_clean(e.b.root());
 }
+
+/// The pid of the monitor of container `id` (a berth-monitor whose argv names it).
+fn monitor_pid(id: &str) -> i32 {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("__monitor") && cmd.contains(id) {
+            return pid;
+        }
+    }
+    panic!("no monitor for {id}");
+}
+
+#[test]
+fn local_driver_mount_survives_a_killed_monitor_cleanly() {
+    let e = Env::new();
+    e.b.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "kv",
+    ]);
+    let id =
+        e.b.ok(&["run", "-d", "-v", "kv:/t", &e.image, "sleep", "100"]);
+    let id = id.trim().to_string();
+    let data = e.b.root().join("volumes/kv/_data");
+    assert!(common::berth::mounts_under(&e.b.root().join("volumes")).contains(&data));
+    let pid: i32 = e.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+    unsafe {
+        libc::kill(monitor_pid(&id), libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    common::ctr::reap_monitors(std::time::Duration::from_secs(10));
+    // The dead container still holds the volume.
+    let (c, m) = e.b.fails(&["volume", "rm", "kv"]);
+    assert_eq!(c, 1, "{m}");
+    // A restart replaces the stale mount; rm releases it.
+    e.b.ok(&["start", &id]);
+    assert_eq!(
+        e.b.ok(&["exec", &id, "sh", "-c", "echo ok > /t/f; cat /t/f"]),
+        "ok\n"
+    );
+    e.b.ok(&["rm", "-f", &id]);
+    assert!(common::berth::mounts_under(&e.b.root().join("volumes")).is_empty());
+    assert_eq!(e.b.ok(&["volume", "rm", "kv"]), "kv\n");
+    assert_clean(e.b.root());
+}
