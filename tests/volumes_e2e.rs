@@ -102,19 +102,19 @@ fn bind_mounts_every_form() {
         std::fs::read_to_string(h.path().join("out")).unwrap(),
         "ctr\n"
     );
-    // Every mode form docker accepts on a bind.
+    // Every mode form docker accepts on a bind (shared needs a shared
+    // source: bind_propagation_is_honoured).
     for mode in [
         "rw",
         "z",
         "Z",
         "rw,z",
-        "shared",
         "rslave",
         "private",
         "rprivate,Z",
         "slave",
-        "rshared",
         "cached",
+        "delegated,ro",
     ] {
         sh_ok(&e, &["-v", &format!("{hs}:/x:{mode}")], "test -f /x/in");
     }
@@ -154,6 +154,15 @@ fn bind_mounts_every_form() {
         "touch /m/f2",
     );
     assert!(h.path().join("f2").exists());
+    // A user mount replaces berth's own at the same place (/etc/hosts).
+    assert_eq!(
+        sh_ok(
+            &e,
+            &["-v", &format!("{hs}/in:/etc/hosts:ro")],
+            "cat /etc/hosts"
+        ),
+        "host\n"
+    );
     // A single file.
     sh_ok(
         &e,
@@ -441,6 +450,11 @@ fn named_volume_lifecycle() {
         e.b.ok(&["volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "v2"]),
         "v2 local\n"
     );
+    // The generic inspect finds volumes too.
+    assert_eq!(
+        e.b.ok(&["inspect", "-f", "{{.Name}} {{.Scope}}", "v2"]),
+        "v2 local\n"
+    );
     let o = e.run(&["volume", "inspect", "v1", "nope"]);
     assert_eq!(code(&o), 1);
     assert!(err(&o).contains("No such volume: nope"));
@@ -669,7 +683,7 @@ fn volumes_from_and_inspect_shape() {
     let vol = m.iter().find(|x| x["Name"] == "shared").unwrap();
     assert_eq!(vol["Type"], "volume");
     assert_eq!(vol["Driver"], "local");
-    assert_eq!(vol["Mode"], "");
+    assert_eq!(vol["Mode"], "z");
     assert_eq!(vol["Propagation"], "");
     assert_eq!(
         Path::new(vol["Source"].as_str().unwrap()),
@@ -1031,5 +1045,58 @@ fn bind_propagation_is_honoured() {
     );
     e.b.ok(&["rm", "-f", "slave1", "priv1"]);
     drop(h);
+    assert_clean(e.b.root());
+}
+
+/// The pid of the monitor of container `id` (a berth-monitor whose argv names it).
+fn monitor_pid(id: &str) -> i32 {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("__monitor") && cmd.contains(id) {
+            return pid;
+        }
+    }
+    panic!("no monitor for {id}");
+}
+
+#[test]
+fn local_driver_mount_survives_a_killed_monitor_cleanly() {
+    let e = Env::new();
+    e.b.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "kv",
+    ]);
+    let id =
+        e.b.ok(&["run", "-d", "-v", "kv:/t", &e.image, "sleep", "100"]);
+    let id = id.trim().to_string();
+    let data = e.b.root().join("volumes/kv/_data");
+    assert!(common::berth::mounts_under(&e.b.root().join("volumes")).contains(&data));
+    let pid: i32 = e.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+    unsafe {
+        libc::kill(monitor_pid(&id), libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    common::ctr::reap_monitors(std::time::Duration::from_secs(10));
+    // The dead container still holds the volume.
+    let (c, m) = e.b.fails(&["volume", "rm", "kv"]);
+    assert_eq!(c, 1, "{m}");
+    // A restart replaces the stale mount; rm releases it.
+    e.b.ok(&["start", &id]);
+    assert_eq!(
+        e.b.ok(&["exec", &id, "sh", "-c", "echo ok > /t/f; cat /t/f"]),
+        "ok\n"
+    );
+    e.b.ok(&["rm", "-f", &id]);
+    assert!(common::berth::mounts_under(&e.b.root().join("volumes")).is_empty());
+    assert_eq!(e.b.ok(&["volume", "rm", "kv"]), "kv\n");
     assert_clean(e.b.root());
 }

@@ -145,6 +145,8 @@ fn do_create(
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
     let (mut cfg, mut hc) = super::container_flags::to_config(f)?;
     let mut netreq = super::net_flags::parse(f, &mut hc)?;
+    // Mount flags are checked before any pull, as docker's client does.
+    super::volume::plan_mounts(&containers(ctx), f, &hc, &Value::Null)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
     netreq.prepare(&cs, &img.config, &mut cfg, &mut hc)?;

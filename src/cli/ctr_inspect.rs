@@ -165,6 +165,9 @@ pub fn inspect(
         }
     }
     if !rest.is_empty() && !containers_only && items.is_empty() {
+        if let Some(r) = super::volume::inspect_if_volumes(ctx, format.as_deref(), &names) {
+            return r;
+        }
         return super::images::inspect(ctx, format, names);
     }
     if !items.is_empty() {

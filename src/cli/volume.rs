@@ -214,6 +214,28 @@ fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Generic `inspect` (docker's order: container, image, volume): when
+/// every name is a volume and none is an image, the volumes' JSON.
+pub fn inspect_if_volumes(ctx: &Ctx, format: Option<&str>, names: &[String]) -> Option<Result<()>> {
+    let (vs, _) = store(ctx);
+    let metas: Vec<VolumeMeta> = names
+        .iter()
+        .map(|n| vs.get(n).ok())
+        .collect::<Option<_>>()?;
+    if let Ok(store) = ctx.store() {
+        if let Ok(idx) = store.images() {
+            if names
+                .iter()
+                .any(|n| crate::engine::images_cmd::lookup(&idx, n).is_ok())
+            {
+                return None;
+            }
+        }
+    }
+    let items: Vec<Value> = metas.iter().map(|m| inspect_json(&vs, m)).collect();
+    Some(render_inspect(format, &items).map(|s| print!("{s}")))
+}
+
 /// docker's volume filters.
 struct Filter {
     dangling: Option<bool>,

@@ -138,6 +138,10 @@ fn point_of(r: &Request) -> MountPoint {
             mp.driver = "local".into();
             mp.copy_up = r.nocopy != Some(true);
             mp.anonymous = r.source.is_empty();
+            // moby's setBindModeIfNull: a named local volume from `-v` shows Mode "z".
+            if r.from_v && !r.source.is_empty() && mp.mode.is_empty() {
+                mp.mode = "z".into();
+            }
         }
         Kind::Tmpfs => {
             mp.tmpfs_options = parse::tmpfs_options(r.tmpfs_size, r.tmpfs_mode, r.read_only);

@@ -210,22 +210,19 @@ impl VolumeStore {
         };
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if let Some(rest) = n.strip_prefix(".rm-") {
-                // A removal always finishes what it renamed; only a dead
-                // one leaves this, and nothing is mounted there any more.
-                if !super::localdrv::is_mounted_under(&e.path()) && !rest.is_empty() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            } else if n.starts_with(".tmp-") {
-                let old = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|d| d.as_secs() > 3600);
-                if old {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+            // A removal or create in progress finishes what it started; only
+            // a dead one leaves these behind (old, nothing mounted there).
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d.as_secs() > 3600);
+            if (n.starts_with(".rm-") || n.starts_with(".tmp-"))
+                && old
+                && !super::localdrv::is_mounted_under(&e.path())
+            {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
@@ -295,7 +292,12 @@ impl VolumeStore {
         let gone = self.dir().join(format!(".rm-{}", random_suffix()));
         std::fs::rename(&vdir, &gone).map_err(io(name, "cannot move away", &vdir))?;
         let _ = fsync_dir(&self.dir());
-        std::fs::remove_dir_all(&gone).map_err(io(name, "cannot remove", &gone))
+        match std::fs::remove_dir_all(&gone) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(name, "cannot remove", &gone)(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Bytes used under `_data` (not following symlinks, not crossing mounts).
