@@ -102,6 +102,8 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information
     Info(FormatOnly),
+    /// Start the containers with restart policy always or unless-stopped after a reboot
+    Boot(super::ctr_more_args::BootArgs),
 }
 
 #[derive(Debug, Args)]

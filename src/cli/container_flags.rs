@@ -33,7 +33,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     Ok((v * mult as f64) as i64)
 }
 
-fn parse_restart(s: &str) -> Result<RestartPolicy> {
+pub(crate) fn parse_restart(s: &str) -> Result<RestartPolicy> {
     let (name, n) = match s.split_once(':') {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
@@ -246,6 +246,7 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         tmpfs,
         init: f.init,
         group_add: f.group_add.clone(),
+        ..Default::default()
     };
     // Validate what only fails at start, so `create` reports it.
     crate::engine::container::spec::capabilities(hc.privileged, &hc.cap_add, &hc.cap_drop)?;

@@ -114,6 +114,12 @@ pub struct HostConfig {
     pub init: bool,
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// Set by `update --cpuset-mems`.
+    #[serde(default)]
+    pub cpuset_mems: String,
+    /// Set by `update --blkio-weight`; 0 = unset.
+    #[serde(default)]
+    pub blkio_weight: u16,
 }
 
 /// `container.json`.

@@ -1,0 +1,63 @@
+//! `berth system boot`: after a reboot the run directory is empty, so
+//! every container whose state said "running" reads as exited (its
+//! monitor lock is gone). This starts the ones docker's daemon would
+//! restart when it comes back: `always` (even after a manual stop, as
+//! docker does on daemon start) and `unless-stopped` unless a user stopped
+//! it. Containers already running are left alone, so boot may run twice.
+
+use anyhow::Result;
+
+use super::liveness;
+use super::store::ContainerStore;
+
+/// Whether boot starts a container with this policy and stop history.
+pub fn wants_start(policy: &str, manually_stopped: bool) -> bool {
+    match policy {
+        "always" => true,
+        "unless-stopped" => !manually_stopped,
+        _ => false,
+    }
+}
+
+/// Starts what boot should start, oldest first; per container its name and
+/// the outcome.
+pub fn boot(cs: &ContainerStore) -> Result<Vec<(String, Result<(), String>)>> {
+    let mut recs = cs.list()?;
+    recs.sort_by(|a, b| a.created.cmp(&b.created));
+    let mut out = Vec::new();
+    for rec in recs {
+        let Ok(st) = liveness::current(cs, &rec.id) else {
+            continue;
+        };
+        if st.running() {
+            continue;
+        }
+        let p = &rec.host_config.restart_policy.name;
+        if !wants_start(p, st.manually_stopped) {
+            continue;
+        }
+        let r = super::ops::start(cs, &rec.id)
+            .map(|_| ())
+            .map_err(|e| match e.downcast_ref::<super::spawn::StartError>() {
+                Some(s) => s.0.clone(),
+                None => format!("{e:#}"),
+            });
+        out.push((rec.name.clone(), r));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_start;
+
+    #[test]
+    fn policies() {
+        assert!(wants_start("always", false));
+        assert!(wants_start("always", true));
+        assert!(wants_start("unless-stopped", false));
+        assert!(!wants_start("unless-stopped", true));
+        assert!(!wants_start("on-failure", false));
+        assert!(!wants_start("no", false));
+    }
+}
