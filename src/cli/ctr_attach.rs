@@ -148,6 +148,9 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
     let rec = cs.load(&id)?;
     let tty = rec.config.tty;
     let stdin = !a.no_stdin && rec.config.open_stdin;
+    if tty && stdin && !rustix::termios::isatty(std::io::stdin()) {
+        bail!("the input device is not a TTY");
+    }
     let (_dirfd, short) =
         crate::engine::container::store::short_socket_path(&cs.run_dir(&id), "attach.sock")?;
     let sock = UnixStream::connect(&short)
@@ -177,13 +180,11 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
             let mut buf = [0u8; 8192];
             let mut input = std::io::stdin();
             loop {
+                // docker keeps the container's stdin open when ours ends
+                // (a container created with -i is not StdinOnce): output
+                // keeps coming until the container exits.
                 let n = match input.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        if let Ok(mut s) = w.lock() {
-                            let _ = attach::write_frame(&mut *s, attach::STDIN_CLOSE, &[]);
-                        }
-                        return;
-                    }
+                    Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
                 let (data, detach) = match proxy.scan(&buf[..n]) {

@@ -8,6 +8,33 @@ use super::{Ctx, Reported};
 use crate::engine::container::update::{self, UpdateRequest};
 
 pub fn dispatch(ctx: &Ctx, m: MoreCommand) -> Result<()> {
+    report(run(ctx, m))
+}
+
+/// docker prints a daemon's error as `Error response from daemon: ...`
+/// (no `Error: ` in front) and the client's own as `Error: ...`.
+fn report(r: Result<()>) -> Result<()> {
+    let Err(e) = r else { return Ok(()) };
+    if e.downcast_ref::<Reported>().is_some() {
+        return Err(e);
+    }
+    let msg = super::error_chain(&e);
+    let daemon = e
+        .downcast_ref::<crate::engine::container::store::NoSuchContainer>()
+        .is_some()
+        || msg.starts_with("Error response from daemon: ");
+    if daemon {
+        eprintln!(
+            "Error response from daemon: {}",
+            msg.trim_start_matches("Error response from daemon: ")
+        );
+    } else {
+        eprintln!("Error: {msg}");
+    }
+    Err(Reported { code: 1 }.into())
+}
+
+fn run(ctx: &Ctx, m: MoreCommand) -> Result<()> {
     match m {
         MoreCommand::Attach(a) => super::ctr_attach::attach_cmd(ctx, a),
         MoreCommand::Stats(a) => super::ctr_stats::stats_cmd(ctx, a),
@@ -82,6 +109,10 @@ fn update_cmd(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
 
 /// `berth system boot`.
 pub fn boot(ctx: &Ctx) -> Result<()> {
+    report(boot_inner(ctx))
+}
+
+fn boot_inner(ctx: &Ctx) -> Result<()> {
     let cs = super::containers::containers(ctx);
     let report = crate::engine::container::boot::boot(&cs)?;
     for (name, r) in &report {

@@ -16,7 +16,7 @@ use super::Ctx;
 use crate::engine::container::stats::{self, Sample};
 use crate::engine::container::{liveness, ContainerStore};
 
-const TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+const TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
 /// go-units `BytesSize`: binary units, `%.4g`.
 pub fn bytes_size(size: f64) -> String {

@@ -444,7 +444,11 @@ fn retar_into(input: impl Read + Send, fd: OwnedFd, owner: Option<(u64, u64)>) -
                 }
                 let path = e.path().context("bad entry name")?.into_owned();
                 match h.entry_type() {
-                    tar::EntryType::Symlink | tar::EntryType::Link => {
+                    tar::EntryType::Symlink => {
+                        let l = e.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+                        super::tarwalk::append_symlink(&mut b, &mut h, &path, &l)?;
+                    }
+                    tar::EntryType::Link => {
                         let l = e
                             .link_name()
                             .context("bad link name")?

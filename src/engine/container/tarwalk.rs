@@ -80,6 +80,8 @@ impl<W: Write> Walker<W> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(0);
         h.set_mtime(0);
         self.b
@@ -183,10 +185,8 @@ impl<W: Write> Walker<W> {
             FileType::Symlink => {
                 let target = rfs::readlinkat(dir, name, Vec::new())
                     .with_context(|| format!("cannot read the link {}", path.display()))?;
-                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
                 let mut h = self.header(&st, tar::EntryType::Symlink);
-                self.b
-                    .append_link(&mut h, path, &target)
+                append_symlink(&mut self.b, &mut h, path, target.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
@@ -221,6 +221,34 @@ impl<W: Write> Walker<W> {
         }
         Ok(())
     }
+}
+
+/// A symlink entry with its target byte for byte (the tar crate's
+/// `append_link` doubles the leading slash of an absolute target); a
+/// target over 100 bytes goes in a GNU long-link entry first.
+pub fn append_symlink<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: &Path,
+    target: &[u8],
+) -> std::io::Result<()> {
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    if target.len() > 100 {
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::GNULongLink);
+        l.set_path("././@LongLink")?;
+        l.set_mode(0o644);
+        l.set_size(target.len() as u64 + 1);
+        l.set_cksum();
+        let mut data = target.to_vec();
+        data.push(0);
+        b.append(&l, data.as_slice())?;
+        h.set_link_name_literal(&target[..100])?;
+    } else {
+        h.set_link_name_literal(target)?;
+    }
+    b.append_data(h, path, std::io::empty())
 }
 
 fn is_opaque(fd: BorrowedFd<'_>) -> bool {
