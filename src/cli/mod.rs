@@ -13,6 +13,7 @@ mod ctr_cp;
 mod ctr_fs;
 mod ctr_logs;
 mod ctr_stats;
+mod df_containers;
 mod ctr_more;
 pub mod ctr_more_args;
 mod ctr_ps;
