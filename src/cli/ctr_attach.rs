@@ -153,8 +153,9 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
     }
     let (_dirfd, short) =
         crate::engine::container::store::short_socket_path(&cs.run_dir(&id), "attach.sock")?;
-    let sock = UnixStream::connect(&short)
-        .with_context(|| format!("cannot attach to container {id}: its monitor is not listening"))?;
+    let sock = UnixStream::connect(&short).with_context(|| {
+        format!("cannot attach to container {id}: its monitor is not listening")
+    })?;
     let writer = Arc::new(Mutex::new(sock.try_clone()?));
     {
         let mut w = writer
@@ -192,8 +193,7 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
                     Scan::Detach(d) => (d, true),
                 };
                 let Ok(mut s) = w.lock() else { return };
-                if !data.is_empty() && attach::write_frame(&mut *s, attach::STDIN, &data).is_err()
-                {
+                if !data.is_empty() && attach::write_frame(&mut *s, attach::STDIN, &data).is_err() {
                     return;
                 }
                 if detach {
@@ -295,7 +295,10 @@ mod tests {
     #[test]
     fn detach_keys_parse_like_docker() {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(), vec![b'a', 0, 31]);
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-_").unwrap(),
+            vec![b'a', 0, 31]
+        );
         assert!(parse_detach_keys("ctrl-1").is_err());
         assert!(parse_detach_keys("ab").is_err());
         assert_eq!(

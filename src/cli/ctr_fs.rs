@@ -18,7 +18,8 @@ pub fn export_cmd(ctx: &Ctx, a: ExportArgs) -> Result<()> {
     let id = cs.resolve(&a.container)?;
     let out: Box<dyn Write> = match a.output.as_deref() {
         Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("failed to export container: cannot create {p}"))?,
+            std::fs::File::create(p)
+                .with_context(|| format!("failed to export container: cannot create {p}"))?,
         )),
         None => {
             if std::io::stdout().is_terminal() {

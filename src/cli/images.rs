@@ -393,16 +393,23 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> Result<()> {
         body.push_str(&render_list(&t, &images_header(), &rows)?);
         body.push_str("\nContainers space usage:\n\n");
         let ct = ListFormat::Table(super::df_containers::VERBOSE_TABLE.into());
-        body.push_str(&render_list(&ct, &super::df_containers::verbose_header(), &cu.rows)?);
+        body.push_str(&render_list(
+            &ct,
+            &super::df_containers::verbose_header(),
+            &cu.rows,
+        )?);
         return out(&body);
     }
-    let rows = vec![json!({
-        "Type": "Images",
-        "TotalCount": views.len().to_string(),
-        "Active": active_images.to_string(),
-        "Size": human_size(total as f64),
-        "Reclaimable": reclaim_text,
-    }), super::df_containers::df_row(&cu)];
+    let rows = vec![
+        json!({
+            "Type": "Images",
+            "TotalCount": views.len().to_string(),
+            "Active": active_images.to_string(),
+            "Size": human_size(total as f64),
+            "Reclaimable": reclaim_text,
+        }),
+        super::df_containers::df_row(&cu),
+    ];
     let header = json!({
         "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
         "Size": "SIZE", "Reclaimable": "RECLAIMABLE",

@@ -36,12 +36,13 @@ pub fn boot(cs: &ContainerStore) -> Result<Vec<(String, Result<(), String>)>> {
         if !wants_start(p, st.manually_stopped) {
             continue;
         }
-        let r = super::ops::start(cs, &rec.id)
-            .map(|_| ())
-            .map_err(|e| match e.downcast_ref::<super::spawn::StartError>() {
-                Some(s) => s.0.clone(),
-                None => format!("{e:#}"),
-            });
+        let r =
+            super::ops::start(cs, &rec.id)
+                .map(|_| ())
+                .map_err(|e| match e.downcast_ref::<super::spawn::StartError>() {
+                    Some(s) => s.0.clone(),
+                    None => format!("{e:#}"),
+                });
         out.push((rec.name.clone(), r));
     }
     Ok(out)

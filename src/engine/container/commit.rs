@@ -20,7 +20,9 @@ use super::store::ContainerStore;
 use super::tarwalk::Walker;
 use super::{liveness, Status};
 use crate::engine::images_cmd::store_digest;
-use crate::engine::store::{chain_id, Digest, ImageIndex, ImageRecord, LayerRef, LayerSource, Store};
+use crate::engine::store::{
+    chain_id, Digest, ImageIndex, ImageRecord, LayerRef, LayerSource, Store,
+};
 
 pub struct CommitRequest {
     pub author: Option<String>,
@@ -81,7 +83,10 @@ fn write_layer(upper: &Path, file: &std::fs::File) -> Result<(Digest, u64, Diges
     w.add_children(dir.as_fd(), Path::new(""))?;
     let plain = w.finish()?;
     let diff_id = store_digest(format!("sha256:{}", hex(plain.hash)))?;
-    let mut blob = plain.inner.finish().context("cannot finish the gzip stream")?;
+    let mut blob = plain
+        .inner
+        .finish()
+        .context("cannot finish the gzip stream")?;
     blob.flush()?;
     let size = blob.n;
     let digest = store_digest(format!("sha256:{}", hex(blob.hash)))?;
@@ -105,10 +110,13 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
     let rec = cs.load(id)?;
     let image_id = store_digest(&rec.image)?;
     let idx = store.images().map_err(|e| anyhow!("{e}"))?;
-    let parent = idx
-        .get(&image_id)
-        .cloned()
-        .ok_or_else(|| anyhow!("the image {} of container {} is no longer in the store", rec.image, rec.name))?;
+    let parent = idx.get(&image_id).cloned().ok_or_else(|| {
+        anyhow!(
+            "the image {} of container {} is no longer in the store",
+            rec.image,
+            rec.name
+        )
+    })?;
     let parent_cfg: Value = serde_json::from_slice(
         &store
             .blobs
@@ -189,7 +197,10 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
                 )
                 .map_err(|e| anyhow!("cannot store the new layer: {e}"))?;
         } else if !store.blobs.has(&digest) {
-            let mut w = store.blobs.writer(Some(&digest)).map_err(|e| anyhow!("{e}"))?;
+            let mut w = store
+                .blobs
+                .writer(Some(&digest))
+                .map_err(|e| anyhow!("{e}"))?;
             std::io::copy(&mut tmp, &mut w)?;
             w.commit().map_err(|e| anyhow!("{e}"))?;
         }
@@ -206,10 +217,20 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
     if let Some(a) = &req.author {
         obj.insert("author".into(), json!(a));
     }
+    if let Some(m) = &req.message {
+        obj.insert("comment".into(), json!(m));
+    }
     obj.insert("config".into(), Value::Object(config));
-    let mut diff_ids: Vec<Value> = parent.layers.iter().map(|l| json!(l.diff_id.to_string())).collect();
+    let mut diff_ids: Vec<Value> = parent
+        .layers
+        .iter()
+        .map(|l| json!(l.diff_id.to_string()))
+        .collect();
     diff_ids.push(json!(diff_id.to_string()));
-    obj.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+    obj.insert(
+        "rootfs".into(),
+        json!({"type": "layers", "diff_ids": diff_ids}),
+    );
     let mut history: Vec<Value> = obj
         .get("history")
         .and_then(|h| h.as_array())
@@ -229,7 +250,10 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
     history.push(Value::Object(h));
     obj.insert("history".into(), json!(history));
     let cfg_bytes = serde_json::to_vec(&cfg)?;
-    let new_id = store.blobs.write_bytes(&cfg_bytes).map_err(|e| anyhow!("{e}"))?;
+    let new_id = store
+        .blobs
+        .write_bytes(&cfg_bytes)
+        .map_err(|e| anyhow!("{e}"))?;
 
     let mut layers = parent.layers.clone();
     layers.push(LayerRef {

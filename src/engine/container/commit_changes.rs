@@ -77,9 +77,9 @@ fn pairs(rest: &str, what: &str) -> Result<Vec<(String, String)>> {
     }
     ws.iter()
         .map(|w| {
-            let (k, v) = w
-                .split_once('=')
-                .ok_or_else(|| anyhow!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"))?;
+            let (k, v) = w.split_once('=').ok_or_else(|| {
+                anyhow!("Syntax error - can't find = in {w:?}. Must be of the form: name=value")
+            })?;
             Ok((unquote(k), unquote(v)))
         })
         .collect()
@@ -166,7 +166,10 @@ pub fn apply(cfg: &mut Map<String, Value>, line: &str) -> Result<()> {
             let w = if w.starts_with('/') {
                 w
             } else {
-                let cur = cfg.get("WorkingDir").and_then(|v| v.as_str()).unwrap_or("/");
+                let cur = cfg
+                    .get("WorkingDir")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("/");
                 format!("{}/{w}", cur.trim_end_matches('/'))
             };
             cfg.insert("WorkingDir".into(), json!(w));
@@ -230,7 +233,10 @@ mod tests {
         ]);
         assert_eq!(m["Cmd"], json!(["echo", "hi"]));
         assert_eq!(m["Entrypoint"], json!(["/bin/sh", "-c", "/bin/true now"]));
-        assert_eq!(m["Env"], json!(["PATH=/bin", "A=2", "B=two words", "C=three"]));
+        assert_eq!(
+            m["Env"],
+            json!(["PATH=/bin", "A=2", "B=two words", "C=three"])
+        );
         assert_eq!(m["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(m["Labels"], json!({"k": "v", "x y": "z"}));
         assert_eq!(m["User"], json!("nobody"));

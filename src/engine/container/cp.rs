@@ -263,8 +263,10 @@ pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) 
     } else {
         split_last(&loc.path).1.into()
     };
+    // The container's `/` has no name of its own: its contents are copied.
+    let contents = src_dir && (is_contents(src) || loc.path.is_empty());
     if dest == "-" {
-        let top = if is_contents(src) && src_dir {
+        let top = if contents {
             None
         } else {
             Some(base.as_os_str())
@@ -275,7 +277,7 @@ pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) 
     let place = match std::fs::metadata(d) {
         Ok(m) if m.is_dir() => {
             let fd = host_dir(d)?;
-            if is_contents(src) && src_dir {
+            if contents {
                 Place::Contents(fd)
             } else {
                 Place::Named(fd, base)
@@ -305,7 +307,7 @@ pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) 
                 .file_name()
                 .ok_or_else(|| anyhow!("invalid output path {dest}"))?
                 .to_os_string();
-            if is_contents(src) && src_dir {
+            if contents {
                 std::fs::create_dir(d).with_context(|| format!("cannot create {dest}"))?;
                 Place::Contents(host_dir(d)?)
             } else {
@@ -319,7 +321,14 @@ pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) 
 
 /// Where `cp` writes in the container: resolved and checked as docker
 /// does (the destination's own symlink is followed inside the root).
-fn dest_place(rf: &Rootfs, root: BorrowedFd<'_>, dest: &str, src_dir: bool, src_contents: bool, src_base: &OsStr) -> Result<Place> {
+fn dest_place(
+    rf: &Rootfs,
+    root: BorrowedFd<'_>,
+    dest: &str,
+    src_dir: bool,
+    src_contents: bool,
+    src_base: &OsStr,
+) -> Result<Place> {
     let cname = &rf.rec.name;
     let shown = if dest.starts_with('/') {
         dest.to_string()
@@ -378,7 +387,13 @@ fn dest_place(rf: &Rootfs, root: BorrowedFd<'_>, dest: &str, src_dir: bool, src_
 }
 
 /// `cp SRC CONTAINER:DEST` (SRC `-`: a tar from `input`).
-pub fn copy_in(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, input: impl Read + Send) -> Result<()> {
+pub fn copy_in(
+    rf: &Rootfs,
+    src: &str,
+    dest: &str,
+    o: CpOpts,
+    input: impl Read + Send,
+) -> Result<()> {
     let root = rf.root_fd()?;
     let owner = (!o.archive).then_some((0u64, 0u64));
     if src == "-" {
@@ -412,7 +427,11 @@ pub fn copy_in(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, input: impl Read +
         None => (PathBuf::from("/"), OsString::from(".")),
     };
     let pfd = host_dir(&pdir)?;
-    let base = if name == "." { OsString::from("root") } else { name.clone() };
+    let base = if name == "." {
+        OsString::from("root")
+    } else {
+        name.clone()
+    };
     let place = dest_place(rf, root.as_fd(), dest, src_dir, is_contents(src), &base)?;
     transfer(pfd.as_fd(), &name, place, owner)
 }
@@ -445,7 +464,10 @@ fn retar_into(input: impl Read + Send, fd: OwnedFd, owner: Option<(u64, u64)>) -
                 let path = e.path().context("bad entry name")?.into_owned();
                 match h.entry_type() {
                     tar::EntryType::Symlink => {
-                        let l = e.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+                        let l = e
+                            .link_name_bytes()
+                            .map(|l| l.into_owned())
+                            .unwrap_or_default();
                         super::tarwalk::append_symlink(&mut b, &mut h, &path, &l)?;
                     }
                     tar::EntryType::Link => {

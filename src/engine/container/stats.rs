@@ -289,8 +289,11 @@ mod tests {
             dirs.insert(c.to_string(), d);
         }
         std::fs::write(dirs["memory"].join("memory.usage_in_bytes"), "5000\n").unwrap();
-        std::fs::write(dirs["memory"].join("memory.limit_in_bytes"), "9223372036854771712\n")
-            .unwrap();
+        std::fs::write(
+            dirs["memory"].join("memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
         std::fs::write(
             dirs["memory"].join("memory.stat"),
             "cache 0\ntotal_inactive_file 1000\n",
@@ -325,8 +328,9 @@ mod tests {
 
     #[test]
     fn proc_stat_and_cpu_math() {
-        let (total, cpus) =
-            parse_proc_stat("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400\ncpu1 50 0 50 400\nintr 1\n");
+        let (total, cpus) = parse_proc_stat(
+            "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 50 0 50 400\ncpu1 50 0 50 400\nintr 1\n",
+        );
         assert_eq!(total, 1000 * 10_000_000);
         assert_eq!(cpus, 2);
         let a = Sample {

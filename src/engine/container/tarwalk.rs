@@ -66,9 +66,7 @@ impl<W: Write> Walker<W> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(t);
         h.set_mode(st.st_mode & 0o7777);
-        let (uid, gid) = self
-            .owner
-            .unwrap_or((st.st_uid as u64, st.st_gid as u64));
+        let (uid, gid) = self.owner.unwrap_or((st.st_uid as u64, st.st_gid as u64));
         h.set_uid(uid);
         h.set_gid(gid);
         h.set_mtime(st.st_mtime.max(0) as u64);
@@ -291,7 +289,8 @@ mod tests {
         std::fs::hard_link(r.join("d/f"), r.join("d/g")).unwrap();
         let fd = rfs::open(r, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
         let mut w = Walker::new(Vec::new(), Some((0, 0)), false);
-        w.add(fd.as_fd(), OsStr::new("d"), Path::new("top")).unwrap();
+        w.add(fd.as_fd(), OsStr::new("d"), Path::new("top"))
+            .unwrap();
         let got = entries(&w.finish().unwrap());
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(names, ["top", "top/f", "top/g", "top/root", "top/up"]);

@@ -73,7 +73,9 @@ pub fn merge(hc: &mut HostConfig, req: &UpdateRequest) -> Result<()> {
     if let Some(c) = req.nano_cpus {
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
         if c < 0 || c > ncpu * 1_000_000_000 {
-            bail!("Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available");
+            bail!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            );
         }
         hc.nano_cpus = c;
     }
@@ -97,7 +99,9 @@ pub fn merge(hc: &mut HostConfig, req: &UpdateRequest) -> Result<()> {
     }
     if let Some(r) = &req.restart {
         if hc.auto_remove && r.name != "no" {
-            bail!("Restart policy cannot be updated because AutoRemove is enabled for the container");
+            bail!(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+            );
         }
         hc.restart_policy = r.clone();
     }
