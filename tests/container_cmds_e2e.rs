@@ -588,7 +588,7 @@ fn cp_never_leaves_the_container_root_through_symlinks() {
         format!("esc:/toroot{hp}/secret"),
         format!("esc:/up{hp}/secret"),
         format!("esc:/d/up{hp}/secret"),
-        format!("esc:/hostdir/secret"),
+        "esc:/hostdir/secret".to_string(),
     ] {
         let (code, msg) = e.b.fails(&["cp", &src, &o.join("x").display().to_string()]);
         assert_eq!(code, 1, "{src}");
@@ -620,7 +620,7 @@ fn cp_never_leaves_the_container_root_through_symlinks() {
     for dest in [
         format!("esc:/toroot{hp}/secret"),
         format!("esc:/up{hp}/"),
-        format!("esc:/hostdir/secret"),
+        "esc:/hostdir/secret".to_string(),
         "esc:/abs".to_string(),
     ] {
         let _ = e.run(&["cp", &payload, &dest]);

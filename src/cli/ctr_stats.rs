@@ -93,7 +93,7 @@ fn targets(cs: &ContainerStore, a: &StatsArgs) -> Result<Vec<Target>> {
         return Ok(v);
     }
     let mut recs = cs.list()?;
-    recs.sort_by(|x, y| y.created.cmp(&x.created));
+    recs.sort_by_key(|r| std::cmp::Reverse(r.created));
     let mut v = Vec::new();
     for r in recs {
         let running = liveness::current(cs, &r.id).is_ok_and(|s| s.running());

@@ -64,7 +64,7 @@ pub struct Usage {
 
 pub fn usage(cs: &ContainerStore) -> Usage {
     let mut recs = cs.list().unwrap_or_default();
-    recs.sort_by(|a, b| b.created.cmp(&a.created));
+    recs.sort_by_key(|r| std::cmp::Reverse(r.created));
     let now = chrono::Utc::now();
     let mut u = Usage {
         rows: Vec::new(),

@@ -23,7 +23,7 @@ pub fn wants_start(policy: &str, manually_stopped: bool) -> bool {
 /// the outcome.
 pub fn boot(cs: &ContainerStore) -> Result<Vec<(String, Result<(), String>)>> {
     let mut recs = cs.list()?;
-    recs.sort_by(|a, b| a.created.cmp(&b.created));
+    recs.sort_by_key(|r| r.created);
     let mut out = Vec::new();
     for rec in recs {
         let Ok(st) = liveness::current(cs, &rec.id) else {

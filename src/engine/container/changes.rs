@@ -168,7 +168,7 @@ mod tests {
         std::fs::write(upper.join("new/sub/f"), "y").unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("bin/ls"),
+            upper.join("bin/ls"),
             FileType::CharacterDevice,
             Mode::from_raw_mode(0o600),
             0,

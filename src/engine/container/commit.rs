@@ -292,7 +292,7 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
     })
     .map_err(|e| anyhow!("{e}"))?;
     if let Some(r) = &req.reference {
-        crate::engine::images_cmd::tag(store, &new_id.to_string(), r)?;
+        crate::engine::images_cmd::tag(store, new_id.as_ref(), r)?;
     }
     Ok(new_id)
 }
