@@ -211,6 +211,31 @@ fn attach_tty_output_and_no_stdin() {
     assert_eq!(o.status.code(), Some(4), "{}", err(&o));
     // The pty turns \n into \r\n.
     assert!(out(&o).contains("tick4\r\n"), "{:?}", out(&o));
+
+    // On a terminal (util-linux `script` gives attach one): typed input
+    // reaches the shell, ctrl-p ctrl-q detaches in raw mode.
+    e.b.ok(&["run", "-d", "-t", "-i", "--name", "sh1", &e.image, "sh"]);
+    let cmd = format!(
+        "{} --root {} attach sh1",
+        common::berth::berth_bin().display(),
+        e.b.root().display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qfec", &cmd, "/dev/null"])
+        .env("DOCKER_CONFIG", e.b.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let rx = spawn_reader(child.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"echo hi-$((40+2))\r").unwrap();
+    wait_line(&rx, "hi-42");
+    stdin.write_all(b"\x10\x11").unwrap();
+    wait_line(&rx, "read escape sequence");
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(e.inspect("sh1", "{{.State.Status}}"), "running");
 }
 
 #[test]
@@ -552,6 +577,24 @@ fn cp_both_directions_with_docker_path_rules() {
         e.b.ok(&["exec", "cpc", "stat", "-c", "%a %s", "/tmp/fromtar"]),
         "600 4\n"
     );
+
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "ro",
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let (code, msg) = e.b.fails(&["cp", &hs("hostfile"), "ro:/tmp/"]);
+    assert_eq!(code, 1);
+    assert!(
+        msg.contains("container rootfs is marked read-only"),
+        "{msg}"
+    );
+    e.b.ok(&["cp", "ro:/etc/passwd", &hs("ro-passwd")]);
 
     // A stopped container: mounted for the copy, unmounted after.
     e.b.ok(&["stop", "-t", "1", "cpc"]);

@@ -394,6 +394,9 @@ pub fn copy_in(
     o: CpOpts,
     input: impl Read + Send,
 ) -> Result<()> {
+    if rf.rec.host_config.readonly_rootfs {
+        bail!("Error response from daemon: container rootfs is marked read-only");
+    }
     let root = rf.root_fd()?;
     let owner = (!o.archive).then_some((0u64, 0u64));
     if src == "-" {
