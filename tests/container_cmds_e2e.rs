@@ -595,6 +595,7 @@ fn cp_both_directions_with_docker_path_rules() {
         "{msg}"
     );
     e.b.ok(&["cp", "ro:/etc/passwd", &hs("ro-passwd")]);
+    e.b.ok(&["rm", "-f", "ro"]);
 
     // A stopped container: mounted for the copy, unmounted after.
     e.b.ok(&["stop", "-t", "1", "cpc"]);
