@@ -463,7 +463,10 @@ fn tar_names(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn cp_both_directions_with_docker_path_rules() {
     let e = Env::new();
-    e.b.ok(&["run", "-d", "--name", "cpc", &e.image, "sleep", "1000"]);
+    e.b.ok(&[
+        "run", "-d", "--name", "cpc", "--tmpfs", "/scratch", "-h", "cphost", &e.image, "sleep",
+        "1000",
+    ]);
     e.b.ok(&[
         "exec", "cpc", "sh", "-c",
         "mkdir -p /data/sub && echo one > /data/f1 && echo two > /data/sub/f2 && ln -s f1 /data/lnk && chown 1000:1000 /data/f1",
@@ -564,6 +567,23 @@ fn cp_both_directions_with_docker_path_rules() {
     assert_eq!(e.b.ok(&["exec", "cpc", "cat", "/copied/sub/f2"]), "two\n");
     e.b.ok(&["cp", &hs("data/."), "cpc:/etc"]);
     assert_eq!(e.b.ok(&["exec", "cpc", "cat", "/etc/f1"]), "one\n");
+    // A running container is seen with its own mounts: a tmpfs, and the
+    // hostname file berth bind-mounts.
+    e.b.ok(&["cp", &hs("hostfile"), "cpc:/scratch/"]);
+    assert_eq!(
+        e.b.ok(&["exec", "cpc", "cat", "/scratch/hostfile"]),
+        "from host\n"
+    );
+    e.b.ok(&["cp", "cpc:/etc/hostname", &hs("hn")]);
+    assert_eq!(std::fs::read_to_string(h.join("hn")).unwrap(), "cphost\n");
+    let all = e.run(&["cp", "cpc:/", "-"]);
+    assert!(all.status.success(), "{}", err(&all));
+    let names = tar_names(&all.stdout);
+    assert!(names.iter().any(|n| n.trim_end_matches('/') == "proc"));
+    assert!(
+        !names.iter().any(|n| n.starts_with("proc/")),
+        "no kernel files"
+    );
     // A tar on stdin.
     let mut b = tar::Builder::new(Vec::new());
     let mut hd = tar::Header::new_gnu();

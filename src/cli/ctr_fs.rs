@@ -29,7 +29,7 @@ pub fn export_cmd(ctx: &Ctx, a: ExportArgs) -> Result<()> {
         }
     };
     let rf = Rootfs::open(&cs, &id)?;
-    let root = rf.root_fd()?;
+    let root = rf.overlay_root_fd()?;
     let mut w = Walker::new(out, None, false);
     w.add_children(root.as_fd(), Path::new(""))?;
     w.finish()?.flush()?;

@@ -16,6 +16,8 @@ pub struct Rootfs {
     pub merged: PathBuf,
     pub rec: ContainerRecord,
     pub running: bool,
+    /// The container's init while it runs.
+    pid: i32,
     cs: ContainerStore,
     mounted_here: bool,
 }
@@ -30,6 +32,7 @@ impl Rootfs {
             merged: merged.clone(),
             rec,
             running: st.running(),
+            pid: if st.running() { st.pid } else { 0 },
             cs: cs.clone(),
             mounted_here: false,
         };
@@ -49,14 +52,41 @@ impl Rootfs {
     }
 
     /// A directory fd of the container's `/`, the root every lookup is
-    /// resolved in (`RESOLVE_IN_ROOT`).
+    /// resolved in (`RESOLVE_IN_ROOT`). For a running container it is
+    /// `/proc/<pid>/root`, so lookups cross the container's own mounts
+    /// (`--tmpfs`, volumes, its `/etc/hosts`) as the container sees them;
+    /// it is used only when it is the same directory as our overlay root
+    /// (a container that chrooted its init, or a reused pid, falls back).
     pub fn root_fd(&self) -> Result<OwnedFd> {
+        if let Some(fd) = self.live_root() {
+            return Ok(fd);
+        }
+        self.overlay_root_fd()
+    }
+
+    /// The overlay's root only (what `export` and `commit` read).
+    pub fn overlay_root_fd(&self) -> Result<OwnedFd> {
         rustix::fs::open(
             &self.merged,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .with_context(|| format!("cannot open {}", self.merged.display()))
+    }
+
+    fn live_root(&self) -> Option<OwnedFd> {
+        if self.pid <= 0 {
+            return None;
+        }
+        let fd = rustix::fs::open(
+            format!("/proc/{}/root", self.pid),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let a = rustix::fs::fstat(&fd).ok()?;
+        let b = rustix::fs::stat(&self.merged).ok()?;
+        (a.st_dev == b.st_dev && a.st_ino == b.st_ino).then_some(fd)
     }
 
     /// The overlay's upper directory (the container's own changes).

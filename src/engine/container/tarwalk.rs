@@ -146,7 +146,9 @@ impl<W: Write> Walker<W> {
                 if self.layer && is_opaque(fd.as_fd()) {
                     self.empty_file(&path.join(".wh..wh..opq"))?;
                 }
-                self.add_children(fd.as_fd(), path)?;
+                if !is_pseudo_fs(fd.as_fd()) {
+                    self.add_children(fd.as_fd(), path)?;
+                }
             }
             FileType::RegularFile => {
                 let key = (st.st_dev as u64, st.st_ino as u64);
@@ -247,6 +249,25 @@ pub fn append_symlink<W: Write>(
         h.set_link_name_literal(target)?;
     }
     b.append_data(h, path, std::io::empty())
+}
+
+/// A running container's `/proc`, `/sys` and the like: the directory is
+/// archived, its kernel-made contents are not (docker's `cp` never sees
+/// them either).
+fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
+    const PSEUDO: &[i64] = &[
+        0x9fa0,      // proc
+        0x6265_6572, // sysfs
+        0x0027_e0eb, // cgroup
+        0x6367_7270, // cgroup2
+        0x1cd1,      // devpts
+        0x1980_0202, // mqueue
+        0x6462_6720, // debugfs
+        0x7363_6673, // securityfs
+        0x7472_6163, // tracefs
+        0xcafe_4a11, // bpf
+    ];
+    rustix::fs::fstatfs(fd).is_ok_and(|s| PSEUDO.contains(&(s.f_type as i64)))
 }
 
 fn is_opaque(fd: BorrowedFd<'_>) -> bool {
