@@ -267,7 +267,10 @@ fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
         0x7472_6163, // tracefs
         0xcafe_4a11, // bpf
     ];
-    rustix::fs::fstatfs(fd).is_ok_and(|s| PSEUDO.contains(&(s.f_type as i64)))
+    // f_type is i64 on x86_64 but narrower on other targets.
+    #[allow(clippy::unnecessary_cast)]
+    let is = |t| PSEUDO.contains(&(t as i64));
+    rustix::fs::fstatfs(fd).is_ok_and(|s| is(s.f_type))
 }
 
 fn is_opaque(fd: BorrowedFd<'_>) -> bool {
