@@ -74,6 +74,51 @@ impl<W: Write> Walker<W> {
         h
     }
 
+    /// The file's extended attributes as a PAX header before its entry
+    /// (`SCHILY.xattr.*`, as docker writes them; `security.capability`
+    /// matters most). Overlay's own markers never leave the engine.
+    fn xattrs(&mut self, fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+        let mut names = vec![0u8; 4096];
+        let n = match rfs::flistxattr(fd, &mut names) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::RANGE) => return Ok(()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list xattrs of {}", path.display()))
+            }
+        };
+        let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for name in names[..n].split(|&b| b == 0).filter(|x| !x.is_empty()) {
+            if name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.") {
+                continue;
+            }
+            let cname = std::ffi::CString::new(name)?;
+            let mut val = vec![0u8; 65536];
+            let Ok(k) = rfs::fgetxattr(fd, cname.as_c_str(), &mut val) else {
+                continue;
+            };
+            val.truncate(k);
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(name);
+            records.push((key, val));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut data = Vec::new();
+        for (k, v) in &records {
+            data.extend(pax_record(k, v));
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeaders.0/xattrs")?;
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.b
+            .append(&h, data.as_slice())
+            .with_context(|| format!("cannot write the xattrs of {}", path.display()))
+    }
+
     fn empty_file(&mut self, path: &Path) -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
@@ -137,12 +182,13 @@ impl<W: Write> Walker<W> {
         let ft = FileType::from_raw_mode(st.st_mode);
         match ft {
             FileType::Directory => {
+                let fd = open_dir_nofollow(dir, name)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                self.xattrs(fd.as_fd(), path)?;
                 let mut h = self.header(&st, tar::EntryType::Directory);
                 self.b
                     .append_data(&mut h, path, std::io::empty())
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                let fd = open_dir_nofollow(dir, name)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
                 if self.layer && is_opaque(fd.as_fd()) {
                     self.empty_file(&path.join(".wh..wh..opq"))?;
                 }
@@ -169,6 +215,7 @@ impl<W: Write> Walker<W> {
                     Mode::empty(),
                 )
                 .with_context(|| format!("cannot open {}", path.display()))?;
+                self.xattrs(fd.as_fd(), path)?;
                 let size = st.st_size.max(0) as u64;
                 let mut h = self.header(&st, tar::EntryType::Regular);
                 h.set_size(size);
@@ -221,6 +268,21 @@ impl<W: Write> Walker<W> {
         }
         Ok(())
     }
+}
+
+/// One PAX record: `LEN KEY=VALUE\n`, LEN counting itself.
+fn pax_record(k: &[u8], v: &[u8]) -> Vec<u8> {
+    let body = k.len() + v.len() + 3;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut r = format!("{len} ").into_bytes();
+    r.extend_from_slice(k);
+    r.push(b'=');
+    r.extend_from_slice(v);
+    r.push(b'\n');
+    r
 }
 
 /// A symlink entry with its target byte for byte (the tar crate's
@@ -300,6 +362,54 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        let r = pax_record(b"a", b"b");
+        assert_eq!(r, b"6 a=b\n");
+        let v = vec![b'x'; 95];
+        let r = pax_record(b"k", &v);
+        assert_eq!(r.len(), 102);
+        assert!(r.starts_with(b"102 k="));
+    }
+
+    #[test]
+    fn xattrs_travel_but_overlay_markers_do_not() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, "x").unwrap();
+        let fd = rfs::open(&f, OFlags::RDONLY, Mode::empty()).unwrap();
+        if rfs::fsetxattr(&fd, "user.berth", b"v1", rfs::XattrFlags::empty()).is_err() {
+            return; // no user xattrs on this filesystem
+        }
+        rfs::fsetxattr(
+            &fd,
+            "trusted.overlay.opaque",
+            b"y",
+            rfs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let root = rfs::open(t.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let mut w = Walker::new(Vec::new(), None, false);
+        w.add(root.as_fd(), OsStr::new("f"), Path::new("f"))
+            .unwrap();
+        let bytes = w.finish().unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        let exts: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| {
+                let x = x.unwrap();
+                (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(
+            exts,
+            vec![("SCHILY.xattr.user.berth".to_string(), b"v1".to_vec())]
+        );
     }
 
     #[test]
