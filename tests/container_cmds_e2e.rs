@@ -903,6 +903,16 @@ fn system_boot_starts_always_and_unless_stopped_after_reboot() {
         ]);
     }
     e.b.ok(&["stop", "-t", "1", "al-stopped", "us-stopped"]);
+    // Never started: boot leaves it alone, as docker's daemon does.
+    e.b.ok(&[
+        "create",
+        "--restart",
+        "always",
+        "--name",
+        "al-created",
+        &e.image,
+        "true",
+    ]);
     // The reboot: every monitor and container process dies, mounts and
     // cgroups go, the run directory is empty.
     let ids = e.b.ok(&["ps", "-q", "--no-trunc"]);
@@ -953,11 +963,11 @@ fn system_boot_starts_always_and_unless_stopped_after_reboot() {
     let booted = e.b.ok(&["system", "boot"]);
     let mut names: Vec<&str> = booted.lines().collect();
     names.sort();
-    assert_eq!(names, ["al", "al-stopped", "us"], "{booted}");
+    assert_eq!(names, ["al", "al-stopped", "of", "us"], "{booted}");
     let running = e.b.ok(&["ps", "--format", "{{.Names}}"]);
     let mut running: Vec<&str> = running.lines().collect();
     running.sort();
-    assert_eq!(running, ["al", "al-stopped", "us"]);
+    assert_eq!(running, ["al", "al-stopped", "of", "us"]);
     for n in ["al", "us"] {
         assert_eq!(e.b.ok(&["exec", n, "echo", "up"]), "up\n");
     }

@@ -1,9 +1,11 @@
 //! `berth system boot`: after a reboot the run directory is empty, so
-//! every container whose state said "running" reads as exited (its
-//! monitor lock is gone). This starts the ones docker's daemon would
-//! restart when it comes back: `always` (even after a manual stop, as
-//! docker does on daemon start) and `unless-stopped` unless a user stopped
-//! it. Containers already running are left alone, so boot may run twice.
+//! every container whose state said "running" reads as exited (255: its
+//! monitor lock is gone). This starts the ones docker's daemon restarts
+//! when it comes back (its restart manager on daemon start): `always` (even
+//! after a manual stop), `unless-stopped` unless a user stopped it, and
+//! `on-failure` when the last exit code was not 0 and no user stopped it;
+//! never a container that was never started. Containers already running
+//! are left alone, so boot may run twice.
 
 use anyhow::Result;
 
@@ -11,10 +13,11 @@ use super::liveness;
 use super::store::ContainerStore;
 
 /// Whether boot starts a container with this policy and stop history.
-pub fn wants_start(policy: &str, manually_stopped: bool) -> bool {
+pub fn wants_start(policy: &str, manually_stopped: bool, exit_code: i32) -> bool {
     match policy {
         "always" => true,
         "unless-stopped" => !manually_stopped,
+        "on-failure" => !manually_stopped && exit_code != 0,
         _ => false,
     }
 }
@@ -29,11 +32,11 @@ pub fn boot(cs: &ContainerStore) -> Result<Vec<(String, Result<(), String>)>> {
         let Ok(st) = liveness::current(cs, &rec.id) else {
             continue;
         };
-        if st.running() {
+        if st.running() || st.started_at.is_none() {
             continue;
         }
         let p = &rec.host_config.restart_policy.name;
-        if !wants_start(p, st.manually_stopped) {
+        if !wants_start(p, st.manually_stopped, st.exit_code) {
             continue;
         }
         let r =
@@ -54,11 +57,13 @@ mod tests {
 
     #[test]
     fn policies() {
-        assert!(wants_start("always", false));
-        assert!(wants_start("always", true));
-        assert!(wants_start("unless-stopped", false));
-        assert!(!wants_start("unless-stopped", true));
-        assert!(!wants_start("on-failure", false));
-        assert!(!wants_start("no", false));
+        assert!(wants_start("always", false, 0));
+        assert!(wants_start("always", true, 137));
+        assert!(wants_start("unless-stopped", false, 255));
+        assert!(!wants_start("unless-stopped", true, 143));
+        assert!(wants_start("on-failure", false, 255));
+        assert!(!wants_start("on-failure", false, 0));
+        assert!(!wants_start("on-failure", true, 137));
+        assert!(!wants_start("no", false, 255));
     }
 }
