@@ -53,6 +53,23 @@ fn cg_file(pid: i32, ctrl: &str, file: &str) -> String {
         .to_string()
 }
 
+/// `berth ARGS` on a terminal (util-linux `script`), its output piped.
+fn on_tty(e: &Env, args: &str) -> std::process::Child {
+    let cmd = format!(
+        "{} --root {} {args}",
+        common::berth::berth_bin().display(),
+        e.b.root().display()
+    );
+    std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("DOCKER_CONFIG", e.b.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn pid_of(e: &Env, c: &str) -> i32 {
     e.inspect(c, "{{.State.Pid}}").parse().unwrap()
 }
@@ -215,18 +232,7 @@ fn attach_tty_output_and_no_stdin() {
     // On a terminal (util-linux `script` gives attach one): typed input
     // reaches the shell, ctrl-p ctrl-q detaches in raw mode.
     e.b.ok(&["run", "-d", "-t", "-i", "--name", "sh1", &e.image, "sh"]);
-    let cmd = format!(
-        "{} --root {} attach sh1",
-        common::berth::berth_bin().display(),
-        e.b.root().display()
-    );
-    let mut c = std::process::Command::new("script");
-    c.args(["-qfec", &cmd, "/dev/null"])
-        .env("DOCKER_CONFIG", e.b.root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
+    let mut child = on_tty(&e, "attach sh1");
     let mut stdin = child.stdin.take().unwrap();
     let rx = spawn_reader(child.stdout.take().unwrap());
     std::thread::sleep(Duration::from_millis(500));
@@ -349,6 +355,15 @@ fn stats_reports_plausible_numbers() {
     child.wait().unwrap();
     assert!(first[0].starts_with("CONTAINER ID") && second[0].starts_with("CONTAINER ID"));
     assert!(!first.concat().contains('\x1b'));
+    // On a terminal: docker's clear-and-home before each table.
+    let mut child = on_tty(&e, "stats idle");
+    let rx = spawn_reader(child.stdout.take().unwrap());
+    let seen = wait_line(&rx, "idle");
+    let seen2 = wait_line(&rx, "idle");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.concat().contains("\x1b[2J\x1b[H"), "{seen:?}");
+    assert!(seen2.concat().contains("\x1b[2J\x1b[H"), "{seen2:?}");
 }
 
 #[test]
@@ -584,6 +599,19 @@ fn cp_both_directions_with_docker_path_rules() {
         !names.iter().any(|n| n.starts_with("proc/")),
         "no kernel files"
     );
+    // On a terminal, docker's closing line; -q silences it.
+    let o = on_tty(&e, &format!("cp cpc:/data/f1 {}", hs("tty1")))
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out(&o).contains("Successfully copied 2.05kB to"),
+        "{}",
+        out(&o)
+    );
+    let o = on_tty(&e, &format!("cp -q cpc:/data/f1 {}", hs("tty2")))
+        .wait_with_output()
+        .unwrap();
+    assert!(!out(&o).contains("Successfully"), "{}", out(&o));
     // A tar on stdin.
     let mut b = tar::Builder::new(Vec::new());
     let mut hd = tar::Header::new_gnu();

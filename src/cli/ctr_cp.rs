@@ -1,5 +1,7 @@
 //! `berth cp`: between a container (running or stopped) and the host.
 
+use std::io::IsTerminal;
+
 use anyhow::{bail, Result};
 
 use super::ctr_more_args::CpArgs;
@@ -27,7 +29,11 @@ pub fn cp_cmd(ctx: &Ctx, a: CpArgs) -> Result<()> {
             let id = cs.resolve(&container)?;
             let rf = Rootfs::open(&cs, &id)?;
             let out = std::io::stdout().lock();
-            cp::copy_out(&rf, &path, &dest, o, out)
+            let n = cp::copy_out(&rf, &path, &dest, o, out)?;
+            if dest != "-" {
+                done(a.quiet, n, &dest);
+            }
+            Ok(())
         }
         (Endpoint::Local(src), Endpoint::Container { container, path }) => {
             if path.is_empty() {
@@ -35,7 +41,19 @@ pub fn cp_cmd(ctx: &Ctx, a: CpArgs) -> Result<()> {
             }
             let id = cs.resolve(&container)?;
             let rf = Rootfs::open(&cs, &id)?;
-            cp::copy_in(&rf, &src, &path, o, std::io::stdin())
+            let n = cp::copy_in(&rf, &src, &path, o, std::io::stdin())?;
+            done(a.quiet, n, &a.dest);
+            Ok(())
         }
+    }
+}
+
+/// docker's closing line on a terminal (`-q` silences it).
+fn done(quiet: bool, bytes: u64, dest: &str) {
+    if !quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "Successfully copied {} to {dest}",
+            super::units::human_size_with_precision(bytes as f64, 3)
+        );
     }
 }

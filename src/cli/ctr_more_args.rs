@@ -99,7 +99,7 @@ pub struct CpArgs {
     /// Always follow symbol link in SRC_PATH
     #[arg(short = 'L', long = "follow-link")]
     pub follow_link: bool,
-    /// Suppress progress output during copy (berth never prints progress)
+    /// Suppress progress output during copy
     #[arg(short = 'q', long)]
     pub quiet: bool,
     #[arg(value_name = "SRC", allow_hyphen_values = true)]

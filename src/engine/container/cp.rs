@@ -168,15 +168,33 @@ enum Place {
     Contents(OwnedFd),
 }
 
-/// The producer half: a tar of `name` in `dir` (or of its children).
+/// Counts the archive bytes (docker reports them: "Successfully copied").
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The producer half: a tar of `name` in `dir` (or of its children);
+/// returns its size.
 fn produce(
     w: impl Write,
     dir: BorrowedFd<'_>,
     name: &OsStr,
     place_name: Option<&OsStr>,
     owner: Option<(u64, u64)>,
-) -> Result<()> {
-    let mut walker = Walker::new(w, owner, false);
+) -> Result<u64> {
+    let mut walker = Walker::new(Counting { inner: w, n: 0 }, owner, false);
     match place_name {
         Some(n) => walker.add(dir, name, Path::new(n))?,
         None => {
@@ -190,8 +208,9 @@ fn produce(
             walker.add_children(fd.as_fd(), Path::new(""))?;
         }
     }
-    walker.finish()?.flush()?;
-    Ok(())
+    let mut w = walker.finish()?;
+    w.flush()?;
+    Ok(w.n)
 }
 
 /// Streams the source through a pipe into the unpacker at `place`.
@@ -200,7 +219,7 @@ fn transfer(
     src_name: &OsStr,
     place: Place,
     owner: Option<(u64, u64)>,
-) -> Result<()> {
+) -> Result<u64> {
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let (target, top) = match place {
         Place::Named(fd, n) => (fd, Some(n)),
@@ -212,9 +231,9 @@ fn transfer(
         let produced = producer
             .join()
             .map_err(|_| anyhow!("the copy's reader thread panicked"))?;
-        produced?;
+        let n = produced?;
         unpacked.map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        Ok(n)
     })
 }
 
@@ -235,7 +254,8 @@ fn host_parent(p: &Path) -> PathBuf {
 }
 
 /// `cp CONTAINER:SRC DEST` (DEST `-`: a tar on `out`).
-pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) -> Result<()> {
+/// Returns the size of the archive that moved.
+pub fn copy_out(rf: &Rootfs, src: &str, dest: &str, o: CpOpts, out: impl Write) -> Result<u64> {
     let root = rf.root_fd()?;
     let cname = &rf.rec.name;
     let shown = if src.starts_with('/') {
@@ -393,7 +413,7 @@ pub fn copy_in(
     dest: &str,
     o: CpOpts,
     input: impl Read + Send,
-) -> Result<()> {
+) -> Result<u64> {
     if rf.rec.host_config.readonly_rootfs {
         bail!("Error response from daemon: container rootfs is marked read-only");
     }
@@ -451,12 +471,15 @@ fn io_text(e: &std::io::Error) -> String {
 }
 
 /// A tar from stdin, with ownership reset to root unless `-a`, into `fd`.
-fn retar_into(input: impl Read + Send, fd: OwnedFd, owner: Option<(u64, u64)>) -> Result<()> {
+fn retar_into(input: impl Read + Send, fd: OwnedFd, owner: Option<(u64, u64)>) -> Result<u64> {
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     std::thread::scope(|s| {
-        let producer = s.spawn(move || -> Result<()> {
+        let producer = s.spawn(move || -> Result<u64> {
             let mut a = tar::Archive::new(input);
-            let mut b = tar::Builder::new(writer);
+            let mut b = tar::Builder::new(Counting {
+                inner: writer,
+                n: 0,
+            });
             for e in a.entries().context("cannot read the tar stream")? {
                 let mut e = e.context("cannot read the tar stream")?;
                 let mut h = e.header().clone();
@@ -484,16 +507,17 @@ fn retar_into(input: impl Read + Send, fd: OwnedFd, owner: Option<(u64, u64)>) -
                     _ => b.append_data(&mut h, &path, &mut e)?,
                 }
             }
-            b.into_inner()?.flush()?;
-            Ok(())
+            let mut w = b.into_inner()?;
+            w.flush()?;
+            Ok(w.n)
         });
         let unpacked = unpack_at(reader, fd, &UnpackOptions::default());
         let produced = producer
             .join()
             .map_err(|_| anyhow!("the tar reader thread panicked"))?;
-        produced?;
+        let n = produced?;
         unpacked.map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        Ok(n)
     })
 }
 
