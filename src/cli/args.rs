@@ -102,7 +102,7 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information
     Info(FormatOnly),
-    /// Start the containers with restart policy always or unless-stopped after a reboot
+    /// Start the containers a daemon start would restart (always, unless-stopped, on-failure) after a reboot
     Boot(super::ctr_more_args::BootArgs),
 }
 
