@@ -1002,3 +1002,29 @@ fn system_boot_starts_always_and_unless_stopped_after_reboot() {
     // Running twice starts nothing more.
     assert_eq!(e.b.ok(&["system", "boot"]), "");
 }
+
+#[test]
+fn commit_on_a_docker_media_type_image_pushes_and_pulls_back() {
+    use common::image::{ImageBuilder, Media};
+    let e = Env::with(ImageBuilder::new().media(Media::Docker));
+    e.b.ok(&[
+        "run",
+        "--name",
+        "dm",
+        &e.image,
+        "sh",
+        "-c",
+        "echo docker-base > /mark",
+    ]);
+    let remote = e.reg.reference("t/dcommit", "2");
+    e.b.ok(&["commit", "dm", &remote]);
+    e.b.ok(&["push", &remote]);
+    // Fetched back into a fresh store, it runs with the change.
+    let b2 = common::berth::Berth::new();
+    b2.ok(&["pull", "-q", &remote]);
+    assert_eq!(
+        b2.ok(&["run", "--rm", &remote, "cat", "/mark"]),
+        "docker-base\n"
+    );
+    reap_monitors(Duration::from_secs(5));
+}

@@ -255,7 +255,17 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
         .write_bytes(&cfg_bytes)
         .map_err(|e| anyhow!("{e}"))?;
 
-    let mut layers = parent.layers.clone();
+    // An OCI manifest names every layer with OCI media types (the bytes of
+    // docker's layer types are the same).
+    let mut layers: Vec<LayerRef> = parent
+        .layers
+        .iter()
+        .cloned()
+        .map(|mut l| {
+            l.media_type = oci_layer_type(&l.media_type).to_string();
+            l
+        })
+        .collect();
     layers.push(LayerRef {
         digest: digest.clone(),
         diff_id,
@@ -295,6 +305,15 @@ pub fn commit(cs: &ContainerStore, store: &Store, id: &str, req: &CommitRequest)
         crate::engine::images_cmd::tag(store, new_id.as_ref(), r)?;
     }
     Ok(new_id)
+}
+
+fn oci_layer_type(t: &str) -> &str {
+    match t {
+        mt::DOCKER_LAYER_GZIP => mt::OCI_LAYER_GZIP,
+        mt::DOCKER_LAYER_ZSTD => mt::OCI_LAYER_ZSTD,
+        mt::DOCKER_LAYER_TAR => mt::OCI_LAYER_TAR,
+        other => other,
+    }
 }
 
 /// Checks `REPOSITORY[:TAG]` before any work, as docker does.
