@@ -125,8 +125,8 @@ fn take(cs: &ContainerStore, id: &str) -> Option<Sample> {
 pub fn stats_cmd(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     let cs = super::containers::containers(ctx);
     let fmt = ListFormat::parse(a.format.as_deref(), TABLE);
-    let given = targets(&cs, &a)?;
-    let full_ids: Vec<String> = given.iter().map(|t| t.full.clone()).collect();
+    let mut given = targets(&cs, &a)?;
+    let mut full_ids: Vec<String> = given.iter().map(|t| t.full.clone()).collect();
     let mut prev: HashMap<String, Sample> = HashMap::new();
     for id in &full_ids {
         if let Some(s) = take(&cs, id) {
@@ -136,6 +136,12 @@ pub fn stats_cmd(ctx: &Ctx, a: StatsArgs) -> Result<()> {
     let tty = std::io::stdout().is_terminal();
     loop {
         std::thread::sleep(Duration::from_secs(1));
+        // Without names docker follows the set of containers: new ones
+        // appear, stopped ones leave (unless -a).
+        if a.containers.is_empty() && !a.no_stream {
+            given = targets(&cs, &a)?;
+            full_ids = given.iter().map(|t| t.full.clone()).collect();
+        }
         let mut rows = Vec::new();
         for (t, id) in given.iter().zip(&full_ids) {
             let cur = take(&cs, id);
