@@ -176,6 +176,15 @@ fn attach_detach_keys_and_sig_proxy() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert_eq!(e.inspect("d1", "{{.State.Status}}"), "running");
+    // docker's config.json `detachKeys` is the default.
+    let cfg = e.b.root().join("cfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), r#"{"detachKeys": "ctrl-x"}"#).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let o =
+        e.b.cmd_stdin(&["--config", &cfg_s, "attach", "d1"], b"c\n\x18");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("read escape sequence"), "{}", err(&o));
     let (code, msg) = e.b.fails(&["attach", "--detach-keys", "ctrl-1", "d1"]);
     assert_eq!(code, 1);
     assert!(

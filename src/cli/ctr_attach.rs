@@ -132,7 +132,13 @@ enum Event {
 }
 
 pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
-    let keys = parse_detach_keys(a.detach_keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))?;
+    let configured = configured_detach_keys(ctx);
+    let keys = parse_detach_keys(
+        a.detach_keys
+            .as_deref()
+            .or(configured.as_deref())
+            .unwrap_or(DEFAULT_DETACH_KEYS),
+    )?;
     let cs = super::containers::containers(ctx);
     let id = cs.resolve(&a.container)?;
     let st = liveness::current(&cs, &id)?;
@@ -233,6 +239,17 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
             }
         }
     }
+}
+
+/// `detachKeys` of the client's `config.json` (`--config`, `DOCKER_CONFIG`
+/// or `~/.docker`), docker's default for `--detach-keys`.
+fn configured_detach_keys(ctx: &Ctx) -> Option<String> {
+    let dir = ctx.docker_config.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker"))
+    })?;
+    let b = std::fs::read(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+    v.get("detachKeys")?.as_str().map(str::to_string)
 }
 
 fn exit_with(code: i32) -> Result<()> {
