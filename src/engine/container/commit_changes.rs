@@ -1,6 +1,6 @@
 //! `commit -c`: the Dockerfile instructions docker accepts there (CMD,
-//! ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL),
-//! applied to the image config's `config` object.
+//! ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, WORKDIR, VOLUME,
+//! STOPSIGNAL), applied to the image config's `config` object.
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Map, Value};
@@ -190,6 +190,25 @@ pub fn apply(cfg: &mut Map<String, Value>, line: &str) -> Result<()> {
                 Ok(())
             })?;
         }
+        "ONBUILD" => {
+            if rest.is_empty() {
+                bail!("ONBUILD requires at least one argument");
+            }
+            let first = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                bail!("{first} isn't allowed as an ONBUILD trigger");
+            }
+            let mut triggers: Vec<String> = cfg
+                .get("OnBuild")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            triggers.push(rest.to_string());
+            cfg.insert("OnBuild".into(), json!(triggers));
+        }
         "STOPSIGNAL" => {
             if rest.is_empty() {
                 bail!("STOPSIGNAL requires exactly one argument");
@@ -230,6 +249,7 @@ mod tests {
             "WORKDIR app",
             "VOLUME /data /logs",
             "STOPSIGNAL SIGINT",
+            "ONBUILD RUN echo hi",
         ]);
         assert_eq!(m["Cmd"], json!(["echo", "hi"]));
         assert_eq!(m["Entrypoint"], json!(["/bin/sh", "-c", "/bin/true now"]));
@@ -243,6 +263,7 @@ mod tests {
         assert_eq!(m["WorkingDir"], json!("/srv/app"));
         assert_eq!(m["Volumes"], json!({"/data": {}, "/logs": {}}));
         assert_eq!(m["StopSignal"], json!("SIGINT"));
+        assert_eq!(m["OnBuild"], json!(["RUN echo hi"]));
     }
 
     #[test]
@@ -255,5 +276,6 @@ mod tests {
         assert!(apply(&mut m, "EXPOSE http").is_err());
         assert!(apply(&mut m, "STOPSIGNAL NOPE").is_err());
         assert!(apply(&mut m, "ENV").is_err());
+        assert!(apply(&mut m, "ONBUILD FROM x").is_err());
     }
 }
