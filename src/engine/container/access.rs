@@ -5,50 +5,80 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
 use rustix::fs::{Mode, OFlags};
 
 use super::rootfs::{self, Layout};
 use super::store::ContainerStore;
 use super::{liveness, ContainerRecord};
+use crate::engine::fsutil::FileLock;
 
 pub struct Rootfs {
     pub merged: PathBuf,
     pub rec: ContainerRecord,
-    pub running: bool,
     /// The container's init while it runs.
     pid: i32,
-    cs: ContainerStore,
     mounted_here: bool,
+    cs: ContainerStore,
+    /// A stopped container's monitor lock, held while we use its mount: a
+    /// `start` meanwhile waits for it instead of running on a mount we are
+    /// about to detach. Dropped after the unmount (field order).
+    _hold: Option<FileLock>,
 }
 
 impl Rootfs {
     pub fn open(cs: &ContainerStore, id: &str) -> Result<Rootfs> {
         let rec = cs.load(id)?;
-        let st = liveness::current(cs, id)?;
         let dir = cs.dir(id);
         let merged = dir.join("merged");
-        let mut r = Rootfs {
-            merged: merged.clone(),
-            rec,
-            running: st.running(),
-            pid: if st.running() { st.pid } else { 0 },
-            cs: cs.clone(),
-            mounted_here: false,
-        };
-        if rootfs::is_mounted(&merged) {
-            return Ok(r);
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = liveness::current(cs, id)?;
+            if st.running() && rootfs::is_mounted(&merged) {
+                return Ok(Rootfs {
+                    merged,
+                    rec,
+                    pid: st.pid,
+                    mounted_here: false,
+                    cs: cs.clone(),
+                    _hold: None,
+                });
+            }
+            let run = cs.run_dir(id);
+            std::fs::create_dir_all(&run)
+                .with_context(|| format!("cannot create {}", run.display()))?;
+            let lock = FileLock::try_exclusive(&cs.monitor_lock_path(id))
+                .context("cannot take the container's monitor lock")?;
+            if let Some(lock) = lock {
+                // A dead monitor's mount is reused, and left as it was.
+                let mounted_here = !rootfs::is_mounted(&merged);
+                if mounted_here {
+                    let lower = rec
+                        .layers
+                        .iter()
+                        .map(|h| cs.paths.layers_dir().join(h).join("diff"))
+                        .collect();
+                    rootfs::mount(&Layout::new(&dir, lower)).with_context(|| {
+                        format!("cannot mount the filesystem of container {id}")
+                    })?;
+                }
+                return Ok(Rootfs {
+                    merged,
+                    rec,
+                    pid: 0,
+                    mounted_here,
+                    cs: cs.clone(),
+                    _hold: Some(lock),
+                });
+            }
+            // A monitor is starting, or another cp/export/commit holds it.
+            if Instant::now() > until {
+                bail!("container {id} is busy (starting, or another copy or commit is running); try again");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let lower = r
-            .rec
-            .layers
-            .iter()
-            .map(|h| cs.paths.layers_dir().join(h).join("diff"))
-            .collect();
-        rootfs::mount(&Layout::new(&dir, lower))
-            .with_context(|| format!("cannot mount the filesystem of container {id}"))?;
-        r.mounted_here = true;
-        Ok(r)
     }
 
     /// A directory fd of the container's `/`, the root every lookup is
@@ -106,8 +136,7 @@ impl Rootfs {
 
 impl Drop for Rootfs {
     fn drop(&mut self) {
-        // Leave the mount to a monitor that started the container meanwhile.
-        if self.mounted_here && !liveness::monitor_alive(&self.cs, &self.rec.id) {
+        if self.mounted_here {
             let _ = rootfs::unmount(&self.merged);
         }
     }
