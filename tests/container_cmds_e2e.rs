@@ -1037,3 +1037,30 @@ fn commit_on_a_docker_media_type_image_pushes_and_pulls_back() {
     );
     reap_monitors(Duration::from_secs(5));
 }
+
+#[test]
+fn start_while_copying_from_a_stopped_container() {
+    let e = Env::new();
+    e.b.ok(&["create", "--name", "busycp", &e.image, "sleep", "1000"]);
+    let t = tempfile::tempdir().unwrap();
+    let big = t.path().join("big");
+    std::fs::write(&big, vec![7u8; 64 << 20]).unwrap();
+    e.b.ok(&["cp", &big.display().to_string(), "busycp:/big"]);
+    let back = t.path().join("back");
+    let mut cp =
+        e.b.command(&["cp", "busycp:/big", &back.display().to_string()]);
+    cp.stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = cp.spawn().unwrap();
+    // The start waits for the copy's hold on the mount, then runs.
+    e.b.ok(&["start", "busycp"]);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), 64 << 20);
+    assert_eq!(
+        e.b.ok(&["exec", "busycp", "sh", "-c", "wc -c < /big"])
+            .trim(),
+        (64u64 << 20).to_string()
+    );
+    e.b.ok(&["rm", "-f", "busycp"]);
+    assert_clean(e.b.root());
+}
