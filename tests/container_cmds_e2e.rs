@@ -404,6 +404,10 @@ fn update_changes_cgroups_and_survives_restart() {
         "512",
         "--cpuset-cpus",
         "0",
+        "--cpuset-mems",
+        "0",
+        "--blkio-weight",
+        "300",
         "upd",
     ]);
     if v1 {
@@ -411,6 +415,17 @@ fn update_changes_cgroups_and_survives_restart() {
         assert_eq!(cg_file(pid, "cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(cg_file(pid, "cpu", "cpu.shares"), "512");
         assert_eq!(cg_file(pid, "cpuset", "cpuset.cpus"), "0");
+        assert_eq!(cg_file(pid, "cpuset", "cpuset.mems"), "0");
+        let blkio = cgroup_dirs(pid)
+            .into_iter()
+            .find(|(c, _)| c == "blkio")
+            .unwrap()
+            .1;
+        let w = ["blkio.weight", "blkio.bfq.weight"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(blkio.join(f)).ok())
+            .unwrap();
+        assert!(w.trim().ends_with("300"), "{w}");
     } else {
         assert_eq!(cg_file(pid, "", "pids.max"), "33");
         assert_eq!(cg_file(pid, "", "cpu.max"), "50000 100000");
@@ -418,9 +433,9 @@ fn update_changes_cgroups_and_survives_restart() {
     assert_eq!(
         e.inspect(
             "upd",
-            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpusetMems}} {{.HostConfig.BlkioWeight}}"
         ),
-        format!("{} 500000000 33", 128u64 << 20)
+        format!("{} 500000000 33 0 300", 128u64 << 20)
     );
 
     // docker's checks and errors.
