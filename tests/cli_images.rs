@@ -499,7 +499,7 @@ fn system_df_counts_shared_layers_once() {
         "--format",
         "{{.Type}} {{.TotalCount}} {{.Active}}",
     ]);
-    assert_eq!(out, "Images 2 0\nLocal Volumes 0 0\n");
+    assert_eq!(out, "Images 2 0\nContainers 0 0\nLocal Volumes 0 0\n");
     let table = b.ok(&["system", "df"]);
     assert!(
         table.starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n"),

@@ -110,6 +110,8 @@ pub enum SystemCommand {
     Df(DfArgs),
     /// Display system-wide information
     Info(FormatOnly),
+    /// Start the containers a daemon start would restart (always, unless-stopped, on-failure) after a reboot
+    Boot(super::ctr_more_args::BootArgs),
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,8 @@ pub enum ContainerCommand {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerSub),
+    #[command(flatten)]
+    More(super::ctr_more_args::MoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +79,8 @@ pub enum ContainerSub {
     Top(TopArgs),
     /// Rename a container
     Rename(RenameArgs),
+    #[command(flatten)]
+    More(super::ctr_more_args::MoreCommand),
 }
 
 /// Flags shared by `create` and `run`. `-h` is the hostname, as in docker,

@@ -33,7 +33,7 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     Ok((v * mult as f64) as i64)
 }
 
-fn parse_restart(s: &str) -> Result<RestartPolicy> {
+pub(crate) fn parse_restart(s: &str) -> Result<RestartPolicy> {
     let (name, n) = match s.split_once(':') {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
@@ -244,6 +244,7 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         port_bindings: Default::default(),
         publish_all_ports: f.publish_all,
         links: f.link.clone(),
+        ..Default::default()
     };
     // Validate what only fails at start, so `create` reports it.
     crate::engine::container::spec::capabilities(hc.privileged, &hc.cap_add, &hc.cap_drop)?;

@@ -40,6 +40,7 @@ pub fn dispatch(ctx: &Ctx, c: ContainerCommand) -> Result<()> {
         C::Container(ContainerSub::Inspect(a)) => {
             super::ctr_inspect::inspect(ctx, a.format, a.containers, true)
         }
+        C::More(m) | C::Container(ContainerSub::More(m)) => super::ctr_more::dispatch(ctx, m),
     }
 }
 

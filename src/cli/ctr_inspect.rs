@@ -55,6 +55,8 @@ pub fn to_json(cs: &ContainerStore, r: &ContainerRecord, s: &State) -> Value {
         "NanoCpus": hc.nano_cpus,
         "CpuShares": hc.cpu_shares,
         "CpusetCpus": hc.cpuset_cpus,
+        "CpusetMems": hc.cpuset_mems,
+        "BlkioWeight": hc.blkio_weight,
         "PidsLimit": hc.pids_limit,
         "Ulimits": ulimits,
         "Sysctls": hc.sysctls,

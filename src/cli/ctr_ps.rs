@@ -127,25 +127,6 @@ fn matches(f: &Filter, rec: &ContainerRecord, st: &State, image_ids: &[String]) 
             || image_ids.contains(&rec.image))
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.len();
-            }
-        }
-    }
-    total
-}
-
 pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
     let cs = ContainerStore::new(ctx.paths());
     let f = parse_filters(&a.filter)?;
@@ -184,8 +165,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
             let id = if a.no_trunc { r.id.clone() } else { r.id[..12].to_string() };
             let labels: Vec<String> = r.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let size = if a.size {
-                let w = dir_size(&cs.dir(&r.id).join("upper"));
-                format!("{} (virtual {})", super::units::human_size_with_precision(w as f64, 3), super::units::human_size_with_precision(w as f64, 3))
+                super::df_containers::ps_size(&cs, r)
             } else {
                 String::new()
             };

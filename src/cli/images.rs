@@ -339,8 +339,28 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> Result<()> {
             }
         }
     }
-    // No containers exist yet, so every image is reclaimable.
-    let reclaimable = total;
+    // Layers of images that some container uses are not reclaimable.
+    let cu = super::df_containers::usage(&super::containers::containers(ctx));
+    let mut used = std::collections::HashSet::new();
+    for v in &views {
+        if cu.per_image.contains_key(&v.record.id.to_string()) {
+            for l in &v.record.layers {
+                used.insert(l.chain_id.to_string());
+            }
+        }
+    }
+    let mut reclaimable = 0u64;
+    for c in &seen {
+        if !used.contains(c) {
+            if let Ok(d) = c.parse() {
+                reclaimable += store.layers.info(&d).map(|i| i.size).unwrap_or(0);
+            }
+        }
+    }
+    let active_images = views
+        .iter()
+        .filter(|v| cu.per_image.contains_key(&v.record.id.to_string()))
+        .count();
     let reclaim_text = if total > 0 {
         format!(
             "{} ({}%)",
@@ -363,7 +383,7 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> Result<()> {
                     "Size": human_size(v.size as f64),
                     "SharedSize": human_size(0.0),
                     "UniqueSize": human_size(v.size as f64),
-                    "Containers": "0",
+                    "Containers": cu.per_image.get(&v.record.id.to_string()).copied().unwrap_or(0).to_string(),
                 })
             })
             .collect();
@@ -371,17 +391,27 @@ pub fn df(ctx: &Ctx, a: DfArgs) -> Result<()> {
             "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}".into(),
         );
         body.push_str(&render_list(&t, &images_header(), &rows)?);
+        body.push_str("\nContainers space usage:\n\n");
+        let ct = ListFormat::Table(super::df_containers::VERBOSE_TABLE.into());
+        body.push_str(&render_list(
+            &ct,
+            &super::df_containers::verbose_header(),
+            &cu.rows,
+        )?);
         body.push_str(&super::volume::df_verbose(ctx)?);
         return out(&body);
     }
-    let mut rows = vec![json!({
-        "Type": "Images",
-        "TotalCount": views.len().to_string(),
-        "Active": "0",
-        "Size": human_size(total as f64),
-        "Reclaimable": reclaim_text,
-    })];
-    rows.push(super::volume::df_row(ctx));
+    let rows = vec![
+        json!({
+            "Type": "Images",
+            "TotalCount": views.len().to_string(),
+            "Active": active_images.to_string(),
+            "Size": human_size(total as f64),
+            "Reclaimable": reclaim_text,
+        }),
+        super::df_containers::df_row(&cu),
+        super::volume::df_row(ctx),
+    ];
     let header = json!({
         "Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
         "Size": "SIZE", "Reclaimable": "RECLAIMABLE",

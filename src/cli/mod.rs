@@ -6,10 +6,17 @@ mod attach_client;
 pub mod container_args;
 mod container_flags;
 mod containers;
+mod ctr_attach;
+mod ctr_cp;
 mod ctr_exec;
+mod ctr_fs;
 mod ctr_inspect;
 mod ctr_logs;
+mod ctr_more;
+pub mod ctr_more_args;
 mod ctr_ps;
+mod ctr_stats;
+mod df_containers;
 pub mod format;
 mod images;
 mod net_flags;
@@ -141,6 +148,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => images::history(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, a),
         Command::System(SystemCommand::Df(a)) => images::df(&ctx, a),
+        Command::System(SystemCommand::Boot(_)) => ctr_more::boot(&ctx),
         Command::Version(a) => images::version(a),
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => images::info(&ctx, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => registry::pull(&ctx, a),

@@ -1,8 +1,14 @@
 //! Containers: the on-disk record, the root filesystem, the OCI spec, the
 //! per-container monitor process and the lifecycle operations the CLI calls.
 
+pub mod access;
 pub mod attach;
+pub mod boot;
+pub mod changes;
+pub mod commit;
+pub mod commit_changes;
 pub mod console;
+pub mod cp;
 pub mod etcfiles;
 pub mod init;
 pub mod liveness;
@@ -14,7 +20,10 @@ pub mod ops;
 pub mod rootfs;
 pub mod spawn;
 pub mod spec;
+pub mod stats;
 pub mod store;
+pub mod tarwalk;
+pub mod update;
 pub mod user;
 
 pub use model::{ContainerRecord, HostConfig, RunConfig, Status};

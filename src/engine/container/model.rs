@@ -135,6 +135,12 @@ pub struct HostConfig {
     /// `--link name:alias`.
     #[serde(default)]
     pub links: Vec<String>,
+    /// Set by `update --cpuset-mems`.
+    #[serde(default)]
+    pub cpuset_mems: String,
+    /// Set by `update --blkio-weight`; 0 = unset.
+    #[serde(default)]
+    pub blkio_weight: u16,
 }
 
 /// `container.json`.

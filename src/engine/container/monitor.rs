@@ -280,7 +280,13 @@ impl Monitor {
         if st.manually_stopped {
             return false;
         }
-        let p = &self.rec.host_config.restart_policy;
+        // `update --restart` changes the policy of a running container.
+        let fresh = self.store.load(&self.id).ok();
+        let p = fresh
+            .as_ref()
+            .map_or(&self.rec.host_config.restart_policy, |r| {
+                &r.host_config.restart_policy
+            });
         match p.name.as_str() {
             "always" | "unless-stopped" => true,
             "on-failure" => {
@@ -424,6 +430,10 @@ impl Monitor {
 
     /// Create, start, serve until the process exits; returns its exit code.
     fn run_once(&mut self, status: &mut StatusPipe, first: bool) -> Result<i32> {
+        // A restart applies what `update` changed since.
+        if let Ok(r) = self.store.load(&self.id) {
+            self.rec = r;
+        }
         self.net = Some(crate::engine::network::sandbox::setup(
             &self.store,
             &self.rec,

@@ -290,8 +290,14 @@ fn resources(rec: &ContainerRecord, dev_rules: Vec<Value>) -> Value {
     if !hc.cpuset_cpus.is_empty() {
         cpu.insert("cpus".into(), json!(hc.cpuset_cpus));
     }
+    if !hc.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(hc.cpuset_mems));
+    }
     if !cpu.is_empty() {
         r.insert("cpu".into(), Value::Object(cpu));
+    }
+    if hc.blkio_weight > 0 {
+        r.insert("blockIO".into(), json!({"weight": hc.blkio_weight}));
     }
     if let Some(p) = hc.pids_limit.filter(|p| *p != 0) {
         r.insert("pids".into(), json!({"limit": if p < 0 { -1 } else { p }}));

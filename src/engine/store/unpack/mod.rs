@@ -78,6 +78,16 @@ pub fn unpack<R: Read>(
         path: root.display().to_string(),
         source: e.into(),
     })?;
+    unpack_at(reader, root_fd, opts)
+}
+
+/// `unpack` into a directory the caller opened (`cp` into a container
+/// resolves its destination inside the container's root first).
+pub fn unpack_at<R: Read>(
+    reader: R,
+    root_fd: OwnedFd,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
     let mut u = Unpacker {
         root: root_fd,
         cache: None,
