@@ -261,6 +261,8 @@ fn stats_reports_plausible_numbers() {
         "-d",
         "-m",
         "64m",
+        "--network",
+        "none",
         "--name",
         "busy",
         &e.image,
@@ -1009,6 +1011,8 @@ fn system_boot_starts_always_and_unless_stopped_after_reboot() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    // A reboot also drops the network namespace handles bound under run/.
+    common::berth::unmount_all_under(&e.b.root().join("run"));
     std::fs::remove_dir_all(e.b.root().join("run")).unwrap();
     assert_eq!(e.b.ok(&["ps", "-q"]), "");
 
