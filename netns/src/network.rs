@@ -295,6 +295,27 @@ pub fn attach(
     })
 }
 
+/// After a reboot the state file outlives the bridge and its nft rules
+/// (links and tables are not persistent), and `system boot` or a plain
+/// `start` must still work: bring both back as `create` made them. The
+/// caller holds the network's lock; stale rules of the network are dropped
+/// first so a bridge deleted by hand does not leave duplicates.
+fn restore_bridge(env: &NetEnv, st: &NetworkState, nl: &Netlink) -> Result<u32> {
+    sysctl::enable_ip_forward()?;
+    let gw =
+        Ipv4Net::new(st.gateway, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+            what: "subnet",
+            value: st.subnet.to_string(),
+            why: e.to_string(),
+        })?;
+    let index = nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
+    sysctl::enable_route_localnet(&st.bridge)?;
+    let _f = state::lock(&env.firewall_lock())?;
+    firewall::remove_network(&st.table, &st.name, &st.bridge, false)?;
+    firewall::add_network(&st.table, &rules(st))?;
+    Ok(index)
+}
+
 fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
     let ns = File::open(&lease.netns_path).map_err(|e| Error::Namespace {
         op: "open",
@@ -302,9 +323,10 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
         source: e,
     })?;
     let nl = Netlink::new()?;
-    let bridge = nl
-        .link_index(&st.bridge)?
-        .ok_or_else(|| Error::LinkNotFound(st.bridge.clone()))?;
+    let bridge = match nl.link_index(&st.bridge)? {
+        Some(i) => i,
+        None => restore_bridge(env, st, &nl)?,
+    };
     nl.create_veth(
         &lease.host_veth,
         bridge,

@@ -438,3 +438,48 @@ impl SpawnPiped for std::process::Command {
             .unwrap()
     }
 }
+
+#[test]
+fn attach_restores_a_bridge_and_rules_lost_in_a_reboot() {
+    let mut f = Fixture::new();
+    let br = f.bridge(1);
+    Network::create(&f.env, &cfg("rb", br.clone(), "10.123.9.0/24")).unwrap();
+    // What a reboot loses: the link and the nft table (the state file stays).
+    sh(&["ip", "link", "del", &br]);
+    sh(&["nft", "delete", "table", "ip", &f.env.table]);
+    let (a, b) = (f.new_netns("a"), f.new_netns("b"));
+    attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
+    let ab = attach(&f.env, "rb", "cb", &b, &AttachOpts::default()).unwrap();
+    {
+        let srv = Server::tcp(&b, 0, "back");
+        assert_eq!(tcp_get(Some(&a), ab.lease.ip, srv.port).unwrap(), "back");
+    }
+    let rules = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &f.env.table])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.contains("net:rb"), "network rules restored:\n{rules}");
+    // Restoring again (bridge deleted by hand, rules still there) does not
+    // duplicate the network's rules.
+    detach(&f.env, "rb", "ca").unwrap();
+    sh(&["ip", "link", "del", &br]);
+    attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
+    let again = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &f.env.table])
+        .output()
+        .unwrap();
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(
+        again.matches("net:rb").count(),
+        rules.matches("net:rb").count(),
+        "{again}"
+    );
+    detach(&f.env, "rb", "ca").unwrap();
+    detach(&f.env, "rb", "cb").unwrap();
+    Network::delete(&f.env, "rb").unwrap();
+    for p in std::mem::take(&mut f.netns) {
+        netns::namespace::delete(&p).unwrap();
+    }
+    f.assert_clean();
+}
