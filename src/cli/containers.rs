@@ -52,7 +52,7 @@ fn fail125(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<Reported>().is_some() {
         return e;
     }
-    eprintln!("Error: {}", super::error_chain(&e));
+    eprintln!("{}", super::errors::line(&e));
     Reported {
         code: super::EXIT_USAGE,
     }
@@ -143,7 +143,7 @@ fn do_create(
     ctx: &Ctx,
     f: &CreateFlags,
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
-    let (cfg, hc) = super::container_flags::to_config(f)?;
+    let (cfg, hc) = super::container_flags::to_config(f).map_err(super::errors::client)?;
     let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
     let entry = f.entrypoint.as_ref().map(|e| {

@@ -119,7 +119,7 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<()> {
             }
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::errors::daemon_line(&e.to_string()));
             }
         }
     }
@@ -161,7 +161,7 @@ pub fn inspect(ctx: &Ctx, format: Option<String>, names: Vec<String>) -> Result<
         return Ok(());
     }
     for e in &errors {
-        eprintln!("Error: {e}");
+        eprintln!("{}", super::errors::daemon_line(&e.to_string()));
     }
     Err(Reported { code: 1 }.into())
 }
@@ -295,7 +295,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {
         let events = match ops::rmi(&store, &v.id(), true) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::errors::daemon_line(&e.to_string()));
                 continue;
             }
         };

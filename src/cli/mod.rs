@@ -6,10 +6,13 @@ mod attach_client;
 pub mod container_args;
 mod container_flags;
 mod containers;
+mod ctr_cpuset;
 mod ctr_exec;
 mod ctr_inspect;
 mod ctr_logs;
 mod ctr_ps;
+mod ctr_sysctl;
+pub mod errors;
 pub mod format;
 mod images;
 pub mod progress;
@@ -33,7 +36,7 @@ pub struct Reported {
     pub code: i32,
 }
 
-/// Parses arguments, runs the command, prints errors as `Error: ...`.
+/// Parses arguments, runs the command, prints errors by `errors::line`.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -46,7 +49,7 @@ pub fn run() -> i32 {
             if let Some(r) = e.downcast_ref::<Reported>() {
                 return r.code;
             }
-            eprintln!("Error: {}", error_chain(&e));
+            eprintln!("{}", errors::line(&e));
             1
         }
     }

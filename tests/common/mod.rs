@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod berth;
+pub mod cgroupfs;
 pub mod ctr;
 pub mod http;
 pub mod image;

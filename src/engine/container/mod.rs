@@ -2,8 +2,10 @@
 //! per-container monitor process and the lifecycle operations the CLI calls.
 
 pub mod attach;
+mod caps_held;
 pub mod console;
 pub mod etcfiles;
+mod host_devices;
 pub mod init;
 pub mod liveness;
 pub mod logs;
