@@ -17,6 +17,7 @@ pub mod rootfs;
 pub mod spawn;
 pub mod spec;
 pub mod store;
+pub mod sweep;
 pub mod user;
 
 pub use model::{ContainerRecord, HostConfig, RunConfig, Status};
