@@ -29,9 +29,9 @@ fn cpu_flags_are_written_and_cpus_throttles() {
         &e.image,
         "sh",
         "-c",
-        // Two busy loops want two CPUs: the 0.5 quota throttles them even
+        // Six busy loops want six CPUs: the 0.5 quota throttles them even
         // on a machine busy with other work.
-        "while :; do :; done & while :; do :; done",
+        "for i in 1 2 3 4 5; do (while :; do :; done) & done; while :; do :; done",
     ]);
     e.b.ok(&[
         "run",
@@ -856,7 +856,32 @@ fn invalid_values_and_limits_the_kernel_refuses() {
         assert_eq!(code, 125, "{flags:?}: {msg}");
         assert!(msg.contains(text), "{flags:?}: {msg}");
     }
-    // A CPU this machine does not have: the kernel refuses the cpuset.
+    // A memlock limit above the hard limit berth holds (root without
+    // CAP_SYS_RESOURCE): the kernel refuses setrlimit when the container
+    // starts; the error names the limit and nothing is left running.
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut hard);
+    }
+    let me = std::fs::read_to_string("/proc/self/status").unwrap();
+    let sys_resource =
+        u64::from_str_radix(status_field(&me, "CapEff:"), 16).unwrap() & (1 << 24) != 0;
+    if hard.rlim_max != libc::RLIM_INFINITY && !sys_resource {
+        let big = format!("memlock={}", hard.rlim_max.saturating_mul(4));
+        let (code, msg) = e.b.fails(&[
+            "run", "--rm", "--name", "memlock", "--ulimit", &big, &e.image, "true",
+        ]);
+        assert_eq!(code, 125, "{msg}");
+        assert!(
+            msg.contains("Error response from daemon: ") && msg.to_lowercase().contains("memlock"),
+            "{msg}"
+        );
+        assert_eq!(e.b.ok(&["ps", "-q"]), "");
+    }
+    // A CPU this machine does not have: docker's check, before the kernel's.
     let (code, msg) = e.b.fails(&[
         "run",
         "--rm",
@@ -868,7 +893,10 @@ fn invalid_values_and_limits_the_kernel_refuses() {
         "true",
     ]);
     assert_eq!(code, 125, "{msg}");
-    assert!(msg.contains("999"), "{msg}");
+    assert!(
+        msg.contains("Error response from daemon: Requested CPUs are not available - requested 999, available: "),
+        "{msg}"
+    );
     assert_eq!(e.b.ok(&["ps", "-q"]), "");
     // exec in a stopped container; unknown container.
     e.b.ok(&["create", "--name", "idle", &e.image, "true"]);
