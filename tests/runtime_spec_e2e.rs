@@ -324,8 +324,17 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
         let st: Value = serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap();
         st["status"].as_str().unwrap().to_string()
     };
-    assert_eq!(status(0), "creating");
+    // runtime-tools' hooks_stdin: prestart sees created, poststart running.
+    assert_eq!(status(0), "created");
+    assert_eq!(status(1), "creating");
+    assert_eq!(status(2), "running");
     assert_eq!(status(3), "stopped");
+    let pid_of = |i: usize| -> i64 {
+        let st: Value = serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap();
+        st["pid"].as_i64().unwrap_or(0)
+    };
+    assert!(pid_of(0) > 0);
+    assert_eq!(pid_of(0), pid_of(2));
     // A failing prestart hook fails create and leaves nothing behind.
     rt.config["hooks"] = json!({"prestart": [{"path": "/bin/false"}]});
     rt.write();

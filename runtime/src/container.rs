@@ -231,7 +231,11 @@ impl Runtime {
             let mut st = base_state.clone();
             st.pid = pid;
             let js = serde_json::to_string(&st).unwrap_or_default();
-            crate::hooks::run_all(hooks.prestart().as_ref(), &js, "prestart")
+            // runtime-tools (hooks_stdin) wants prestart to see "created";
+            // createRuntime runs during create, so "creating".
+            st.status = Status::Created;
+            let js_prestart = serde_json::to_string(&st).unwrap_or_default();
+            crate::hooks::run_all(hooks.prestart().as_ref(), &js_prestart, "prestart")
                 .and_then(|_| {
                     crate::hooks::run_all(hooks.create_runtime().as_ref(), &js, "createRuntime")
                 })
