@@ -439,3 +439,65 @@ fn chown_tree(p: &Path, id: u32) {
         }
     }
 }
+
+fn recv_fd(sock: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    unsafe {
+        let mut buf = [0u8; 256];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let space = libc::CMSG_SPACE(4) as usize;
+        let mut cbuf = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        assert!(libc::recvmsg(sock, &mut msg, 0) > 0);
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null());
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+            libc::CMSG_DATA(c).cast::<std::os::fd::RawFd>(),
+        ))
+    }
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut rt = Rt::new(&["sh", "-c", "tty; echo hello-tty"]);
+    rt.config["process"]["terminal"] = json!(true);
+    rt.config["mounts"].as_array_mut().unwrap().push(json!(
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}
+    ));
+    rt.write();
+    let sock = rt.root.path().join("console.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        recv_fd(s.as_raw_fd())
+    });
+    let id = unique("tty");
+    let s = sock.to_string_lossy().into_owned();
+    let (code, err) = rt.create(&id, &["--console-socket", &s]);
+    assert_eq!(code, Some(0), "{err}");
+    let master = t.join().unwrap();
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let mut f = std::fs::File::from(master);
+    let mut out = vec![0u8; 4096];
+    let n = f.read(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out[..n]).to_string();
+    assert!(out.starts_with("/dev/pts/0\r\n"), "{out}");
+    assert!(out.contains("hello-tty"), "{out}");
+    rt.ok(&["delete", &id]);
+    // terminal without a console socket: a clear error.
+    let (code, err) = rt.create(&unique("notty"), &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("console socket"), "{err}");
+}

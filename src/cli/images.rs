@@ -160,8 +160,9 @@ pub fn inspect(ctx: &Ctx, format: Option<String>, names: Vec<String>) -> Result<
     if errors.is_empty() {
         return Ok(());
     }
+    // docker's API client words a missing object itself: "Error: No such image".
     for e in &errors {
-        eprintln!("{}", super::errors::daemon_line(&e.to_string()));
+        eprintln!("Error: {e}");
     }
     Err(Reported { code: 1 }.into())
 }
