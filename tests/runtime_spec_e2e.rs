@@ -501,3 +501,46 @@ fn console_socket_receives_the_pty_master() {
     assert_ne!(code, Some(0));
     assert!(err.contains("console socket"), "{err}");
 }
+
+#[test]
+fn kill_delivers_the_named_signal_to_a_trap() {
+    for sig in ["TERM", "USR1", "SIGUSR2"] {
+        let name = sig.trim_start_matches("SIG");
+        let script = format!("trap 'touch /tmp/{name}; exit 0' {name}; sleep 10 & wait $!");
+        let mut rt = Rt::new(&["sh", "-c", &script]);
+        let id = unique(&format!("sig{}", name.to_lowercase()));
+        let (code, err) = rt.create(&id, &[]);
+        assert_eq!(code, Some(0), "{err}");
+        rt.ok(&["start", &id]);
+        // Give sh the moment to install its trap: a running pid 1 without a
+        // handler ignores the signal.
+        let until = Instant::now() + Duration::from_secs(10);
+        let pid = rt.state(&id)["pid"].as_i64().unwrap();
+        let signo: u32 = match name {
+            "TERM" => 15,
+            "USR1" => 10,
+            _ => 12,
+        };
+        let caught = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("SigCgt:"))
+                        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+                })
+                .is_some_and(|m| m & (1 << (signo - 1)) != 0)
+        };
+        while !caught() {
+            assert!(Instant::now() < until, "the trap for {sig} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rt.ok(&["kill", &id, sig]);
+        rt.wait_status(&id, "stopped");
+        assert!(
+            rt.bundle.path().join("rootfs/tmp").join(name).exists(),
+            "{sig} did not reach the trap"
+        );
+        rt.ok(&["delete", &id]);
+    }
+}
