@@ -487,6 +487,20 @@ fn privileged_read_only_and_capabilities() {
         "00000000a82425fa"
     );
     assert_eq!(caps(&["--cap-add", "ALL"]), bnd);
+    // no-new-privileges in docker's spellings; off by default.
+    for (opt, want) in [
+        (None, "0"),
+        (Some("no-new-privileges"), "1"),
+        (Some("no-new-privileges:true"), "1"),
+        (Some("no-new-privileges=true"), "1"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        if let Some(o) = opt {
+            a.extend_from_slice(&["--security-opt", o]);
+        }
+        a.extend_from_slice(&[e.image.as_str(), "grep", "NoNewPrivs", "/proc/self/status"]);
+        assert_eq!(status_field(&e.b.ok(&a), "NoNewPrivs:"), want, "{opt:?}");
+    }
     let (code, msg) =
         e.b.fails(&["run", "--rm", "--cap-add", "NOPE", &e.image, "true"]);
     assert_eq!(code, 125, "{msg}");
