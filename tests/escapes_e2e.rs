@@ -55,22 +55,48 @@ fn etc_symlinked_to_a_host_path_writes_nothing_outside() {
         out(&o),
         err(&o)
     );
-    // berth refuses the container: /etc resolves inside the rootfs to a
-    // directory that does not exist there (docker would create it).
-    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
-    assert!(
-        err(&o).contains("resolve /etc in the rootfs"),
-        "{}",
-        err(&o)
-    );
+    // As docker does, the target is made inside the rootfs and the files
+    // are mounted there.
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).starts_with("esc\n"), "{}", out(&o));
+    assert!(out(&o).contains("10.1.1.1\tx.test"), "{}", out(&o));
+    assert!(out(&o).contains("nameserver 10.0.0.9"), "{}", out(&o));
     // -u name reads passwd through the same symlink, also inside.
     std::fs::write(host.path().join("passwd"), "evil:x:0:0::/:/bin/sh\n").unwrap();
     let (code, msg) = e.b.fails(&["run", "--rm", "-u", "evil", &e.image, "id"]);
     assert_eq!(code, 125, "{msg}");
-    // The host's passwd is never read: the user is unknown, or /etc is refused.
-    assert!(
-        msg.contains("unable to find user evil") || msg.contains("resolve /etc in the rootfs"),
-        "{msg}"
+    // The host's passwd is never read.
+    assert!(msg.contains("unable to find user evil"), "{msg}");
+    let left: Vec<_> = std::fs::read_dir(host.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["passwd"]);
+}
+
+#[test]
+fn dangling_resolv_conf_symlink_is_created_inside() {
+    // systemd-style images: /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf,
+    // which the image does not have.
+    let e = Env::with(ImageBuilder::new().layer(Layer::new().add(Entry::symlink(
+        "etc/resolv.conf",
+        "../run/systemd/resolve/stub-resolv.conf",
+    ))));
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.7",
+        &e.image,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; readlink /etc/resolv.conf",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "nameserver 10.0.0.7\n../run/systemd/resolve/stub-resolv.conf\n"
     );
 }
 
