@@ -169,7 +169,7 @@ fn rmi_tag_and_docker_errors() {
     assert_eq!(
         err.trim(),
         format!(
-            "Error: conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            "Error response from daemon: conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
             short(&id)
         )
     );
@@ -182,7 +182,7 @@ fn rmi_tag_and_docker_errors() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "Error: No such image: nosuch:latest"
+        "Error response from daemon: No such image: nosuch:latest"
     );
     let out = b.ok(&["rmi", "-f", &id]);
     assert!(out.contains("Untagged: other/name:2"), "{out}");
@@ -202,7 +202,10 @@ fn rmi_tag_and_docker_errors() {
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
 
     let (code, err) = b.fails(&["tag", "nosuch", "x"]);
-    assert_eq!((code, err.trim()), (1, "Error: No such image: nosuch"));
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error response from daemon: No such image: nosuch")
+    );
 }
 
 #[test]
@@ -252,7 +255,10 @@ fn image_filters() {
     let tags = b.ok(&["images", "-f", "dangling=true", "--format", "{{.Tag}}"]);
     assert_eq!(tags, "<none>\n");
     let (code, err) = b.fails(&["images", "-f", "bogus=1"]);
-    assert_eq!((code, err.trim()), (1, "Error: invalid filter 'bogus'"));
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error response from daemon: invalid filter 'bogus'")
+    );
     let pruned = b.ok(&["image", "prune", "-f"]);
     assert!(pruned.starts_with("Deleted Images:\n"), "{pruned}");
     assert!(
@@ -389,7 +395,10 @@ fn save_load_roundtrip_and_skopeo_interop() {
     );
 
     let (code, err) = b.fails(&["save", "-o", by_id.to_str().unwrap(), "nosuch"]);
-    assert_eq!((code, err.trim()), (1, "Error: No such image: nosuch"));
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error response from daemon: No such image: nosuch")
+    );
 }
 
 #[test]

@@ -351,6 +351,8 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
         if k.contains("..") || k.contains('/') {
             return Err(Error::Config(format!("sysctl {k:?} is not a valid key")));
         }
+        crate::sysctl::check(k, linux.namespaces().as_deref().unwrap_or_default())
+            .map_err(Error::Config)?;
         sysctls.push((
             cstring(format!("/proc/sys/{}", k.replace('.', "/")), "sysctl")?,
             v.clone(),

@@ -145,6 +145,24 @@ impl Runtime {
             .unwrap_or_else(|| id.to_string());
         *cg = hier.resolve(&cg_path, &self_cg)?;
         hier.create(cg)?;
+        // A record naming the cgroups at once: a creator killed from here on
+        // leaves state that `delete --force` can clean up.
+        let mut rec = Record {
+            state: State {
+                oci_version: spec.version().clone(),
+                id: id.to_string(),
+                status: Status::Creating,
+                pid: 0,
+                bundle: bundle.clone(),
+                annotations: spec.annotations().clone().unwrap_or_default(),
+            },
+            pid_start_time: 0,
+            rootfs: rootfs.clone(),
+            created: now(),
+            hooks: spec.hooks().clone(),
+            cgroup: cg.clone(),
+        };
+        dir.save(&rec)?;
         if let Some(r) = linux.resources() {
             cg.apply(&crate::cgroups::with_default_devices(
                 r,
@@ -185,22 +203,6 @@ impl Runtime {
             .map(connect_console)
             .transpose()?;
 
-        let mut rec = Record {
-            state: State {
-                oci_version: spec.version().clone(),
-                id: id.to_string(),
-                status: Status::Creating,
-                pid: 0,
-                bundle: bundle.clone(),
-                annotations: spec.annotations().clone().unwrap_or_default(),
-            },
-            pid_start_time: 0,
-            rootfs: rootfs.clone(),
-            created: now(),
-            hooks: spec.hooks().clone(),
-            cgroup: cg.clone(),
-        };
-        dir.save(&rec)?;
         let hook_state = serde_json::to_string(&rec.state).unwrap_or_default();
         let plan = build::create_plan(
             CreateInputs {
@@ -229,7 +231,11 @@ impl Runtime {
             let mut st = base_state.clone();
             st.pid = pid;
             let js = serde_json::to_string(&st).unwrap_or_default();
-            crate::hooks::run_all(hooks.prestart().as_ref(), &js, "prestart")
+            // runtime-tools (hooks_stdin) wants prestart to see "created";
+            // createRuntime runs during create, so "creating".
+            st.status = Status::Created;
+            let js_prestart = serde_json::to_string(&st).unwrap_or_default();
+            crate::hooks::run_all(hooks.prestart().as_ref(), &js_prestart, "prestart")
                 .and_then(|_| {
                     crate::hooks::run_all(hooks.create_runtime().as_ref(), &js, "createRuntime")
                 })
@@ -385,6 +391,9 @@ impl Runtime {
 
     /// Delete a stopped container (or any, with `force`: it is killed first).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
+        if force && state::ContainerDir::remove_abandoned(&self.state_root, id)? {
+            return Ok(());
+        }
         let (dir, rec) = self.record(id)?;
         let st = status_of(&dir.dir, &rec);
         if st != Status::Stopped {

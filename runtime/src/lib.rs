@@ -12,6 +12,7 @@ pub mod process;
 pub mod rlimit;
 pub mod seccomp;
 pub mod state;
+mod sysctl;
 mod util;
 mod util_caps;
 

@@ -190,6 +190,31 @@ impl ContainerDir {
         load(&self.dir, &self.id)
     }
 
+    /// Removes `root/id` when it is what a `create` killed before its
+    /// first record leaves: no state.json and nobody holding the lock.
+    /// Returns whether it did.
+    pub fn remove_abandoned(root: &Path, id: &str) -> Result<bool, StateError> {
+        validate_id(id)?;
+        let dir = root.join(id);
+        if !dir.is_dir() || dir.join("state.json").exists() {
+            return Ok(false);
+        }
+        let Ok(f) = File::open(dir.join("lock")) else {
+            return Ok(false);
+        };
+        // SAFETY: flock on an fd we own; a creator alive holds it.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Ok(false);
+        }
+        fs::remove_dir_all(&dir).map_err(|err| StateError::Io {
+            id: id.into(),
+            what: "remove",
+            path: dir.clone(),
+            err,
+        })?;
+        Ok(true)
+    }
+
     pub fn save(&self, rec: &Record) -> Result<(), StateError> {
         let path = self.dir.join("state.json");
         let tmp = self.dir.join(".state.json.tmp");

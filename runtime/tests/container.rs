@@ -367,7 +367,8 @@ fn hooks_get_the_state_on_stdin() {
     let pre: serde_json::Value =
         serde_json::from_slice(&std::fs::read(format!("{o}.prestart")).unwrap()).unwrap();
     assert_eq!(pre["id"], id.as_str());
-    assert_eq!(pre["status"], "creating");
+    // runtime-tools' hooks_stdin validation expects "created" here.
+    assert_eq!(pre["status"], "created");
     assert!(pre["pid"].as_i64().unwrap() > 0);
     let post: serde_json::Value =
         serde_json::from_slice(&std::fs::read(format!("{o}.poststop")).unwrap()).unwrap();

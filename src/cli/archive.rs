@@ -47,11 +47,15 @@ pub fn load(ctx: &Ctx, a: LoadArgs) -> Result<()> {
     let store = ctx.store()?;
     let input: Box<dyn std::io::Read> = match &a.input {
         Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            std::fs::File::open(p)
+                .with_context(|| format!("cannot open {}", p.display()))
+                .map_err(super::errors::client)?,
         )),
         None => {
             if std::io::stdin().is_terminal() {
-                bail!("requested load from stdin, but stdin is empty");
+                return Err(super::errors::client(anyhow::anyhow!(
+                    "requested load from stdin, but stdin is empty"
+                )));
             }
             Box::new(std::io::BufReader::new(std::io::stdin()))
         }

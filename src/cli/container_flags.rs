@@ -150,8 +150,10 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         }
         tmpfs.insert(d.to_string(), o.to_string());
     }
+    super::ctr_sysctl::validate(&f.sysctl)?;
     for h in &f.add_host {
-        if !h.contains(':') {
+        // docker 25+ also takes `host=ip`.
+        if !h.contains(':') && !h.contains('=') {
             bail!("invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\"");
         }
     }
@@ -182,6 +184,7 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         Some(c) => (c * 1e9) as i64,
         None => 0,
     };
+    super::ctr_cpuset::check(f.cpuset_cpus.as_deref().unwrap_or(""), nano_cpus)?;
     let ulimits = f
         .ulimit
         .iter()
@@ -216,7 +219,16 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
         dns: f.dns.clone(),
         dns_search: f.dns_search.clone(),
         dns_options: f.dns_option.clone(),
-        extra_hosts: f.add_host.clone(),
+        extra_hosts: f
+            .add_host
+            .iter()
+            .map(|h| match h.split_once('=') {
+                Some((n, ip)) if !h.contains(':') || n.len() < h.find(':').unwrap_or(0) => {
+                    format!("{n}:{ip}")
+                }
+                _ => h.clone(),
+            })
+            .collect(),
         memory,
         memory_swap,
         memory_reservation: f

@@ -53,7 +53,7 @@ fn fail125(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<Reported>().is_some() {
         return e;
     }
-    eprintln!("Error: {}", super::error_chain(&e));
+    eprintln!("{}", super::errors::line(&e));
     Reported {
         code: super::EXIT_USAGE,
     }
@@ -144,7 +144,8 @@ fn do_create(
     ctx: &Ctx,
     f: &CreateFlags,
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
-    let (mut cfg, mut hc) = super::container_flags::to_config(f)?;
+    let (mut cfg, mut hc) =
+        super::container_flags::to_config(f).map_err(super::errors::client)?;
     let mut netreq = super::net_flags::parse(f, &mut hc)?;
     // Mount flags are checked before any pull, as docker's client does.
     super::volume::plan_mounts(&containers(ctx), f, &hc, &Value::Null)?;

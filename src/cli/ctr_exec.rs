@@ -16,7 +16,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<()> {
     let id = cs.resolve(&a.container)?;
     let mut env = Vec::new();
     for f in &a.env_file {
-        env.extend(super::container_flags::read_env_file(f)?);
+        env.extend(super::container_flags::read_env_file(f).map_err(super::errors::client)?);
     }
     env.extend(a.env.iter().cloned());
     let console = if a.tty && !a.detach {

@@ -54,7 +54,7 @@ pub fn go_json_escape(s: &str) -> String {
 fn template(src: &str, missing: MissingKey) -> Result<Template> {
     Template::parse(src)
         .map(|t| t.missing_key(missing))
-        .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))
+        .map_err(|e| super::errors::client(anyhow::anyhow!("template parsing error: {e}")))
 }
 
 /// Renders list rows. `header` maps each field name to its column title.

@@ -119,7 +119,7 @@ pub fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<()> {
             }
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::errors::daemon_line(&e.to_string()));
             }
         }
     }
@@ -160,6 +160,7 @@ pub fn inspect(ctx: &Ctx, format: Option<String>, names: Vec<String>) -> Result<
     if errors.is_empty() {
         return Ok(());
     }
+    // docker's API client words a missing object itself: "Error: No such image".
     for e in &errors {
         eprintln!("Error: {e}");
     }
@@ -295,7 +296,7 @@ pub fn prune(ctx: &Ctx, a: PruneArgs) -> Result<()> {
         let events = match ops::rmi(&store, &v.id(), true) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("{}", super::errors::daemon_line(&e.to_string()));
                 continue;
             }
         };

@@ -8,6 +8,7 @@ mod container_flags;
 mod containers;
 mod ctr_attach;
 mod ctr_cp;
+mod ctr_cpuset;
 mod ctr_exec;
 mod ctr_fs;
 mod ctr_inspect;
@@ -17,6 +18,8 @@ pub mod ctr_more_args;
 mod ctr_ps;
 mod ctr_stats;
 mod df_containers;
+mod ctr_sysctl;
+pub mod errors;
 pub mod format;
 mod images;
 mod net_flags;
@@ -44,7 +47,7 @@ pub struct Reported {
     pub code: i32,
 }
 
-/// Parses arguments, runs the command, prints errors as `Error: ...`.
+/// Parses arguments, runs the command, prints errors by `errors::line`.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -57,7 +60,7 @@ pub fn run() -> i32 {
             if let Some(r) = e.downcast_ref::<Reported>() {
                 return r.code;
             }
-            eprintln!("Error: {}", error_chain(&e));
+            eprintln!("{}", errors::line(&e));
             1
         }
     }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod berth;
+pub mod cgroupfs;
 pub mod ctr;
 pub mod netcfg;
 pub mod store;

@@ -230,6 +230,14 @@ pub fn with_default_devices(r: &LinuxResources, devices: &[LinuxDevice]) -> Linu
             LinuxDeviceType::P => LinuxDeviceType::P,
             _ => C,
         };
+        // A rule the config gives for this very device wins: docker's
+        // `--device HOST:CTR:r` must stay read-only.
+        let explicit = r.devices().iter().flatten().any(|x| {
+            x.typ() == Some(t) && x.major() == Some(d.major()) && x.minor() == Some(d.minor())
+        });
+        if explicit {
+            continue;
+        }
         rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
     }
     let mut out = r.clone();

@@ -7,6 +7,7 @@
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -166,6 +167,31 @@ fn open_in_root(root: &OwnedFd, rel: &Path) -> std::io::Result<OwnedFd> {
 /// `mkdir -p` (or create a file for the last component) under `root`,
 /// returning an O_PATH fd of the result.
 pub fn ensure_in_root(root: &OwnedFd, rel: &Path, file: bool) -> R<OwnedFd> {
+    ensure_in_root_depth(root, rel, file, 0)
+}
+
+/// The path a symlink at `link` (inside the root) points to, made
+/// lexically absolute within the root: `..` never climbs above `/`.
+fn symlink_target_in_root(link: &Path, target: &Path) -> PathBuf {
+    let joined = if target.is_absolute() {
+        target.to_path_buf()
+    } else {
+        link.parent().unwrap_or(Path::new("/")).join(target)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn ensure_in_root_depth(root: &OwnedFd, rel: &Path, file: bool, depth: u32) -> R<OwnedFd> {
     match open_in_root(root, rel) {
         Ok(fd) => return Ok(fd),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -181,7 +207,7 @@ pub fn ensure_in_root(root: &OwnedFd, rel: &Path, file: bool) -> R<OwnedFd> {
         }
     };
     let parent = rel.parent().unwrap_or(Path::new("/"));
-    let pfd = ensure_in_root(root, parent, false)?;
+    let pfd = ensure_in_root_depth(root, parent, false, depth)?;
     // O_PATH fds do not allow *at creation on all kernels; reopen as a dir.
     let dfd = rustix::fs::openat(
         pfd.as_fd(),
@@ -202,7 +228,23 @@ pub fn ensure_in_root(root: &OwnedFd, rel: &Path, file: bool) -> R<OwnedFd> {
         rustix::fs::mkdirat(dfd.as_fd(), name.as_os_str(), Mode::from_raw_mode(0o755))
     };
     match r {
-        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => {
+            // A dangling symlink (an image's /etc/resolv.conf pointing into
+            // /run, say): create what it points to, inside the root, as
+            // docker does; the target is resolved in the root like any path.
+            if let Ok(t) = rustix::fs::readlinkat(dfd.as_fd(), name.as_os_str(), Vec::new()) {
+                if depth >= 16 {
+                    return Err(format!(
+                        "resolve {} in the rootfs: too many levels of symbolic links",
+                        rel.display()
+                    ));
+                }
+                let t = Path::new(std::ffi::OsStr::from_bytes(t.as_bytes()));
+                let target = symlink_target_in_root(rel, t);
+                ensure_in_root_depth(root, &target, file, depth + 1)?;
+            }
+        }
         Err(e) => return Err(format!("create {} in the rootfs: {e}", rel.display())),
     }
     open_in_root(root, rel).map_err(|e| {
@@ -604,4 +646,21 @@ pub fn finish(p: &RootfsPlan) -> R<()> {
         remount(c"/", libc::MS_RDONLY, true).map_err(|e| format!("remount / read-only: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod symlink_target_tests {
+    use super::*;
+
+    #[test]
+    fn targets_stay_under_the_root() {
+        let t = |l: &str, x: &str| symlink_target_in_root(Path::new(l), Path::new(x));
+        assert_eq!(
+            t("/etc/resolv.conf", "../run/r.conf"),
+            Path::new("/run/r.conf")
+        );
+        assert_eq!(t("/etc", "/tmp/x"), Path::new("/tmp/x"));
+        assert_eq!(t("/a/b", "../../../../x"), Path::new("/x"));
+        assert_eq!(t("/a/b", "c/./d"), Path::new("/a/c/d"));
+    }
 }

@@ -555,7 +555,8 @@ fn arch_map(arch: &str) -> Vec<Arch> {
     }
 }
 
-fn kernel_version() -> (u32, u32) {
+/// (major, minor) of the running kernel, (0, 0) when uname fails.
+pub fn kernel_version() -> (u32, u32) {
     let Ok(u) = nix::sys::utsname::uname() else {
         return (0, 0);
     };

@@ -7,11 +7,12 @@
 
 mod bpf;
 mod docker;
-#[cfg(target_arch = "x86_64")]
+pub mod profile;
+mod table_aarch64;
 mod table_x86_64;
 
 pub use bpf::SockFilter;
-pub use docker::docker_default;
+pub use docker::{docker_default, kernel_version};
 
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
@@ -27,7 +28,7 @@ pub enum SeccompError {
     BadArgIndex { syscall: String, index: usize },
     #[error("seccomp: the filter needs {0} instructions, above the kernel's limit of 4096; simplify the profile")]
     TooLong(usize),
-    #[error("seccomp: this build knows the syscall table of x86_64 only")]
+    #[error("seccomp: this build knows the syscall tables of x86_64 and aarch64 only")]
     UnsupportedArch,
     #[error("seccomp: loading the filter failed: {0}")]
     Load(std::io::Error),
@@ -35,24 +36,30 @@ pub enum SeccompError {
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const AUDIT_ARCH_NATIVE: u32 = 0;
 /// x32 syscalls share the x86_64 audit arch but set this bit in `nr`.
-#[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Number of a syscall in the table of `arch` (Rust or Go name), `None`
+/// when that arch lacks it or berth has no table for the arch.
+pub fn syscall_number_for(arch: &str, name: &str) -> Option<i64> {
+    let table = match arch {
+        "x86_64" | "amd64" => table_x86_64::SYSCALLS,
+        "aarch64" | "arm64" => table_aarch64::SYSCALLS,
+        _ => return None,
+    };
+    table
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| table[i].1)
+}
 
 /// Number of a syscall on the build architecture, `None` when this arch lacks it.
 pub fn syscall_number(name: &str) -> Option<i64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        table_x86_64::SYSCALLS
-            .binary_search_by(|(n, _)| n.cmp(&name))
-            .ok()
-            .map(|i| table_x86_64::SYSCALLS[i].1)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = name;
-        None
-    }
+    syscall_number_for(std::env::consts::ARCH, name)
 }
 
 fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, SeccompError> {
@@ -75,7 +82,7 @@ pub struct Program {
 
 /// Translate an OCI seccomp section into a BPF program for this architecture.
 pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
-    if !cfg!(target_arch = "x86_64") {
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return Err(SeccompError::UnsupportedArch);
     }
     let default = action_value(spec.default_action(), spec.default_errno_ret())?;
@@ -86,8 +93,10 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SeccompError> {
     out.push(bpf::jump(bpf::JEQ, AUDIT_ARCH_NATIVE, 1, 0));
     out.push(bpf::ret(default));
     out.push(bpf::ld_abs(0));
-    out.push(bpf::jump(bpf::JGE, X32_SYSCALL_BIT, 0, 1));
-    out.push(bpf::ret(default));
+    if cfg!(target_arch = "x86_64") {
+        out.push(bpf::jump(bpf::JGE, X32_SYSCALL_BIT, 0, 1));
+        out.push(bpf::ret(default));
+    }
 
     for sc in spec.syscalls().iter().flatten() {
         let action = action_value(sc.action(), sc.errno_ret())?;

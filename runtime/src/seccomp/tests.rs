@@ -191,3 +191,32 @@ fn comparison_operators_on_64_bit_args() {
     unsafe { libc::waitpid(pid, &mut st, 0) };
     assert_eq!(libc::WEXITSTATUS(st), 0, "bitmask of failed checks");
 }
+
+#[test]
+fn syscall_tables_match_the_kernels_numbers() {
+    // x86_64 (asm/unistd_64.h) and aarch64 (asm-generic/unistd.h).
+    for (name, x86, arm) in [
+        ("read", Some(0), Some(63)),
+        ("write", Some(1), Some(64)),
+        ("openat", Some(257), Some(56)),
+        ("execve", Some(59), Some(221)),
+        ("clone", Some(56), Some(220)),
+        ("clone3", Some(435), Some(435)),
+        ("mkdirat", Some(258), Some(34)),
+        ("exit_group", Some(231), Some(94)),
+        ("getrlimit", Some(97), Some(163)),
+        ("newfstatat", Some(262), Some(79)),
+        ("memfd_secret", Some(447), Some(447)),
+        ("open", Some(2), None),
+        ("fork", Some(57), None),
+        ("arch_prctl", Some(158), None),
+    ] {
+        assert_eq!(syscall_number_for("x86_64", name), x86, "x86_64 {name}");
+        assert_eq!(syscall_number_for("aarch64", name), arm, "aarch64 {name}");
+    }
+    assert_eq!(syscall_number_for("s390x", "read"), None);
+    // The native table agrees with libc's constants.
+    assert_eq!(syscall_number("getpid"), Some(libc::SYS_getpid));
+    assert_eq!(syscall_number("openat"), Some(libc::SYS_openat));
+    assert_eq!(syscall_number("mkdirat"), Some(libc::SYS_mkdirat));
+}

@@ -149,6 +149,9 @@ pub fn release(cs: &ContainerStore, id: &str) -> Result<()> {
     if rt.state(id).is_ok() {
         rt.delete(id, true)
             .map_err(|e| anyhow!("cannot delete the runtime state of {id}: {e}"))?;
+    } else {
+        // A runtime create killed before its first record: the directory.
+        let _ = rt.delete(id, true);
     }
     crate::engine::network::sandbox::release(cs, id)?;
     super::rootfs::unmount(&cs.dir(id).join("merged"))?;
@@ -383,7 +386,7 @@ pub fn exec(cs: &ContainerStore, id: &str, req: &ExecRequest) -> Result<i32> {
 
 /// `container prune`: removes every stopped container; their IDs.
 pub fn prune(cs: &ContainerStore) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    let mut out = super::sweep::incomplete(cs)?;
     for r in cs.list()? {
         let st = liveness::current(cs, &r.id)?;
         if !st.running() {

@@ -71,7 +71,15 @@ fn normalize_cap(s: &str) -> String {
 /// Docker's capability arithmetic: defaults, minus drops, plus adds; `ALL`
 /// on either side.
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
-    let all: Vec<String> = ALL_CAPS.iter().map(|c| format!("CAP_{c}")).collect();
+    // Only what berth itself may pass on: capset fails for a capability
+    // outside our bounding set (root without CAP_SYS_RESOURCE here).
+    let bounding = super::caps_held::bounding_set();
+    let all: Vec<String> = ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding.is_none_or(|b| b & (1u64 << i) != 0))
+        .map(|(_, c)| format!("CAP_{c}"))
+        .collect();
     if privileged {
         return Ok(all);
     }
@@ -129,8 +137,14 @@ fn seccomp(rec: &ContainerRecord, caps: &[String]) -> Result<Option<Value>> {
         Some(file) => {
             let b = std::fs::read(file)
                 .with_context(|| format!("opening seccomp profile ({file}) failed"))?;
-            let s: LinuxSeccomp = serde_json::from_slice(&b)
-                .with_context(|| format!("decoding seccomp profile {file} failed"))?;
+            let names: HashSet<String> = caps.iter().cloned().collect();
+            let target = runtime::seccomp::profile::Target {
+                arch: std::env::consts::ARCH,
+                caps: &names,
+                kernel: runtime::seccomp::kernel_version(),
+            };
+            let s: LinuxSeccomp = runtime::seccomp::profile::from_json(&b, &target)
+                .map_err(|e| anyhow!("{e} ({file})"))?;
             Ok(Some(serde_json::to_value(s)?))
         }
         None => {
@@ -388,6 +402,13 @@ pub fn build(i: Inputs<'_>) -> Result<Spec> {
         devs.push(dv);
         dev_rules.push(rule);
     }
+    if hc.privileged {
+        let taken: Vec<String> = devs
+            .iter()
+            .filter_map(|d| d["path"].as_str().map(str::to_string))
+            .collect();
+        devs.extend(super::host_devices::all(&taken));
+    }
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -478,6 +499,11 @@ mod tests {
         let d = capabilities(false, &["CHOWN".into()], &["ALL".into()]).unwrap();
         assert_eq!(d, vec!["CAP_CHOWN".to_string()]);
         assert!(capabilities(false, &["BOGUS".into()], &[]).is_err());
-        assert_eq!(capabilities(true, &[], &[]).unwrap().len(), ALL_CAPS.len());
+        // Privileged: every known capability berth itself holds.
+        let held = super::super::caps_held::bounding_set().unwrap();
+        let want = (0..ALL_CAPS.len())
+            .filter(|i| held & (1u64 << i) != 0)
+            .count();
+        assert_eq!(capabilities(true, &[], &[]).unwrap().len(), want);
     }
 }

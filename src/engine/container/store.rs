@@ -80,7 +80,7 @@ impl ContainerStore {
         FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
     }
 
-    fn names_lock(&self) -> Result<FileLock> {
+    pub(super) fn names_lock(&self) -> Result<FileLock> {
         self.ensure_dirs()?;
         let p = self.paths.lock_file("container-names");
         FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))

@@ -1,0 +1,263 @@
+//! kill -9 of the CLI and of the monitor at random moments of create,
+//! start, stop and rm: afterwards `ps -a` must show a sane state, `rm -f`
+//! and `container prune` must clean everything, and nothing may be left:
+//! no mount, no cgroup, no process, no runtime state.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::berth::mounts_under;
+use common::cgroupfs;
+use common::ctr::{err, out, reap_monitors, Env};
+
+/// xorshift: the seed is printed so a failing run can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Our own children named berth-monitor (the monitors double-fork and this
+/// test is their subreaper), alive.
+fn live_monitors() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = &stat[stat.find('(').unwrap() + 1..close];
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if comm == "berth-monitor" && f[1] == me && f[0] != "Z" {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+fn container_ids(root: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(root.join("containers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 64)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Processes whose cgroup names one of `ids` (a container's processes).
+fn processes_of(ids: &BTreeSet<String>) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cg) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            continue;
+        };
+        if ids.iter().any(|id| cg.contains(id.as_str())) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Runs `args` in the background and kills it with SIGKILL after `delay`
+/// (and, when `monitor_too`, every live monitor of ours at the same moment).
+fn run_and_kill(e: &Env, args: &[&str], delay: Duration, monitor_too: bool) {
+    let mut child =
+        e.b.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    if monitor_too {
+        for m in live_monitors() {
+            unsafe {
+                libc::kill(m, libc::SIGKILL);
+            }
+        }
+    }
+    let _ = child.wait();
+    reap_monitors(Duration::from_millis(200));
+}
+
+#[test]
+fn kill_9_of_cli_and_monitor_at_any_step() {
+    let e = Env::new();
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("crash seed {seed}");
+    let mut rng = Rng(seed);
+    let mut seen = BTreeSet::new();
+    let rounds = 24;
+    for round in 0..rounds {
+        let name = format!("crash{round}");
+        let delay = Duration::from_millis(rng.below(250));
+        let monitor_too = rng.below(2) == 0;
+        let step = round % 4;
+        match step {
+            // create (the CLI only; no monitor yet) or run -d (CLI + monitor)
+            0 => {
+                let args: Vec<&str> = if monitor_too {
+                    vec!["run", "-d", "--name", &name, &e.image, "sleep", "1000"]
+                } else {
+                    vec!["create", "--name", &name, &e.image, "sleep", "1000"]
+                };
+                run_and_kill(&e, &args, delay, monitor_too);
+            }
+            // start
+            1 => {
+                e.b.ok(&["create", "--name", &name, &e.image, "sleep", "1000"]);
+                run_and_kill(&e, &["start", &name], delay, monitor_too);
+            }
+            // stop
+            2 => {
+                e.b.ok(&["run", "-d", "--name", &name, &e.image, "sleep", "1000"]);
+                run_and_kill(&e, &["stop", "-t", "1", &name], delay, monitor_too);
+            }
+            // rm -f
+            _ => {
+                e.b.ok(&["run", "-d", "--name", &name, &e.image, "sleep", "1000"]);
+                run_and_kill(&e, &["rm", "-f", &name], delay, monitor_too);
+            }
+        }
+        seen.extend(container_ids(e.b.root()));
+        // Every command still works and tells a sane state.
+        let ps = e.run(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.State}}",
+        ]);
+        assert_eq!(
+            ps.status.code(),
+            Some(0),
+            "round {round} (seed {seed}): {}",
+            err(&ps)
+        );
+        for l in out(&ps).lines() {
+            let state = l.rsplit(' ').next().unwrap();
+            assert!(
+                [
+                    "created",
+                    "running",
+                    "exited",
+                    "restarting",
+                    "paused",
+                    "removing",
+                    "dead"
+                ]
+                .contains(&state),
+                "round {round} (seed {seed}): {l}"
+            );
+        }
+        // A container that ps calls running really runs, or its live
+        // monitor is about to record the exit (the window docker has too).
+        for l in out(&ps).lines().filter(|l| l.ends_with(" running")) {
+            let id = l.split(' ').next().unwrap();
+            let until = Instant::now() + Duration::from_secs(20);
+            loop {
+                let s = e.inspect(id, "{{.State.Status}} {{.State.Pid}}");
+                let (status, pid) = s.split_once(' ').unwrap();
+                let pid: i32 = pid.parse().unwrap();
+                if status != "running" || (pid > 0 && Path::new(&format!("/proc/{pid}")).exists()) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < until,
+                    "round {round} (seed {seed}): running without a process: {l}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // What a later command does with it: rm -f cleans it, whatever state.
+        if round % 3 == 2 {
+            let o = e.run(&["rm", "-f", &name]);
+            assert!(
+                o.status.success() || err(&o).contains("No such container"),
+                "round {round} (seed {seed}): rm -f {name}: {}",
+                err(&o)
+            );
+        }
+    }
+    // Stop what runs, then prune removes everything stopped.
+    let ids = out(&e.run(&["ps", "-q", "--no-trunc"]));
+    for id in ids.lines() {
+        let o = e.run(&["stop", "-t", "1", id]);
+        assert!(o.status.success(), "stop {id} (seed {seed}): {}", err(&o));
+    }
+    let o = e.run(&["container", "prune", "-f"]);
+    assert!(o.status.success(), "prune (seed {seed}): {}", err(&o));
+    reap_monitors(Duration::from_secs(5));
+    let left = out(&e.run(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]));
+    assert_eq!(left, "", "prune left containers (seed {seed})");
+    assert!(
+        container_ids(e.b.root()).is_empty(),
+        "container dirs left (seed {seed})"
+    );
+    let m = mounts_under(e.b.root());
+    assert!(m.is_empty(), "mounts left (seed {seed}): {m:?}");
+    let rt = e.b.root().join("run").join("runtime");
+    let states: Vec<_> = std::fs::read_dir(&rt)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        states.is_empty(),
+        "runtime state left (seed {seed}): {:#?}",
+        states
+            .iter()
+            .map(|s| {
+                let d = rt.join(s);
+                let files: Vec<String> = std::fs::read_dir(&d)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|f| f.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let st = std::fs::read_to_string(d.join("state.json")).unwrap_or_default();
+                format!("{s:?}: {files:?} {st}")
+            })
+            .collect::<Vec<_>>()
+    );
+    let procs = processes_of(&seen);
+    assert!(
+        procs.is_empty(),
+        "container processes left (seed {seed}): {procs:?}"
+    );
+    let ids: Vec<String> = seen.iter().cloned().collect();
+    let cg = cgroupfs::leftovers(&ids);
+    assert!(cg.is_empty(), "cgroups left (seed {seed}): {cg:?}");
+    assert!(live_monitors().is_empty(), "monitors left (seed {seed})");
+}
