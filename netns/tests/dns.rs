@@ -18,7 +18,7 @@ use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use netns::dns::{self, answer::build_query, Exit, UpstreamSource};
+use netns::dns::{self, answer::build_query, Exit, Probe, UpstreamSource};
 use netns::{attach, detach, namespace, AttachOpts, Network, NetworkConfig};
 
 fn cfg(name: &str, bridge: String, subnet: &str, internal: bool) -> NetworkConfig {
@@ -470,6 +470,7 @@ fn reattached_container_new_network_and_idle_exit() {
     attach(&f.env, "n", &yid, &y, &opts("y", &[])).unwrap();
     let r = Resolver::start(&f.env.state_dir, vec![]);
     assert!(dns::is_running(&f.env.state_dir).unwrap());
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Ready);
     // a second resolver for the same state dir steps aside
     let c = dns::Config::new(&f.env.state_dir);
     assert_eq!(dns::run(&c, |_| {}, None).unwrap(), Exit::AlreadyRunning);
@@ -517,6 +518,8 @@ fn reattached_container_new_network_and_idle_exit() {
     }
     assert_eq!(r.join(), Exit::Idle);
     assert!(!dns::is_running(&f.env.state_dir).unwrap());
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Stopped);
+    assert!(!dns::ready_path(&f.env.state_dir).exists());
     // and its sockets are closed: the port is free again
     UdpSocket::bind((n.gateway, 53)).unwrap();
     TcpListener::bind((n.gateway, 53)).unwrap();
@@ -569,12 +572,16 @@ fn a_starting_resolver_waits_for_the_port_of_one_that_is_leaving() {
         UdpSocket::bind((n.gateway, 53)).unwrap(),
         TcpListener::bind((n.gateway, 53)).unwrap(),
     );
-    let leaving = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(old);
-    });
+    let sd = f.env.state_dir.clone();
+    assert_eq!(dns::probe(&sd).unwrap(), Probe::Stopped);
     // Resolver::start asserts that nothing failed to bind at ready time
-    let _r = Resolver::start(&f.env.state_dir, vec![]);
-    leaving.join().unwrap();
+    let starter = std::thread::spawn(move || Resolver::start(&sd, vec![]));
+    // holding the lock, not listening yet: callers wait
+    wait_for("the resolver to start", || {
+        dns::probe(&f.env.state_dir).unwrap() == Probe::Starting
+    });
+    drop(old);
+    let _r = starter.join().unwrap();
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Ready);
     assert_eq!(resolve(&x, n.gateway, "x.").1, [ip("10.126.60.2")]);
 }
