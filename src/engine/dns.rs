@@ -1,7 +1,8 @@
 //! The name resolver for user-defined networks as a process: `berth __dns
 //! STATE_DIR`, started on demand by [`ensure_running`] when a container
-//! starts on a user-defined network, and gone by itself within about a
-//! second of the last such container leaving. No daemon stays behind.
+//! starts on a user-defined network, and gone by itself shortly after the
+//! last such container leaves (tens of milliseconds: it watches the state
+//! files with inotify, with a 1 s poll as fallback). No daemon stays behind.
 //!
 //! It double-forks and setsids like the container monitor, names itself
 //! `berth-dns`, and holds `STATE_DIR/networks/.dns.lock` for its life, so
@@ -43,7 +44,7 @@ pub fn ensure_running(state_dir: &Path) -> Result<()> {
         }
         if Instant::now() > until {
             return Err(anyhow!(
-                "the name resolver for {} did not get ready within {}s (see `berth __dns {}`)",
+                "the name resolver for {} did not get ready within {}s; run `berth __dns {}` by hand to see why",
                 state_dir.display(),
                 READY_TIMEOUT.as_secs(),
                 state_dir.display()
