@@ -26,13 +26,18 @@ use super::upstream::{forward, UpstreamSource, Upstreams, SERVER_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::types::NetEnv;
 
+/// The gateway port the resolver listens on. Containers ask gateway:53,
+/// which berth's nft table redirects here (per network, in prerouting):
+/// host port 53 stays free to publish, as with docker.
+pub const RESOLVER_PORT: u16 = 15353;
+
 /// How the resolver runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The state dir whose `networks/*.json` it serves.
     pub state_dir: PathBuf,
     pub upstream: UpstreamSource,
-    /// 53 in production.
+    /// [`RESOLVER_PORT`] in production.
     pub port: u16,
     /// How often the state files are checked without an inotify event,
     /// and how soon an idle resolver notices it has nothing left to do.
@@ -44,7 +49,7 @@ impl Config {
         Config {
             state_dir: state_dir.into(),
             upstream: UpstreamSource::ResolvConf(super::upstream::HOST_RESOLV_CONF.into()),
-            port: 53,
+            port: RESOLVER_PORT,
             poll: Duration::from_secs(1),
         }
     }
