@@ -74,6 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         let hp = a.lease.ports[0].host_port;
+        // A second container on the same bridge, sending from its namespace.
+        let ns2 = dir.path().join("netns/c2");
+        namespace::create(&ns2)?;
+        attach(&env, "tput", "c2", &ns2, &AttachOpts::default())?;
         let lo = TcpListener::bind("127.0.0.1:0")?;
         let lp = lo.local_addr()?.port();
         sink(lo);
@@ -82,15 +86,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let pubd = send(Ipv4Addr::LOCALHOST, hp, mib)?;
             let gw = send(a.gateway, hp, mib)?;
             let direct = send(a.lease.ip, 5001, mib)?;
+            let ip = a.lease.ip;
+            let c2c = namespace::run_in(&ns2, move || {
+                send(ip, 5001, mib).map_err(|e| netns::Error::Io {
+                    op: "send",
+                    path: "container to container".into(),
+                    source: e,
+                })
+            })?;
             println!(
-                "round {round}: loopback {base:.1} Gbit/s | 127.0.0.1:published {pubd:.1} ({:.0}%) | gateway:published {gw:.1} ({:.0}%) | container ip direct {direct:.1}",
+                "round {round}: loopback {base:.1} Gbit/s | 127.0.0.1:published {pubd:.1} ({:.0}%) | gateway:published {gw:.1} ({:.0}%) | host to container ip {direct:.1} | container to container {c2c:.1} ({:.0}%)",
                 pubd / base * 100.0,
-                gw / base * 100.0
+                gw / base * 100.0,
+                c2c / base * 100.0
             );
         }
         Ok(())
     })();
     let _ = netns::release(&env, "c", &ns);
+    let _ = netns::release(&env, "c2", &dir.path().join("netns/c2"));
     Network::delete(&env, "tput")?;
     res
 }
