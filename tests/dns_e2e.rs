@@ -389,3 +389,42 @@ fn restarted_container_new_address_internal_network_and_resolver_exit() {
     let (ok, o) = lookup(&e, "n", "late");
     assert!(!ok, "{o}");
 }
+
+#[test]
+fn concurrent_first_starts_resolve_at_once() {
+    let (_up, e) = env_with_upstream();
+    e.b.ok(&["network", "create", "n"]);
+    let root = e.b.root().to_path_buf();
+    assert!(resolvers(&root).is_empty());
+    // Four containers start together on a network without a resolver;
+    // each asks for its own name right away: whichever start launched the
+    // resolver, every container finds it listening.
+    let outs: Vec<(bool, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let e = &e;
+                s.spawn(move || {
+                    let name = format!("q{i}");
+                    let o = e.run(&[
+                        "run",
+                        "--rm",
+                        "--network",
+                        "n",
+                        "--name",
+                        &name,
+                        &e.image,
+                        "nslookup",
+                        &name,
+                    ]);
+                    (o.status.success(), format!("{}{}", out(&o), err(&o)))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (ok, o) in &outs {
+        assert!(ok, "{o}");
+        assert_eq!(addresses(o).len(), 1, "{o}");
+    }
+    e.wait_for("berth-dns to exit", || resolvers(&root).is_empty());
+}

@@ -1,6 +1,6 @@
 //! Measures the name resolver: the "is it running?" probe that the engine
 //! runs on every container start on a user-defined network
-//! (`dns::is_running`, one open + one non-blocking flock), the time from
+//! (`dns::probe`, one open + one non-blocking flock + one stat), the time from
 //! `dns::run` to listening, and a query's round trip from a container
 //! namespace (a container name, answered locally), median over N. Root:
 //! `cargo run --release -p netns --example dns_bench -- 2000`
@@ -50,9 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut probe = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let running = dns::is_running(&env.state_dir)?;
+            let p = dns::probe(&env.state_dir)?;
             probe.push(t.elapsed());
-            assert!(!running);
+            assert_eq!(p, dns::Probe::Stopped);
         }
         let mut c = dns::Config::new(&env.state_dir);
         c.upstream = UpstreamSource::Fixed(vec![]);
@@ -72,9 +72,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut probe_running = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let running = dns::is_running(&env.state_dir)?;
+            let p = dns::probe(&env.state_dir)?;
             probe_running.push(t.elapsed());
-            assert!(running);
+            assert_eq!(p, dns::Probe::Ready);
         }
         let gw = net.gateway;
         let rtt = namespace::run_in(&paths[0], move || {
@@ -101,11 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = th.join();
         println!("runs: {runs}");
         println!(
-            "is_running, no resolver (probe + unlock): {:?}",
+            "probe, no resolver (flock + unlock):      {:?}",
             median(probe)
         );
         println!(
-            "is_running, resolver running:             {:?}",
+            "probe, resolver ready (flock + stat):     {:?}",
             median(probe_running)
         );
         println!("dns::run to listening:                    {listening:?}");

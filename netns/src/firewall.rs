@@ -23,6 +23,7 @@ pub struct NetRules<'a> {
     pub bridge: &'a str,
     pub subnet: Ipv4Net,
     pub internal: bool,
+    pub gateway: Ipv4Addr,
 }
 
 fn nft(table: &str, op: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
@@ -93,6 +94,19 @@ pub fn add_network(table: &str, n: &NetRules) -> Result<()> {
     }
     let (br, sub, tag) = (n.bridge, n.subnet, format!("net:{}", n.name));
     s.push_str(&format!("add element ip {t} bridges {{ \"{br}\" }}\n"));
+    if n.name != crate::dns::DEFAULT_NETWORK {
+        // Containers ask gateway:53; the resolver listens on another port
+        // of the gateway, so a container may publish host port 53 (a DNS
+        // server) without taking the resolver's port, and that port's DNAT
+        // (the `ports` jump below) never catches the containers' queries.
+        // `insert` puts these ahead of the jump. Internal networks too.
+        let (gw, port) = (n.gateway, crate::dns::RESOLVER_PORT);
+        for proto in ["udp", "tcp"] {
+            s.push_str(&format!(
+                "insert rule ip {t} prerouting iifname \"{br}\" ip daddr {gw} {proto} dport 53 redirect to :{port} comment \"{tag}\"\n"
+            ));
+        }
+    }
     if n.internal {
         s.push_str(&format!(
             "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" drop comment \"{tag}\"

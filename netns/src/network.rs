@@ -199,6 +199,7 @@ fn rules(st: &NetworkState) -> NetRules<'_> {
         bridge: &st.bridge,
         subnet: st.subnet,
         internal: st.internal,
+        gateway: st.gateway,
     }
 }
 

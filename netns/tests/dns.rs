@@ -18,7 +18,7 @@ use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use netns::dns::{self, answer::build_query, Exit, UpstreamSource};
+use netns::dns::{self, answer::build_query, Exit, Probe, UpstreamSource};
 use netns::{attach, detach, namespace, AttachOpts, Network, NetworkConfig};
 
 fn cfg(name: &str, bridge: String, subnet: &str, internal: bool) -> NetworkConfig {
@@ -123,6 +123,20 @@ fn query(ns: &Path, server: Ipv4Addr, name: &str, t: RecordType, tcp: bool) -> M
     let m = Message::from_vec(&resp).unwrap();
     assert_eq!(m.metadata.id, 0x4242);
     m
+}
+
+/// True when a UDP query from `ns` to `server`:53 gets no answer at all.
+fn no_answer(ns: &Path, server: Ipv4Addr, name: &str) -> bool {
+    let q = build_query(0x4343, name, RecordType::A).unwrap();
+    namespace::run_in(ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        s.send_to(&q, (server, 53)).unwrap();
+        let mut buf = [0u8; 512];
+        Ok(s.recv(&mut buf).is_err())
+    })
+    .unwrap()
 }
 
 fn resolve(ns: &Path, server: Ipv4Addr, name: &str) -> (ResponseCode, Vec<Ipv4Addr>) {
@@ -371,12 +385,9 @@ fn scoped_names_aliases_short_ids_and_round_robin() {
     assert_eq!(resolve(d, t.gw2, "web.").0, ResponseCode::NXDomain);
     assert_eq!(resolve(a, t.gw1, "d.").0, ResponseCode::NXDomain);
     assert!(up.seen().contains(&"b.".to_string()), "{:?}", up.seen());
-    // nor by sending the query to n1's gateway: the scope is d's networks
-    assert_eq!(resolve(d, t.gw1, "b.").0, ResponseCode::NXDomain);
-    assert_eq!(
-        resolve(d, t.gw1, "e."),
-        (ResponseCode::NoError, vec![ip("10.126.11.3")])
-    );
+    // nor by sending the query to n1's gateway: only a query that comes in
+    // on n1's bridge is redirected to the resolver
+    assert!(no_answer(d, t.gw1, "b."));
     // ...but the other way, names on the network they share resolve
     let e_on_n2 = ip("10.126.11.3");
     assert_eq!(
@@ -470,6 +481,7 @@ fn reattached_container_new_network_and_idle_exit() {
     attach(&f.env, "n", &yid, &y, &opts("y", &[])).unwrap();
     let r = Resolver::start(&f.env.state_dir, vec![]);
     assert!(dns::is_running(&f.env.state_dir).unwrap());
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Ready);
     // a second resolver for the same state dir steps aside
     let c = dns::Config::new(&f.env.state_dir);
     assert_eq!(dns::run(&c, |_| {}, None).unwrap(), Exit::AlreadyRunning);
@@ -517,9 +529,11 @@ fn reattached_container_new_network_and_idle_exit() {
     }
     assert_eq!(r.join(), Exit::Idle);
     assert!(!dns::is_running(&f.env.state_dir).unwrap());
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Stopped);
+    assert!(!dns::ready_path(&f.env.state_dir).exists());
     // and its sockets are closed: the port is free again
-    UdpSocket::bind((n.gateway, 53)).unwrap();
-    TcpListener::bind((n.gateway, 53)).unwrap();
+    UdpSocket::bind((n.gateway, dns::RESOLVER_PORT)).unwrap();
+    TcpListener::bind((n.gateway, dns::RESOLVER_PORT)).unwrap();
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -566,15 +580,19 @@ fn a_starting_resolver_waits_for_the_port_of_one_that_is_leaving() {
     attach(&f.env, "n", &cid("888888888888"), &x, &opts("x", &[])).unwrap();
     // the previous resolver's sockets, closed a moment later
     let old = (
-        UdpSocket::bind((n.gateway, 53)).unwrap(),
-        TcpListener::bind((n.gateway, 53)).unwrap(),
+        UdpSocket::bind((n.gateway, dns::RESOLVER_PORT)).unwrap(),
+        TcpListener::bind((n.gateway, dns::RESOLVER_PORT)).unwrap(),
     );
-    let leaving = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        drop(old);
-    });
+    let sd = f.env.state_dir.clone();
+    assert_eq!(dns::probe(&sd).unwrap(), Probe::Stopped);
     // Resolver::start asserts that nothing failed to bind at ready time
-    let _r = Resolver::start(&f.env.state_dir, vec![]);
-    leaving.join().unwrap();
+    let starter = std::thread::spawn(move || Resolver::start(&sd, vec![]));
+    // holding the lock, not listening yet: callers wait
+    wait_for("the resolver to start", || {
+        dns::probe(&f.env.state_dir).unwrap() == Probe::Starting
+    });
+    drop(old);
+    let _r = starter.join().unwrap();
+    assert_eq!(dns::probe(&f.env.state_dir).unwrap(), Probe::Ready);
     assert_eq!(resolve(&x, n.gateway, "x.").1, [ip("10.126.60.2")]);
 }

@@ -1,7 +1,8 @@
 //! The name resolver for user-defined networks as a process: `berth __dns
 //! STATE_DIR`, started on demand by [`ensure_running`] when a container
-//! starts on a user-defined network, and gone by itself within about a
-//! second of the last such container leaving. No daemon stays behind.
+//! starts on a user-defined network, and gone by itself shortly after the
+//! last such container leaves (tens of milliseconds: it watches the state
+//! files with inotify, with a 1 s poll as fallback). No daemon stays behind.
 //!
 //! It double-forks and setsids like the container monitor, names itself
 //! `berth-dns`, and holds `STATE_DIR/networks/.dns.lock` for its life, so
@@ -11,20 +12,55 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use netns::dns::{self, Exit, UpstreamSource};
+use netns::dns::{self, Exit, Probe, UpstreamSource};
 
 use super::config::BerthConfig;
 
-/// Starts the resolver for `state_dir` unless one runs. When one runs this
-/// is one open and one non-blocking flock (microseconds), so every
-/// container start on a user-defined network can call it. When it starts
-/// one, it returns once the resolver listens on every network's gateway.
+/// Makes sure the resolver for `state_dir` runs and listens. When it does,
+/// this is one open, one non-blocking flock and one stat (microseconds),
+/// so every container start on a user-defined network can call it. When
+/// none runs it starts one and returns once it listens on every network's
+/// gateway, so the container's first query is answered; when one is just
+/// starting (another container's start won the race) or handing over on
+/// its way out, it waits for that.
 pub fn ensure_running(state_dir: &Path) -> Result<()> {
-    if dns::is_running(state_dir)? {
-        return Ok(());
+    let until = Instant::now() + READY_TIMEOUT;
+    let mut spawns = 0;
+    loop {
+        match dns::probe(state_dir)? {
+            Probe::Ready => return Ok(()),
+            // A few tries: a resolver we lost the start race to may have
+            // found nothing to do and left before we looked again.
+            Probe::Stopped if spawns < 3 => {
+                spawns += 1;
+                if spawn(state_dir)? {
+                    return Ok(());
+                }
+            }
+            Probe::Stopped | Probe::Starting => {}
+        }
+        if Instant::now() > until {
+            return Err(anyhow!(
+                "the name resolver for {} did not get ready within {}s; run `berth __dns {}` by hand to see why",
+                state_dir.display(),
+                READY_TIMEOUT.as_secs(),
+                state_dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Starting (binding every gateway, at most ~1 s when a leaving resolver
+/// still holds a port) takes milliseconds; this only bounds a stuck one.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts `berth __dns`; `Ok(true)` once it reported that it listens,
+/// `Ok(false)` when another resolver won the lock (wait for that one).
+fn spawn(state_dir: &Path) -> Result<bool> {
     let exe = std::env::current_exe().context("cannot find the berth binary")?;
     let mut child = Command::new(exe)
         .arg("__dns")
@@ -44,13 +80,13 @@ pub fn ensure_running(state_dir: &Path) -> Result<()> {
     BufReader::new(out)
         .read_line(&mut line)
         .context("reading the name resolver's report")?;
-    match line.trim_end().split_once(' ').unwrap_or((line.trim_end(), "")) {
-        ("ok", _) => Ok(()),
-        // Another start won the lock in between: that one serves.
-        ("running", _) => Ok(()),
+    let line = line.trim_end();
+    match line.split_once(' ').unwrap_or((line, "")) {
+        ("ok", _) => Ok(true),
+        ("running", _) => Ok(false),
         ("warn", w) => {
             tracing::warn!("name resolver: {w}");
-            Ok(())
+            Ok(true)
         }
         ("err", e) => Err(anyhow!("the name resolver failed to start: {e}")),
         _ => Err(anyhow!(

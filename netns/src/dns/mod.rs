@@ -16,5 +16,7 @@ pub mod server;
 pub mod upstream;
 
 pub use records::DEFAULT_NETWORK;
-pub use server::{is_running, lock_path, run, Config, Exit, Ready};
+pub use server::{
+    is_running, lock_path, probe, ready_path, run, Config, Exit, Probe, Ready, RESOLVER_PORT,
+};
 pub use upstream::UpstreamSource;

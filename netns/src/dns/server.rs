@@ -26,13 +26,18 @@ use super::upstream::{forward, UpstreamSource, Upstreams, SERVER_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::types::NetEnv;
 
+/// The gateway port the resolver listens on. Containers ask gateway:53,
+/// which berth's nft table redirects here (per network, in prerouting):
+/// host port 53 stays free to publish, as with docker.
+pub const RESOLVER_PORT: u16 = 15353;
+
 /// How the resolver runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The state dir whose `networks/*.json` it serves.
     pub state_dir: PathBuf,
     pub upstream: UpstreamSource,
-    /// 53 in production.
+    /// [`RESOLVER_PORT`] in production.
     pub port: u16,
     /// How often the state files are checked without an inotify event,
     /// and how soon an idle resolver notices it has nothing left to do.
@@ -44,7 +49,7 @@ impl Config {
         Config {
             state_dir: state_dir.into(),
             upstream: UpstreamSource::ResolvConf(super::upstream::HOST_RESOLV_CONF.into()),
-            port: 53,
+            port: RESOLVER_PORT,
             poll: Duration::from_secs(1),
         }
     }
@@ -103,6 +108,48 @@ pub fn is_running(state_dir: &Path) -> Result<bool> {
     Ok(!try_lock(&f, &lock_path(state_dir))?)
 }
 
+/// Exists while the lock holder listens on its networks: created after its
+/// first pass bound the gateways, removed before it lets go of the lock.
+pub fn ready_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("networks").join(".dns.ready")
+}
+
+/// What [`probe`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A resolver holds the lock and listens.
+    Ready,
+    /// A resolver holds the lock but is starting, or handing over on its
+    /// way out: ask again in a moment.
+    Starting,
+    /// No resolver: start one.
+    Stopped,
+}
+
+/// One open, one non-blocking flock and one stat (microseconds): what
+/// the engine asks on every container start on a user-defined network.
+pub fn probe(state_dir: &Path) -> Result<Probe> {
+    if !is_running(state_dir)? {
+        return Ok(Probe::Stopped);
+    }
+    Ok(if ready_path(state_dir).exists() {
+        Probe::Ready
+    } else {
+        Probe::Starting
+    })
+}
+
+fn set_ready(state_dir: &Path, on: bool) {
+    let p = ready_path(state_dir);
+    // Best effort: a missing marker only makes `probe` callers wait, and a
+    // stale one (a killed resolver) is ignored once the lock is free.
+    if on {
+        let _ = std::fs::write(&p, std::process::id().to_string());
+    } else {
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
 /// Runs the resolver on the calling thread until it is idle (or `stop` is
 /// set). `ready` is called once, after the first pass bound its sockets.
 pub fn run(
@@ -115,6 +162,8 @@ pub fn run(
     if !try_lock(&lock, &lock_file)? {
         return Ok(Exit::AlreadyRunning);
     }
+    // A killed predecessor's marker.
+    set_ready(&cfg.state_dir, false);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -239,6 +288,7 @@ impl<'a> Loop<'a> {
         let mut ready = Some(ready);
         loop {
             if stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                set_ready(&self.env.state_dir, false);
                 return Ok(Exit::Stopped);
             }
             self.reload(false);
@@ -252,6 +302,7 @@ impl<'a> Loop<'a> {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     self.sync_listeners();
                 }
+                set_ready(&self.env.state_dir, true);
                 f(&Ready {
                     listening: self.listeners.values().map(|l| l.addr).collect(),
                     failed: self.failed.values().cloned().collect(),
@@ -290,11 +341,13 @@ impl<'a> Loop<'a> {
     /// that attaches after it finds the lock free and starts a new
     /// resolver; none is ever left without one.
     fn quit_if_idle(&mut self) -> Result<bool> {
+        set_ready(&self.env.state_dir, false);
         self.lock
             .unlock()
             .map_err(|e| Error::io("unlock", &self.lock_file, e))?;
         self.reload(true);
         if self.shared.records().has_leases() && try_lock(&self.lock, &self.lock_file)? {
+            set_ready(&self.env.state_dir, true);
             return Ok(false);
         }
         Ok(true)
