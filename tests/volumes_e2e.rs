@@ -753,6 +753,13 @@ fn tmpfs_flag_and_mount() {
     assert!(o.contains("size=2048k") && o.ends_with("700\n"), "{o}");
     let o = sh(&e, &["--mount", "type=tmpfs,dst=/m,ro"], "touch /m/x");
     assert_ne!(code(&o), 0);
+    // A --tmpfs below a volume is mounted after it (parents first).
+    let o = sh_ok(
+        &e,
+        &["-v", "outer:/a", "--tmpfs", "/a/b"],
+        "grep -c ' /a/b tmpfs' /proc/mounts",
+    );
+    assert_eq!(o.trim(), "1");
     // Mounts on a --read-only rootfs: new targets are created, stay writable.
     sh_ok(
         &e,
