@@ -849,6 +849,26 @@ fn local_driver_options() {
         std::fs::read_to_string(h.path().join("f")).unwrap(),
         "bound"
     );
+    // --mount creates the volume with its driver options and labels.
+    let o = sh_ok(
+        &e,
+        &["--mount", "src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m,volume-label=k=v"],
+        "grep ' /m ' /proc/mounts",
+    );
+    assert!(
+        o.contains("tmpfs /m tmpfs") && o.contains("size=1024k"),
+        "{o}"
+    );
+    assert_eq!(
+        e.b.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Labels.k}} {{.Options.type}}",
+            "mv"
+        ]),
+        "v tmpfs\n"
+    );
     // A device that cannot be mounted: start fails with the driver's error.
     e.b.ok(&[
         "volume",
