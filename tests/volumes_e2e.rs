@@ -724,6 +724,18 @@ fn volumes_from_and_inspect_shape() {
     let n = volumes(&e).len();
     e.b.ok(&["rm", "-v", user.trim()]);
     assert_eq!(volumes(&e).len(), n);
+    // rm -v of src keeps its anonymous volume while another container uses it.
+    let anon = e.inspect(
+        "src",
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+    );
+    assert_eq!(anon.len(), 64, "{anon}");
+    let user2 =
+        e.b.ok(&["create", "--volumes-from", "src", &e.image, "true"]);
+    e.b.ok(&["rm", "-v", "src"]);
+    assert!(volumes(&e).contains(&anon));
+    e.b.ok(&["rm", user2.trim()]);
+    assert!(volumes(&e).contains(&anon));
     assert_clean(e.b.root());
 }
 
