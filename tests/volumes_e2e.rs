@@ -724,6 +724,18 @@ fn volumes_from_and_inspect_shape() {
     let n = volumes(&e).len();
     e.b.ok(&["rm", "-v", user.trim()]);
     assert_eq!(volumes(&e).len(), n);
+    // rm -v of src keeps its anonymous volume while another container uses it.
+    let anon = e.inspect(
+        "src",
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+    );
+    assert_eq!(anon.len(), 64, "{anon}");
+    let user2 =
+        e.b.ok(&["create", "--volumes-from", "src", &e.image, "true"]);
+    e.b.ok(&["rm", "-v", "src"]);
+    assert!(volumes(&e).contains(&anon));
+    e.b.ok(&["rm", user2.trim()]);
+    assert!(volumes(&e).contains(&anon));
     assert_clean(e.b.root());
 }
 
@@ -753,6 +765,13 @@ fn tmpfs_flag_and_mount() {
     assert!(o.contains("size=2048k") && o.ends_with("700\n"), "{o}");
     let o = sh(&e, &["--mount", "type=tmpfs,dst=/m,ro"], "touch /m/x");
     assert_ne!(code(&o), 0);
+    // A --tmpfs below a volume is mounted after it (parents first).
+    let o = sh_ok(
+        &e,
+        &["-v", "outer:/a", "--tmpfs", "/a/b"],
+        "grep -c ' /a/b tmpfs' /proc/mounts",
+    );
+    assert_eq!(o.trim(), "1");
     // Mounts on a --read-only rootfs: new targets are created, stay writable.
     sh_ok(
         &e,
@@ -841,6 +860,26 @@ fn local_driver_options() {
     assert_eq!(
         std::fs::read_to_string(h.path().join("f")).unwrap(),
         "bound"
+    );
+    // --mount creates the volume with its driver options and labels.
+    let o = sh_ok(
+        &e,
+        &["--mount", "src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=1m,volume-label=k=v"],
+        "grep ' /m ' /proc/mounts",
+    );
+    assert!(
+        o.contains("tmpfs /m tmpfs") && o.contains("size=1024k"),
+        "{o}"
+    );
+    assert_eq!(
+        e.b.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Labels.k}} {{.Options.type}}",
+            "mv"
+        ]),
+        "v tmpfs\n"
     );
     // A device that cannot be mounted: start fails with the driver's error.
     e.b.ok(&[

@@ -256,6 +256,9 @@ pub fn rm(cs: &ContainerStore, id: &str, force: bool) -> Result<()> {
         wait_not_running(cs, id, Some(Duration::from_secs(10)));
         wait_monitor_settled(cs, id);
     }
+    // A monitor that just recorded the exit may still be writing into the
+    // container's directory (`rm` right after `run`): let it finish first.
+    wait_monitor_settled(cs, id);
     release(cs, id)?;
     cs.remove_dirs(id)
 }

@@ -609,6 +609,15 @@ pub fn apply(spec: oci_spec::runtime::Spec, extra: Vec<Value>) -> Result<oci_spe
         v["linux"]["rootfsPropagation"] = json!("rslave");
     }
     mounts.extend(extra);
+    // Parents before children across berth's own mounts (--tmpfs, /etc
+    // files) and the user's, as docker sorts them; stable, so berth's
+    // defaults keep their order among equals.
+    mounts.sort_by_key(|m| {
+        m.get("destination")
+            .and_then(Value::as_str)
+            .map(|d| depth(&clean(d)))
+            .unwrap_or(0)
+    });
     v["mounts"] = Value::Array(mounts);
     serde_json::from_value(v).context("the OCI spec with the container's mounts is invalid")
 }
