@@ -144,8 +144,7 @@ fn do_create(
     ctx: &Ctx,
     f: &CreateFlags,
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
-    let (mut cfg, mut hc) =
-        super::container_flags::to_config(f).map_err(super::errors::client)?;
+    let (mut cfg, mut hc) = super::container_flags::to_config(f).map_err(super::errors::client)?;
     let mut netreq = super::net_flags::parse(f, &mut hc)?;
     // Mount flags are checked before any pull, as docker's client does.
     super::volume::plan_mounts(&containers(ctx), f, &hc, &Value::Null)?;

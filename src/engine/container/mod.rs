@@ -4,10 +4,10 @@
 pub mod access;
 pub mod attach;
 pub mod boot;
+mod caps_held;
 pub mod changes;
 pub mod commit;
 pub mod commit_changes;
-mod caps_held;
 pub mod console;
 pub mod cp;
 pub mod etcfiles;
@@ -24,9 +24,9 @@ pub mod spawn;
 pub mod spec;
 pub mod stats;
 pub mod store;
+pub mod sweep;
 pub mod tarwalk;
 pub mod update;
-pub mod sweep;
 pub mod user;
 
 pub use model::{ContainerRecord, HostConfig, RunConfig, Status};
