@@ -13,6 +13,7 @@ mod ctr_logs;
 mod ctr_ps;
 mod ctr_sysctl;
 pub mod errors;
+mod exec_detach;
 pub mod format;
 mod images;
 pub mod progress;
