@@ -38,16 +38,16 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> Result<()> {
         detach: a.detach,
         console_socket: console.as_ref().map(|c| c.path().to_path_buf()),
     };
+    if a.detach {
+        return super::exec_detach::run(|| ops::exec(&cs, &id, &req));
+    }
     let pid = match ops::exec(&cs, &id, &req) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{}", super::error_chain(&e));
+            eprintln!("{}", super::errors::line(&e));
             return Err(Reported { code: 1 }.into());
         }
     };
-    if a.detach {
-        return Ok(());
-    }
     if let Some(c) = console {
         let master = c.master()?;
         let saved = rustix::termios::tcgetattr(std::io::stdin()).ok();

@@ -20,6 +20,7 @@ mod ctr_stats;
 mod ctr_sysctl;
 mod df_containers;
 pub mod errors;
+mod exec_detach;
 pub mod format;
 mod images;
 mod net_flags;
