@@ -244,6 +244,7 @@ impl Monitor {
                 self.finish(code);
                 return Ok(());
             }
+            self.cleanup_runtime();
             self.broadcast_exit(code);
             if started.elapsed() >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
@@ -288,12 +289,28 @@ impl Monitor {
         }
     }
 
-    /// Last exit: tell the clients, remove for `--rm`.
+    /// Last exit: tell the clients, then release the runtime state and the
+    /// mount (the recorded state already says exited; `ops::release` waits
+    /// for this monitor). `--rm` removes first: docker's `run --rm` returns
+    /// once the container is gone.
     fn finish(&mut self, code: i32) {
         if self.rec.host_config.auto_remove {
-            self.remove_all();
+            // Lazy unmount: the pid namespace died with its init.
+            let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+            match super::removal::hide(&self.store, &self.id) {
+                Ok(hidden) => {
+                    self.broadcast_exit(code);
+                    super::removal::finish(&self.store, &self.id, &hidden);
+                }
+                Err(_) => {
+                    self.remove_all();
+                    self.broadcast_exit(code);
+                }
+            }
+        } else {
+            self.broadcast_exit(code);
+            self.cleanup_runtime();
         }
-        self.broadcast_exit(code);
     }
 
     fn broadcast_exit(&mut self, code: i32) {
@@ -307,7 +324,6 @@ impl Monitor {
 
     fn remove_all(&mut self) {
         self.cleanup_runtime();
-        let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
         let _ = self.store.remove_dirs(&self.id);
     }
 
@@ -397,7 +413,7 @@ impl Monitor {
             init: init.as_ref(),
         })?;
         let b = serde_json::to_vec_pretty(&spec)?;
-        crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)
+        crate::engine::fsutil::atomic_replace(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
         Ok(())
     }
@@ -448,10 +464,18 @@ impl Monitor {
             status.say(&format!("ok {pid}"));
             status.close();
         }
+        // What creating the container allocated (spec, plan, seccomp
+        // program) is free now: hand it back, the monitor lives as long as
+        // the container.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let code = self.serve(&mut io, pidfd.as_raw_fd(), pid);
+        // The runtime state and the mount are released after the exit is
+        // reported (`finish`, or before a restart).
         let oom = rt.oom_kills(&self.id).map(|n| n > 0).unwrap_or(false);
-        let _ = rt.delete(&self.id, true);
-        let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;
