@@ -61,7 +61,7 @@ fn fail125(e: anyhow::Error) -> anyhow::Error {
 
 fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> Result<ImageInfo> {
     let store = ctx.store()?;
-    let idx = store.images().map_err(|e| anyhow!("{e}"))?;
+    let mut idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let found = match lookup(&idx, image) {
         Ok(id) => Some(id),
         Err(StoreError::ImageNotFound { .. }) => None,
@@ -78,11 +78,10 @@ fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> R
                 eprintln!("Unable to find image '{}' locally", familiar_or_raw(image));
             }
             pull_to_stderr(ctx, image, platform)?;
-            let idx = store.images().map_err(|e| anyhow!("{e}"))?;
+            idx = store.images().map_err(|e| anyhow!("{e}"))?;
             lookup(&idx, image).map_err(|e| anyhow!("{e}"))?
         }
     };
-    let idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let rec = idx
         .get(&id)
         .ok_or_else(|| anyhow!("No such image: {}", familiar_or_raw(image)))?;
