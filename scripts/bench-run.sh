@@ -30,6 +30,9 @@ cleanup() {
   fi
   if [ -d "$work/podman" ]; then
     "${P[@]}" rm -a -f -t 0 >/dev/null 2>&1
+    # conmon runs `podman container cleanup` after each container; a late
+    # one would re-create the store (and its bind mount) after the reset.
+    for _ in $(seq 300); do pgrep -f -- "$work/" >/dev/null || break; sleep 0.1; done
     "${P[@]}" system reset -f >/dev/null 2>&1
   fi
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null

@@ -231,11 +231,12 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
         ops::release(&cs, &id)?;
         cs.update_state(&id, |s| s.manually_stopped = false)?;
         let rec = cs.load(&id)?;
-        let started =
-            spawn::spawn(&cs, &id, true).map_err(|e| match e.downcast_ref::<StartError>() {
-                Some(s) => anyhow!("Error response from daemon: {}", s.0),
-                None => e,
-            })?;
+        let daemon_error = |e: anyhow::Error| match e.downcast_ref::<StartError>() {
+            Some(s) => anyhow!("Error response from daemon: {}", s.0),
+            None => e,
+        };
+        let started = spawn::spawn(&cs, &id, true).map_err(daemon_error)?;
+        // A failed create is reported after `listening`, through run_attached.
         let code = attach_client::run_attached(
             &cs,
             &id,
@@ -245,7 +246,8 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
                 tty: rec.config.tty,
                 sig_proxy: true,
             },
-        )?;
+        )
+        .map_err(daemon_error)?;
         if code != 0 {
             return Err(Reported { code }.into());
         }

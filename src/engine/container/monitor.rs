@@ -422,6 +422,11 @@ impl Monitor {
 
     /// Create, start, serve until the process exits; returns its exit code.
     fn run_once(&mut self, status: &mut StatusPipe, first: bool) -> Result<i32> {
+        if first && self.wait_attach {
+            // The socket is bound: the client connects and says hello while
+            // the container is created, not after.
+            status.say("listening");
+        }
         self.write_spec()?;
         let rt = self.store.runtime();
         if rt.state(&self.id).is_ok() {
@@ -445,7 +450,6 @@ impl Monitor {
         )
         .context("pidfd_open")?;
         if first && self.wait_attach {
-            status.say("listening");
             self.accept_first(Duration::from_secs(60))?;
         }
         if let Err(e) = rt.start(&self.id) {

@@ -65,3 +65,30 @@ pub fn sweep(cs: &ContainerStore) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::paths::Paths;
+
+    #[test]
+    fn hidden_container_leaves_listings_and_sweep_removes_it() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContainerStore::new(Paths {
+            root: t.path().to_path_buf(),
+            run: t.path().join("run"),
+        });
+        let id = "ab".repeat(32);
+        std::fs::create_dir_all(cs.dir(&id).join("upper/etc")).unwrap();
+        std::fs::write(cs.dir(&id).join("state.json"), "{}").unwrap();
+        let hidden = hide(&cs, &id).unwrap();
+        assert!(!cs.dir(&id).exists());
+        assert!(hidden.join("state.json").exists());
+        assert!(cs.list().unwrap().is_empty());
+        assert!(cs.resolve(&id).is_err());
+        // No monitor holds its lock: the sweep finishes the removal.
+        assert_eq!(sweep(&cs), 1);
+        assert!(!hidden.exists());
+        assert_eq!(sweep(&cs), 0);
+    }
+}
