@@ -289,10 +289,10 @@ impl Monitor {
         }
     }
 
-    /// Last exit: tell the clients, then release the runtime state and the
-    /// mount (the recorded state already says exited; `ops::release` waits
-    /// for this monitor). `--rm` removes first: docker's `run --rm` returns
-    /// once the container is gone.
+    /// Last exit: unmount, tell the clients, then release the runtime state
+    /// and cgroups (the recorded state already says exited; `ops::release`
+    /// waits for this monitor). `--rm` hides the container first: docker's
+    /// `run --rm` returns once the container is gone from every listing.
     fn finish(&mut self, code: i32) {
         if self.rec.host_config.auto_remove {
             // Lazy unmount: the pid namespace died with its init.
@@ -308,6 +308,9 @@ impl Monitor {
                 }
             }
         } else {
+            // The mount goes first: a command run right after the exit
+            // (export, commit) may mount the rootfs itself.
+            let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
             self.broadcast_exit(code);
             self.cleanup_runtime();
         }
