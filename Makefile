@@ -28,6 +28,7 @@ bench:
 	$(CARGO) build --release
 	./scripts/bench.sh
 	./runtime/bench/run-true.sh
+	./scripts/bench-run.sh
 	./scripts/bench-net.sh
 
 static:

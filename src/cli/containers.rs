@@ -62,7 +62,7 @@ fn fail125(e: anyhow::Error) -> anyhow::Error {
 
 fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> Result<ImageInfo> {
     let store = ctx.store()?;
-    let idx = store.images().map_err(|e| anyhow!("{e}"))?;
+    let mut idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let found = match lookup(&idx, image) {
         Ok(id) => Some(id),
         Err(StoreError::ImageNotFound { .. }) => None,
@@ -79,11 +79,10 @@ fn image_info(ctx: &Ctx, image: &str, pull: &str, platform: Option<String>) -> R
                 eprintln!("Unable to find image '{}' locally", familiar_or_raw(image));
             }
             pull_to_stderr(ctx, image, platform)?;
-            let idx = store.images().map_err(|e| anyhow!("{e}"))?;
+            idx = store.images().map_err(|e| anyhow!("{e}"))?;
             lookup(&idx, image).map_err(|e| anyhow!("{e}"))?
         }
     };
-    let idx = store.images().map_err(|e| anyhow!("{e}"))?;
     let rec = idx
         .get(&id)
         .ok_or_else(|| anyhow!("No such image: {}", familiar_or_raw(image)))?;
@@ -246,11 +245,12 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
         ops::release(&cs, &id)?;
         cs.update_state(&id, |s| s.manually_stopped = false)?;
         let rec = cs.load(&id)?;
-        let started =
-            spawn::spawn(&cs, &id, true).map_err(|e| match e.downcast_ref::<StartError>() {
-                Some(s) => anyhow!("Error response from daemon: {}", s.0),
-                None => e,
-            })?;
+        let daemon_error = |e: anyhow::Error| match e.downcast_ref::<StartError>() {
+            Some(s) => anyhow!("Error response from daemon: {}", s.0),
+            None => e,
+        };
+        let started = spawn::spawn(&cs, &id, true).map_err(daemon_error)?;
+        // A failed create is reported after `listening`, through run_attached.
         let code = attach_client::run_attached(
             &cs,
             &id,
@@ -260,7 +260,8 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
                 tty: rec.config.tty,
                 sig_proxy: true,
             },
-        )?;
+        )
+        .map_err(daemon_error)?;
         if code != 0 {
             return Err(Reported { code }.into());
         }

@@ -32,6 +32,11 @@ fn hybrid_host_is_v1_and_relative_paths_nest_under_our_cgroup() {
         Path::new("/sys/fs/cgroup/memory/abs/c1")
     );
     assert!(h.resolve("../escape", SELF).is_err());
+    // A v1 join moves the forked child's one thread through `tasks`.
+    assert!(rec.procs_files().iter().all(|f| f.ends_with("tasks")));
+    assert!(rec
+        .procs_files()
+        .contains(&Path::new("/sys/fs/cgroup/pids/box/c1/tasks").to_path_buf()));
 }
 
 fn fake_v2(root: &Path) {

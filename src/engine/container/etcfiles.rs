@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::model::ContainerRecord;
-use crate::engine::fsutil::atomic_write;
+use crate::engine::fsutil::atomic_replace;
 
 fn resolv_conf(rec: &ContainerRecord) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -98,7 +98,7 @@ pub fn write_all(rec: &ContainerRecord, dir: &Path) -> Result<Vec<(String, std::
     let mut out = Vec::new();
     for (target, name, content) in files {
         let p = dir.join(name);
-        atomic_write(&p, content.as_bytes())
+        atomic_replace(&p, content.as_bytes())
             .with_context(|| format!("cannot write {}", p.display()))?;
         out.push((target.to_string(), p));
     }

@@ -19,6 +19,7 @@ pub mod model;
 pub mod monitor;
 pub mod names;
 pub mod ops;
+pub mod removal;
 pub mod rootfs;
 pub mod spawn;
 pub mod spec;

@@ -247,6 +247,7 @@ impl Monitor {
                 self.finish(code);
                 return Ok(());
             }
+            self.cleanup_runtime();
             self.broadcast_exit(code);
             if started.elapsed() >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
@@ -297,12 +298,40 @@ impl Monitor {
         }
     }
 
-    /// Last exit: tell the clients, remove for `--rm`.
+    /// Last exit: unmount, tell the clients, then release the runtime state
+    /// and cgroups (the recorded state already says exited; `ops::release`
+    /// waits for this monitor). `--rm` hides the container first: docker's
+    /// `run --rm` returns once the container is gone from every listing.
     fn finish(&mut self, code: i32) {
+        // Ports, leases and local-driver volumes are free before the exit is
+        // reported: a `run -p` of the same port right after must not clash.
+        self.release_network();
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
         if self.rec.host_config.auto_remove {
-            self.remove_all();
+            // Lazy unmount: the pid namespace died with its init.
+            let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+            // Read before the directory moves; removed after the files go.
+            let mounts =
+                crate::engine::volume::mounts::load(&self.store, &self.id).unwrap_or_default();
+            match super::removal::hide(&self.store, &self.id) {
+                Ok(hidden) => {
+                    self.broadcast_exit(code);
+                    super::removal::finish(&self.store, &self.id, &hidden);
+                    let _ =
+                        crate::engine::volume::mounts::remove_anonymous(&self.store.paths, &mounts);
+                }
+                Err(_) => {
+                    self.remove_all();
+                    self.broadcast_exit(code);
+                }
+            }
+        } else {
+            // The mount goes first: a command run right after the exit
+            // (export, commit) may mount the rootfs itself.
+            let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
+            self.broadcast_exit(code);
+            self.cleanup_runtime();
         }
-        self.broadcast_exit(code);
     }
 
     fn broadcast_exit(&mut self, code: i32) {
@@ -316,7 +345,6 @@ impl Monitor {
 
     fn remove_all(&mut self) {
         self.cleanup_runtime();
-        let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
         let mounts = crate::engine::volume::mounts::load(&self.store, &self.id).unwrap_or_default();
         let _ = self.store.remove_dirs(&self.id);
         let _ = crate::engine::volume::mounts::remove_anonymous(&self.store.paths, &mounts);
@@ -422,8 +450,10 @@ impl Monitor {
         let spec = crate::engine::network::sandbox::apply(&self.store, &self.rec, &dir, spec)?;
         let extra = crate::engine::volume::mounts::start(&self.store, &self.id, &layout.merged)?;
         let spec = crate::engine::volume::mounts::apply(spec, extra)?;
-        let b = serde_json::to_vec_pretty(&spec)?;
-        crate::engine::fsutil::atomic_write(&dir.join("config.json"), &b)
+        // Compact: read back at once by the runtime (and by `exec`), 40%
+        // smaller than pretty-printed.
+        let b = serde_json::to_vec(&spec)?;
+        crate::engine::fsutil::atomic_replace(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
         Ok(())
     }
@@ -433,6 +463,11 @@ impl Monitor {
         // A restart applies what `update` changed since.
         if let Ok(r) = self.store.load(&self.id) {
             self.rec = r;
+        }
+        if first && self.wait_attach {
+            // The socket is bound: the client connects and says hello while
+            // the container is created, not after.
+            status.say("listening");
         }
         self.net = Some(crate::engine::network::sandbox::setup(
             &self.store,
@@ -461,7 +496,6 @@ impl Monitor {
         )
         .context("pidfd_open")?;
         if first && self.wait_attach {
-            status.say("listening");
             self.accept_first(Duration::from_secs(60))?;
         }
         if let Err(e) = rt.start(&self.id) {
@@ -482,12 +516,18 @@ impl Monitor {
             status.say(&format!("ok {pid}"));
             status.close();
         }
+        // What creating the container allocated (spec, plan, seccomp
+        // program) is free now: hand it back, the monitor lives as long as
+        // the container.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let code = self.serve(&mut io, pidfd.as_raw_fd(), pid);
+        // The runtime state and the mount are released after the exit is
+        // reported (`finish`, or before a restart).
         let oom = rt.oom_kills(&self.id).map(|n| n > 0).unwrap_or(false);
-        let _ = rt.delete(&self.id, true);
-        let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
-        self.release_network();
-        crate::engine::volume::mounts::stop(&self.store, &self.id);
         self.store.update_state(&self.id, |s| {
             s.status = Status::Exited;
             s.pid = 0;

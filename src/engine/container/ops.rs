@@ -142,6 +142,8 @@ pub fn start(cs: &ContainerStore, id: &str) -> Result<i32> {
 /// Releases what a dead monitor left: the runtime container (its processes
 /// and cgroup) and the rootfs mount.
 pub fn release(cs: &ContainerStore, id: &str) -> Result<()> {
+    // A monitor that reported the exit releases them itself, then exits.
+    wait_monitor_settled(cs, id);
     if liveness::monitor_alive(cs, id) {
         return Ok(());
     }
@@ -389,6 +391,7 @@ pub fn exec(cs: &ContainerStore, id: &str, req: &ExecRequest) -> Result<i32> {
 
 /// `container prune`: removes every stopped container; their IDs.
 pub fn prune(cs: &ContainerStore) -> Result<Vec<String>> {
+    super::removal::sweep(cs);
     let mut out = super::sweep::incomplete(cs)?;
     for r in cs.list()? {
         let st = liveness::current(cs, &r.id)?;
