@@ -34,11 +34,25 @@ cgroup_manager = "cgroupfs"
 CONF
 export CONTAINERS_CONF=$work/containers.conf
 P=(podman --root "$work/podman/s" --runroot "$work/podman/r" --storage-driver overlay)
+# netavark adds iptables-nft chains (tables ip nat / ip filter) and keeps its
+# base chains after the last container: remove those tables afterwards if
+# this run created them and they hold nothing but netavark's rules.
+tables_before=$(nft list tables)
+drop_netavark_tables() {
+  for t in nat filter; do
+    grep -qx "table ip $t" <<<"$tables_before" && continue
+    nft list table ip "$t" >/dev/null 2>&1 || continue
+    if [ -z "$(iptables -t "$t" -S 2>/dev/null | grep -v -e NETAVARK -e '^-P ')" ]; then
+      nft delete table ip "$t"
+    fi
+  done
+}
 cleanup() {
   "$BERTH" --root "$work/berth" rm -f $("$BERTH" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
   ip link del bbench0 2>/dev/null || true
   nft delete table ip berth_bench 2>/dev/null || true
   "${P[@]}" system reset -f >/dev/null 2>&1 || true
+  drop_netavark_tables || true
   registry_stop || true
   umount -R "$work" 2>/dev/null || true
   rm -rf "$work"
