@@ -34,11 +34,25 @@ cgroup_manager = "cgroupfs"
 CONF
 export CONTAINERS_CONF=$work/containers.conf
 P=(podman --root "$work/podman/s" --runroot "$work/podman/r" --storage-driver overlay)
+# netavark adds iptables-nft chains (tables ip nat / ip filter) and keeps its
+# base chains after the last container: remove those tables afterwards if
+# this run created them and they hold nothing but netavark's rules.
+tables_before=$(nft list tables)
+drop_netavark_tables() {
+  for t in nat filter; do
+    grep -qx "table ip $t" <<<"$tables_before" && continue
+    nft list table ip "$t" >/dev/null 2>&1 || continue
+    if [ -z "$(iptables -t "$t" -S 2>/dev/null | grep -v -e NETAVARK -e '^-P ')" ]; then
+      nft delete table ip "$t"
+    fi
+  done
+}
 cleanup() {
   "$BERTH" --root "$work/berth" rm -f $("$BERTH" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
   ip link del bbench0 2>/dev/null || true
   nft delete table ip berth_bench 2>/dev/null || true
   "${P[@]}" system reset -f >/dev/null 2>&1 || true
+  drop_netavark_tables || true
   registry_stop || true
   umount -R "$work" 2>/dev/null || true
   rm -rf "$work"
@@ -71,6 +85,21 @@ echo "| run --rm busybox true (median ms) | none | bridge | bridge - none | brid
 echo "|---|---|---|---|---|---|"
 printf '| berth | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$bn" "$bb" "$(echo "$bb - $bn" | bc -l)" "$bp" "$(echo "$bp - $bn" | bc -l)"
 printf '| podman 4.3 + netavark 1.4 (runc) | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$pn" "$pb" "$(echo "$pb - $pn" | bc -l)" "$pp" "$(echo "$pp - $pn" | bc -l)"
+
+# hyperfine runs each command's runs in a row, so load changes from other
+# work on this machine land on one command; interleaved pairs (none, then
+# bridge, then bridge with -p) give a paired difference less exposed to it.
+now_us() { date +%s%6N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+dn=(); dp=()
+for _ in $(seq "$RUNS"); do
+  t0=$(now_us); $B run --rm --network none "$IMG" true; t1=$(now_us)
+  $B run --rm "$IMG" true; t2=$(now_us)
+  $B run --rm -p 18080:80 "$IMG" true; t3=$(now_us)
+  dn+=($(( (t2 - t1) - (t1 - t0) ))); dp+=($(( (t3 - t2) - (t1 - t0) )))
+done
+printf '\nberth, %s interleaved triples: median (bridge - none) %.1f ms, median (bridge -p - none) %.1f ms\n' "$RUNS" \
+  "$(printf '%s\n' "${dn[@]}" | median | awk '{print $1/1000}')" "$(printf '%s\n' "${dp[@]}" | median | awk '{print $1/1000}')"
 
 echo
 echo "published-port TCP throughput ($MIB MiB per transfer, kernel DNAT):"

@@ -859,3 +859,48 @@ fn egress_by_name_through_nat() {
         err(&o)
     );
 }
+
+/// After a reboot berth's records remain but bridges do not; a start
+/// recreates the bridge and its rules (here: the bridge deleted by hand).
+#[test]
+fn a_start_recreates_a_missing_bridge() {
+    let e = Env::new();
+    let _n = net(
+        &e,
+        "rb",
+        &[
+            "--subnet",
+            "10.77.12.0/24",
+            "-o",
+            "com.docker.network.bridge.name=brb12",
+        ],
+    );
+    let rules = nft_table(&e).matches("net:rb").count();
+    assert!(rules > 0);
+    let st = std::process::Command::new("ip")
+        .args(["link", "del", "brb12"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let hp = free_port();
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "rb",
+        "-p",
+        &format!("{hp}:80"),
+        &e.image,
+        "sh",
+        "-c",
+        HTTPD,
+        "back",
+    ]);
+    wait_http(&e, &format!("127.0.0.1:{hp}"), "back");
+    assert_eq!(
+        nft_table(&e).matches("net:rb").count(),
+        rules,
+        "{}",
+        nft_table(&e)
+    );
+}

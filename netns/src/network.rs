@@ -166,6 +166,34 @@ impl Network {
         Ok(st)
     }
 
+    /// Recreates a network's bridge, sysctls and firewall rules when its
+    /// bridge is gone (a host reboot keeps `networks/` but not links or nft
+    /// tables; or the bridge was deleted by hand). Leases are untouched.
+    /// Does nothing when the bridge exists.
+    pub fn ensure_up(env: &NetEnv, name: &str) -> Result<NetworkState> {
+        let _g = state::lock(&env.global_lock())?;
+        let st = Self::load(env, name)?;
+        let nl = Netlink::new()?;
+        if nl.link_index(&st.bridge)?.is_some() {
+            return Ok(st);
+        }
+        sysctl::enable_ip_forward()?;
+        let gw =
+            Ipv4Net::new(st.gateway, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+                what: "subnet",
+                value: st.subnet.to_string(),
+                why: e.to_string(),
+            })?;
+        nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
+        sysctl::enable_route_localnet(&st.bridge)?;
+        let _f = state::lock(&env.firewall_lock())?;
+        // The table may have survived (bridge deleted by hand): replace the
+        // network's rules rather than adding them twice.
+        firewall::remove_network(&st.table, &st.name, &st.bridge, false)?;
+        firewall::add_network(&st.table, &rules(&st))?;
+        Ok(st)
+    }
+
     /// `network rm`: refused while containers are attached.
     pub fn delete(env: &NetEnv, name: &str) -> Result<()> {
         let _g = state::lock(&env.global_lock())?;
@@ -296,27 +324,6 @@ pub fn attach(
     })
 }
 
-/// After a reboot the state file outlives the bridge and its nft rules
-/// (links and tables are not persistent), and `system boot` or a plain
-/// `start` must still work: bring both back as `create` made them. The
-/// caller holds the network's lock; stale rules of the network are dropped
-/// first so a bridge deleted by hand does not leave duplicates.
-fn restore_bridge(env: &NetEnv, st: &NetworkState, nl: &Netlink) -> Result<u32> {
-    sysctl::enable_ip_forward()?;
-    let gw =
-        Ipv4Net::new(st.gateway, st.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
-            what: "subnet",
-            value: st.subnet.to_string(),
-            why: e.to_string(),
-        })?;
-    let index = nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
-    sysctl::enable_route_localnet(&st.bridge)?;
-    let _f = state::lock(&env.firewall_lock())?;
-    firewall::remove_network(&st.table, &st.name, &st.bridge, false)?;
-    firewall::add_network(&st.table, &rules(st))?;
-    Ok(index)
-}
-
 fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
     let ns = File::open(&lease.netns_path).map_err(|e| Error::Namespace {
         op: "open",
@@ -324,10 +331,9 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
         source: e,
     })?;
     let nl = Netlink::new()?;
-    let bridge = match nl.link_index(&st.bridge)? {
-        Some(i) => i,
-        None => restore_bridge(env, st, &nl)?,
-    };
+    let bridge = nl
+        .link_index(&st.bridge)?
+        .ok_or_else(|| Error::LinkNotFound(st.bridge.clone()))?;
     nl.create_veth(
         &lease.host_veth,
         bridge,

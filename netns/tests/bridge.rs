@@ -440,7 +440,7 @@ impl SpawnPiped for std::process::Command {
 }
 
 #[test]
-fn attach_restores_a_bridge_and_rules_lost_in_a_reboot() {
+fn ensure_up_restores_a_bridge_and_rules_lost_in_a_reboot() {
     let mut f = Fixture::new();
     let br = f.bridge(1);
     Network::create(&f.env, &cfg("rb", br.clone(), "10.123.9.0/24")).unwrap();
@@ -448,6 +448,7 @@ fn attach_restores_a_bridge_and_rules_lost_in_a_reboot() {
     sh(&["ip", "link", "del", &br]);
     sh(&["nft", "delete", "table", "ip", &f.env.table]);
     let (a, b) = (f.new_netns("a"), f.new_netns("b"));
+    Network::ensure_up(&f.env, "rb").unwrap();
     attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
     let ab = attach(&f.env, "rb", "cb", &b, &AttachOpts::default()).unwrap();
     {
@@ -464,6 +465,7 @@ fn attach_restores_a_bridge_and_rules_lost_in_a_reboot() {
     // duplicate the network's rules.
     detach(&f.env, "rb", "ca").unwrap();
     sh(&["ip", "link", "del", &br]);
+    Network::ensure_up(&f.env, "rb").unwrap();
     attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
     let again = std::process::Command::new("nft")
         .args(["list", "table", "ip", &f.env.table])

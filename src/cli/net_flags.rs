@@ -213,3 +213,72 @@ impl NetRequest {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct T {
+        #[command(flatten)]
+        f: CreateFlags,
+    }
+
+    fn req(args: &[&str]) -> Result<(NetRequest, HostConfig)> {
+        let mut a = vec!["t"];
+        a.extend_from_slice(args);
+        a.push("img");
+        let t = T::try_parse_from(a).expect("flags parse");
+        let mut hc = HostConfig {
+            network_mode: network_mode(&t.f.network),
+            publish_all_ports: t.f.publish_all,
+            ..Default::default()
+        };
+        let r = parse(&t.f, &mut hc)?;
+        Ok((r, hc))
+    }
+
+    #[test]
+    fn defaults_and_endpoints() {
+        let (r, hc) = req(&[]).unwrap();
+        assert_eq!(hc.network_mode, "bridge");
+        assert_eq!(r.endpoints.len(), 1);
+        let (r, _) = req(&[
+            "--network",
+            "a",
+            "--network",
+            "b",
+            "--ip",
+            "10.1.0.5",
+            "--network-alias",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(r.endpoints.len(), 2);
+        assert_eq!(r.endpoints[0].ip, Some("10.1.0.5".parse().unwrap()));
+        assert_eq!(r.endpoints[0].aliases, vec!["x".to_string()]);
+        assert!(r.endpoints[1].ip.is_none() && r.endpoints[1].aliases.is_empty());
+        let (r, hc) = req(&["--network", "host"]).unwrap();
+        assert!(r.endpoints.is_empty());
+        assert_eq!(hc.network_mode, "host");
+    }
+
+    #[test]
+    fn docker_conflicts() {
+        let e = |a: &[&str]| req(a).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e(&["--ip", "10.0.0.2"]).contains("user defined networks only"));
+        assert!(e(&["--network-alias", "x"]).contains("user defined networks"));
+        assert!(e(&["--network", "host", "--network", "a"]).contains("conflicting options"));
+        assert!(e(&["--network", "container:x", "-p", "80"]).contains("port publishing"));
+        assert!(e(&["--mac-address", "zz"]).contains("not a valid mac address"));
+        assert!(e(&["--expose", "9-8"]).contains("--expose"));
+        // host mode drops ports (with docker's warning)
+        let (_, hc) = req(&["--network", "host", "-p", "80:80"]).unwrap();
+        assert!(hc.port_bindings.is_empty());
+        let (r, hc) = req(&["-p", "8080:80", "--expose", "53/udp"]).unwrap();
+        assert_eq!(hc.port_bindings["80/tcp"][0].host_port, "8080");
+        assert_eq!(r.expose, vec!["53/udp".to_string()]);
+    }
+}

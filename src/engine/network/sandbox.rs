@@ -70,7 +70,16 @@ pub fn attach_one(
     ifname: &str,
     ports: Vec<netns::PortMapping>,
 ) -> Result<Vec<OwnedFd>> {
-    let st = net.find(network)?;
+    let mut st = net.find(network)?;
+    // A reboot (or `ip link del`) removes bridges and nft tables but not
+    // berth's records: bring the network back before attaching.
+    if !std::path::Path::new("/sys/class/net")
+        .join(&st.bridge)
+        .exists()
+    {
+        st = netns::Network::ensure_up(&net.env, &st.name)
+            .map_err(|e| anyhow!("cannot recreate network {}: {e}", st.name))?;
+    }
     let cn = endpoints::load(cs, &rec.id)?;
     let ep = cn.endpoint(network).cloned().unwrap_or_default();
     let opts = netns::AttachOpts {
