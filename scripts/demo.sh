@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # berth demo: builds a busybox image offline, serves it from a throwaway
-# docker-registry on a free loopback port, and walks through the image
-# commands. Uses target/release/berth (run `make build` first; `make demo`
-# does). Leaves nothing behind: the registry is stopped and every temp dir
-# removed on exit, also on failure or Ctrl-C.
+# docker-registry on a free loopback port, and walks through the image,
+# container, network and volume commands. Uses target/release/berth (run
+# `make build` first; `make demo` does). Leaves nothing behind: containers,
+# networks, the demo's own bridge and nft table, the registry and every temp
+# dir are removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
 # Container monitors outlive the command that started them; on a host whose
@@ -23,11 +24,23 @@ command -v skopeo >/dev/null || { echo "demo: skopeo missing; run scripts/instal
 
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 . "$here/scripts/registry.sh"
+# Host-global names of the demo's own (berth's config, docker's daemon.json
+# spelling): a private nft table, default bridge and subnets, so the demo
+# never touches a berth already in use on this host.
+export BERTH_CONFIG=$work/berth-config.json
+cat > "$BERTH_CONFIG" <<JSON
+{"nft-table": "berthdemo", "bridge": "berthdemo0", "bip": "10.213.0.1/24",
+ "default-address-pools": [{"base": "10.213.8.0/21", "size": 24}]}
+JSON
 cleanup() {
   if [ -d "$work/root" ]; then
-    "$berth_bin" --root "$work/root" rm -f demo-sleeper >/dev/null 2>&1 || true
+    ids=$("$berth_bin" --root "$work/root" ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] || "$berth_bin" --root "$work/root" rm -f -v $ids >/dev/null 2>&1 || true
+    "$berth_bin" --root "$work/root" network rm demo-net >/dev/null 2>&1 || true
     grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   fi
+  ip link del berthdemo0 2>/dev/null || true
+  nft delete table ip berthdemo 2>/dev/null || true
   registry_stop || true
   rm -rf "$work"
 }
@@ -68,6 +81,39 @@ berth images --format 'table {{.Repository}}\t{{.Tag}}\t{{.Size}}'
 step save -o busybox.tar "$ref"; berth save -o "$work/busybox.tar" "$ref"
 step rmi "$ref" 127.0.0.1:$port/demo/copy:v1; berth rmi "$ref" "127.0.0.1:$port/demo/copy:v1"
 step load -i busybox.tar;        berth load -i "$work/busybox.tar"
+
+echo; echo "demo: networks: a web server reached by name and through a published port"
+step network create demo-net;    berth network create demo-net
+web='mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'
+step run -d --name web --network demo-net -p 127.0.0.1:18080:80 "$ref" sh -c "'$web'"
+berth run -d --name web --network demo-net -p 127.0.0.1:18080:80 "$ref" sh -c "$web"
+step port web;                   berth port web
+step inspect --format "'{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'" web
+berth inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' web
+get='printf "GET / HTTP/1.0\r\n\r\n" | nc web 80 | tail -n1'
+step run --rm --network demo-net "$ref" sh -c "'$get'"
+berth run --rm --network demo-net "$ref" sh -c "$get"
+echo "(from the host, 127.0.0.1:18080)"
+exec 3<>/dev/tcp/127.0.0.1/18080
+printf 'GET / HTTP/1.0\r\n\r\n' >&3
+tail -n1 <&3
+exec 3<&-
+step stats --no-stream web;      berth stats --no-stream web
+step diff web;                   berth diff web
+step commit -m "'add index'" web demo/web:v1; berth commit -m "add index" web demo/web:v1
+step cp web:/www/index.html -;   berth cp web:/www/index.html - | tar -tvf -
+step rm -f web;                  berth rm -f web
+step network ls;                 berth network ls
+
+echo; echo "demo: volumes: data outlives the container"
+step volume create demo-data;    berth volume create demo-data
+step run --rm -v demo-data:/data "$ref" sh -c "'echo saved at \$(date) > /data/note'"
+berth run --rm -v demo-data:/data "$ref" sh -c 'echo saved at $(date) > /data/note'
+step run --rm -v demo-data:/data:ro "$ref" sh -c "'cat /data/note; touch /data/x'"
+berth run --rm -v demo-data:/data:ro "$ref" sh -c 'cat /data/note; touch /data/x' || true
+step volume ls;                  berth volume ls
 step system df;                  berth system df
+step volume rm demo-data;        berth volume rm demo-data
+step network rm demo-net;        berth network rm demo-net
 echo
 echo "demo: done; registry stopped and $work removed"
