@@ -310,15 +310,17 @@ impl Monitor {
         if self.rec.host_config.auto_remove {
             // Lazy unmount: the pid namespace died with its init.
             let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
-            // Read before the directory moves; removed after the files go.
+            // Read before the directory moves.
             let mounts =
                 crate::engine::volume::mounts::load(&self.store, &self.id).unwrap_or_default();
             match super::removal::hide(&self.store, &self.id) {
                 Ok(hidden) => {
-                    self.broadcast_exit(code);
-                    super::removal::finish(&self.store, &self.id, &hidden);
+                    // docker's `run --rm` returns with the anonymous volumes
+                    // gone; a container without any pays nothing here.
                     let _ =
                         crate::engine::volume::mounts::remove_anonymous(&self.store.paths, &mounts);
+                    self.broadcast_exit(code);
+                    super::removal::finish(&self.store, &self.id, &hidden);
                 }
                 Err(_) => {
                     self.remove_all();
