@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod meta;
 pub mod ops;
 pub mod ports;
+pub mod rename;
 pub mod sandbox;
 
 use std::net::Ipv4Addr;
