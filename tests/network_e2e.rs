@@ -904,3 +904,88 @@ fn a_start_recreates_a_missing_bridge() {
         nft_table(&e)
     );
 }
+
+#[test]
+fn link_sets_dockers_environment_variables() {
+    let e = Env::new();
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "my-db",
+        "-e",
+        "PASS=s=cret",
+        "--expose",
+        "5432",
+        "--expose",
+        "9000-9001/tcp",
+        "--expose",
+        "53/udp",
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let ip = ip_of(&e, "my-db", "bridge");
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "app",
+        "--link",
+        "my-db:db-1",
+        "-e",
+        "DB_1_NAME=mine",
+        &e.image,
+        "sh",
+        "-c",
+        "env | grep ^DB_1_ | sort",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let got: Vec<&str> = text.lines().collect();
+    let mut want = vec![
+        format!("DB_1_PORT=tcp://{ip}:5432"),
+        format!("DB_1_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DB_1_PORT_5432_TCP_ADDR={ip}"),
+        "DB_1_PORT_5432_TCP_PORT=5432".to_string(),
+        "DB_1_PORT_5432_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_9000_TCP=tcp://{ip}:9000"),
+        format!("DB_1_PORT_9000_TCP_ADDR={ip}"),
+        "DB_1_PORT_9000_TCP_PORT=9000".to_string(),
+        "DB_1_PORT_9000_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_9000_TCP_START=tcp://{ip}:9000"),
+        "DB_1_PORT_9000_TCP_PORT_START=9000".to_string(),
+        format!("DB_1_PORT_9000_TCP_END=tcp://{ip}:9001"),
+        "DB_1_PORT_9000_TCP_PORT_END=9001".to_string(),
+        format!("DB_1_PORT_9001_TCP=tcp://{ip}:9001"),
+        format!("DB_1_PORT_9001_TCP_ADDR={ip}"),
+        "DB_1_PORT_9001_TCP_PORT=9001".to_string(),
+        "DB_1_PORT_9001_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_53_UDP=udp://{ip}:53"),
+        format!("DB_1_PORT_53_UDP_ADDR={ip}"),
+        "DB_1_PORT_53_UDP_PORT=53".to_string(),
+        "DB_1_PORT_53_UDP_PROTO=udp".to_string(),
+        // the container's own -e wins over the link's value
+        "DB_1_NAME=mine".to_string(),
+        "DB_1_ENV_PASS=s=cret".to_string(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // without an override: docker's /<parent>/<alias>
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "app2",
+        "--link",
+        "my-db",
+        &e.image,
+        "sh",
+        "-c",
+        "echo $MY_DB_NAME $MY_DB_PORT",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("/app2/my-db tcp://{ip}:5432\n"));
+    // inspect does not show them: they are not part of Config.Env
+    e.b.ok(&["rm", "-f", "my-db"]);
+}

@@ -12,6 +12,7 @@
 pub mod endpoints;
 pub mod etc;
 pub mod inspect;
+pub mod link_env;
 pub mod meta;
 pub mod ops;
 pub mod ports;
