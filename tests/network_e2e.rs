@@ -989,3 +989,39 @@ fn link_sets_dockers_environment_variables() {
     // inspect does not show them: they are not part of Config.Env
     e.b.ok(&["rm", "-f", "my-db"]);
 }
+
+#[test]
+fn connect_and_disconnect_rewrite_hosts_of_a_running_container() {
+    let e = Env::new();
+    let _a = net(&e, "ha", &["--subnet", "10.77.12.0/24"]);
+    let _b = net(&e, "hb", &["--subnet", "10.77.13.0/24"]);
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hh",
+        "--hostname",
+        "hhost",
+        "--network",
+        "ha",
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let a = ip_of(&e, "hh", "ha");
+    let before = e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]);
+    assert!(before.contains(&format!("{a}\thhost\n")), "{before}");
+    e.b.ok(&["network", "connect", "--ip", "10.77.13.9", "hb", "hh"]);
+    // seen inside the running container, through its bind mount
+    let after = e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]);
+    assert_eq!(after, format!("{before}10.77.13.9\thhost\n"));
+    e.b.ok(&["network", "disconnect", "hb", "hh"]);
+    assert_eq!(e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]), before);
+    // a stopped container's file is left to its next start
+    e.b.ok(&["stop", "-t", "0", "hh"]);
+    e.b.ok(&["network", "connect", "hb", "hh"]);
+    e.b.ok(&["start", "hh"]);
+    let b = ip_of(&e, "hh", "hb");
+    assert!(!b.is_empty());
+    e.b.ok(&["rm", "-f", "hh"]);
+}

@@ -11,6 +11,7 @@
 
 pub mod endpoints;
 pub mod etc;
+pub mod hosts_live;
 pub mod inspect;
 pub mod link_env;
 pub mod meta;
