@@ -1025,3 +1025,68 @@ fn connect_and_disconnect_rewrite_hosts_of_a_running_container() {
     assert!(!b.is_empty());
     e.b.ok(&["rm", "-f", "hh"]);
 }
+
+/// A host port whose next two are free too (none held).
+fn three_free_ports() -> u16 {
+    loop {
+        let p = free_port();
+        if p > 65000 {
+            continue;
+        }
+        if (1..3).all(|i| TcpListener::bind(("0.0.0.0", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn host_port_range_for_one_container_port_takes_the_first_free() {
+    let e = Env::new();
+    let base = three_free_ports();
+    // the range's first port is a host process's
+    let held = TcpListener::bind(("0.0.0.0", base)).unwrap();
+    let range = format!("{base}-{}", base + 2);
+    let publish = format!("{range}:80");
+    for (c, text) in [("r1", "one"), ("r2", "two")] {
+        e.b.ok(&[
+            "run", "-d", "--name", c, "-p", &publish, &e.image, "sh", "-c", HTTPD, text,
+        ]);
+    }
+    assert_eq!(
+        e.b.ok(&["port", "r1", "80"]),
+        format!("0.0.0.0:{}\n", base + 1)
+    );
+    assert_eq!(
+        e.b.ok(&["port", "r2", "80"]),
+        format!("0.0.0.0:{}\n", base + 2)
+    );
+    // docker keeps the range as the configured HostPort
+    assert_eq!(
+        e.inspect(
+            "r1",
+            "{{(index (index .HostConfig.PortBindings \"80/tcp\") 0).HostPort}}"
+        ),
+        range
+    );
+    wait_http(&e, &format!("127.0.0.1:{}", base + 1), "one");
+    wait_http(&e, &format!("127.0.0.1:{}", base + 2), "two");
+    // nothing left in the range
+    let o = e.run(&[
+        "run", "-d", "--name", "r3", "-p", &publish, &e.image, "sleep", "100",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("Bind for 0.0.0.0:{range} failed")),
+        "{}",
+        err(&o)
+    );
+    // a restart takes a port from the range again
+    drop(held);
+    e.b.ok(&["rm", "-f", "r3"]);
+    e.b.ok(&["stop", "-t", "0", "r1"]);
+    e.b.ok(&["start", "r1"]);
+    assert_eq!(e.b.ok(&["port", "r1", "80"]), format!("0.0.0.0:{base}\n"));
+    for c in ["r1", "r2"] {
+        e.b.ok(&["rm", "-f", c]);
+    }
+}

@@ -281,6 +281,12 @@ pub fn attach(
             .flat_map(|l| l.ports)
             .collect();
         for p in &opts.ports {
+            if p.host_port_end > p.host_port {
+                let (r, fd) = ports::reserve_in_range(p, &published, &resolved)?;
+                resolved.push(r);
+                reservations.push(fd);
+                continue;
+            }
             let (r, fd) = ports::reserve(p)?;
             if let Some(other) = published
                 .iter()
