@@ -1083,3 +1083,114 @@ fn start_while_copying_from_a_stopped_container() {
     e.b.ok(&["rm", "-f", "busycp"]);
     assert_clean(e.b.root());
 }
+
+/// Mounts in this process's view naming `needle` (leaks of the copy's).
+fn mounts_naming(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn cp_on_a_stopped_container_sees_its_volumes_and_binds() {
+    let e = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let hb = t.path().join("hb");
+    let rb = t.path().join("rb");
+    std::fs::create_dir_all(&hb).unwrap();
+    std::fs::create_dir_all(&rb).unwrap();
+    std::fs::write(hb.join("hostfile"), "from host\n").unwrap();
+    std::fs::write(rb.join("ro"), "read only\n").unwrap();
+    std::fs::write(t.path().join("secret"), "HOST SECRET\n").unwrap();
+    let (hbs, rbs) = (hb.display().to_string(), rb.display().to_string());
+    let hp = t.path().display().to_string();
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vc",
+        "-v",
+        "cpvol:/data",
+        "-v",
+        "/anon",
+        "-v",
+        &format!("{hbs}:/bind"),
+        "-v",
+        &format!("{rbs}:/robind:ro"),
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let script = "echo invol > /data/f && echo inanon > /anon/g \
+                  && ln -s ../../../../../../.. /data/up && ln -s / /data/root";
+    e.b.ok(&["exec", "vc", "sh", "-c", script]);
+    // docker refuses a write into a read-only mount, running or not
+    let o = t.path().join("payload");
+    std::fs::write(&o, "PAYLOAD\n").unwrap();
+    let payload = o.display().to_string();
+    let (code, msg) = e.b.fails(&["cp", &payload, "vc:/robind/x"]);
+    assert_eq!(code, 1);
+    assert!(msg.contains("mounted volume is marked read-only"), "{msg}");
+    e.b.ok(&["stop", "-t", "0", "vc"]);
+    let id = e.inspect("vc", "{{.Id}}");
+
+    // reads: named and anonymous volumes, binds
+    let out_dir = tempfile::tempdir().unwrap();
+    let od = out_dir.path();
+    for (src, want) in [
+        ("vc:/data/f", "invol\n"),
+        ("vc:/anon/g", "inanon\n"),
+        ("vc:/bind/hostfile", "from host\n"),
+        ("vc:/robind/ro", "read only\n"),
+    ] {
+        let dst = od.join("x");
+        e.b.ok(&["cp", src, &dst.display().to_string()]);
+        assert_eq!(std::fs::read_to_string(&dst).unwrap(), want, "{src}");
+        std::fs::remove_file(&dst).unwrap();
+    }
+    // a directory copy out of the volume
+    let dd = od.join("datadir");
+    e.b.ok(&["cp", "vc:/data", &dd.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(dd.join("f")).unwrap(), "invol\n");
+
+    // writes land in the volume and the bind
+    e.b.ok(&["cp", &payload, "vc:/data/new"]);
+    e.b.ok(&["cp", &payload, "vc:/bind/new"]);
+    assert_eq!(
+        std::fs::read_to_string(hb.join("new")).unwrap(),
+        "PAYLOAD\n"
+    );
+    let (code, msg) = e.b.fails(&["cp", &payload, "vc:/robind/x"]);
+    assert_eq!(code, 1);
+    assert!(msg.contains("mounted volume is marked read-only"), "{msg}");
+    assert!(!rb.join("x").exists());
+
+    // symlinks inside a volume resolve in the container's root
+    let (code, msg) = e.b.fails(&[
+        "cp",
+        &format!("vc:/data/up{hp}/secret"),
+        &od.join("s").display().to_string(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(msg.contains("Could not find the file"), "{msg}");
+    assert!(!od.join("s").exists());
+    let _ = e.run(&["cp", &payload, &format!("vc:/data/root{hp}/")]);
+    let _ = e.run(&["cp", &payload, &format!("vc:/data/up{hp}/secret")]);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("secret")).unwrap(),
+        "HOST SECRET\n"
+    );
+    assert!(!t.path().join("payload-copied").exists());
+
+    // nothing of the copy is left mounted on the host
+    assert!(mounts_naming(&id).is_empty(), "{:?}", mounts_naming(&id));
+
+    // the container sees what cp wrote, in its volume
+    e.b.ok(&["start", "vc"]);
+    assert_eq!(e.b.ok(&["exec", "vc", "cat", "/data/new"]), "PAYLOAD\n");
+    e.b.ok(&["rm", "-f", "-v", "vc"]);
+    e.b.ok(&["volume", "rm", "cpvol"]);
+}

@@ -428,3 +428,32 @@ fn concurrent_first_starts_resolve_at_once() {
     }
     e.wait_for("berth-dns to exit", || resolvers(&root).is_empty());
 }
+
+#[test]
+fn rename_changes_the_name_at_once() {
+    let (_up, e) = env_with_upstream();
+    e.b.ok(&["network", "create", "rn"]);
+    sleeper(&e, "oldname", &["--network", "rn"]);
+    sleeper(&e, "asker", &["--network", "rn"]);
+    let ip = ip_of(&e, "oldname", "rn");
+    let (ok, o) = exec_lookup(&e, "asker", "oldname");
+    assert!(ok, "{o}");
+    e.b.ok(&["rename", "oldname", "newname"]);
+    // no restart: the running container answers to its new name only
+    let (ok, o) = exec_lookup(&e, "asker", "newname");
+    assert!(ok, "{o}");
+    assert_eq!(addresses(&o), [ip.as_str()], "{o}");
+    let (ok, o) = exec_lookup(&e, "asker", "oldname");
+    assert!(!ok && !o.contains(&ip), "{o}");
+    // the reverse record too
+    let (ok, o) = exec_lookup(&e, "asker", &ip);
+    assert!(ok && o.contains("newname.rn"), "{o}");
+    // and a stopped container keeps the new name when it starts again
+    e.b.ok(&["stop", "-t", "0", "newname"]);
+    e.b.ok(&["start", "newname"]);
+    let (ok, o) = exec_lookup(&e, "asker", "newname");
+    assert!(ok, "{o}");
+    for c in ["newname", "asker"] {
+        e.b.ok(&["rm", "-f", c]);
+    }
+}

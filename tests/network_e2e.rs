@@ -904,3 +904,189 @@ fn a_start_recreates_a_missing_bridge() {
         nft_table(&e)
     );
 }
+
+#[test]
+fn link_sets_dockers_environment_variables() {
+    let e = Env::new();
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "my-db",
+        "-e",
+        "PASS=s=cret",
+        "--expose",
+        "5432",
+        "--expose",
+        "9000-9001/tcp",
+        "--expose",
+        "53/udp",
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let ip = ip_of(&e, "my-db", "bridge");
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "app",
+        "--link",
+        "my-db:db-1",
+        "-e",
+        "DB_1_NAME=mine",
+        &e.image,
+        "sh",
+        "-c",
+        "env | grep ^DB_1_ | sort",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let got: Vec<&str> = text.lines().collect();
+    let mut want = vec![
+        format!("DB_1_PORT=tcp://{ip}:5432"),
+        format!("DB_1_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DB_1_PORT_5432_TCP_ADDR={ip}"),
+        "DB_1_PORT_5432_TCP_PORT=5432".to_string(),
+        "DB_1_PORT_5432_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_9000_TCP=tcp://{ip}:9000"),
+        format!("DB_1_PORT_9000_TCP_ADDR={ip}"),
+        "DB_1_PORT_9000_TCP_PORT=9000".to_string(),
+        "DB_1_PORT_9000_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_9000_TCP_START=tcp://{ip}:9000"),
+        "DB_1_PORT_9000_TCP_PORT_START=9000".to_string(),
+        format!("DB_1_PORT_9000_TCP_END=tcp://{ip}:9001"),
+        "DB_1_PORT_9000_TCP_PORT_END=9001".to_string(),
+        format!("DB_1_PORT_9001_TCP=tcp://{ip}:9001"),
+        format!("DB_1_PORT_9001_TCP_ADDR={ip}"),
+        "DB_1_PORT_9001_TCP_PORT=9001".to_string(),
+        "DB_1_PORT_9001_TCP_PROTO=tcp".to_string(),
+        format!("DB_1_PORT_53_UDP=udp://{ip}:53"),
+        format!("DB_1_PORT_53_UDP_ADDR={ip}"),
+        "DB_1_PORT_53_UDP_PORT=53".to_string(),
+        "DB_1_PORT_53_UDP_PROTO=udp".to_string(),
+        // the container's own -e wins over the link's value
+        "DB_1_NAME=mine".to_string(),
+        "DB_1_ENV_PASS=s=cret".to_string(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // without an override: docker's /<parent>/<alias>
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "app2",
+        "--link",
+        "my-db",
+        &e.image,
+        "sh",
+        "-c",
+        "echo $MY_DB_NAME $MY_DB_PORT",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), format!("/app2/my-db tcp://{ip}:5432\n"));
+    // inspect does not show them: they are not part of Config.Env
+    e.b.ok(&["rm", "-f", "my-db"]);
+}
+
+#[test]
+fn connect_and_disconnect_rewrite_hosts_of_a_running_container() {
+    let e = Env::new();
+    let _a = net(&e, "ha", &["--subnet", "10.77.12.0/24"]);
+    let _b = net(&e, "hb", &["--subnet", "10.77.13.0/24"]);
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hh",
+        "--hostname",
+        "hhost",
+        "--network",
+        "ha",
+        &e.image,
+        "sleep",
+        "1000",
+    ]);
+    let a = ip_of(&e, "hh", "ha");
+    let before = e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]);
+    assert!(before.contains(&format!("{a}\thhost\n")), "{before}");
+    e.b.ok(&["network", "connect", "--ip", "10.77.13.9", "hb", "hh"]);
+    // seen inside the running container, through its bind mount
+    let after = e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]);
+    assert_eq!(after, format!("{before}10.77.13.9\thhost\n"));
+    e.b.ok(&["network", "disconnect", "hb", "hh"]);
+    assert_eq!(e.b.ok(&["exec", "hh", "cat", "/etc/hosts"]), before);
+    // a stopped container's file is left to its next start
+    e.b.ok(&["stop", "-t", "0", "hh"]);
+    e.b.ok(&["network", "connect", "hb", "hh"]);
+    e.b.ok(&["start", "hh"]);
+    let b = ip_of(&e, "hh", "hb");
+    assert!(!b.is_empty());
+    e.b.ok(&["rm", "-f", "hh"]);
+}
+
+/// A host port whose next two are free too (none held).
+fn three_free_ports() -> u16 {
+    loop {
+        let p = free_port();
+        if p > 65000 {
+            continue;
+        }
+        if (1..3).all(|i| TcpListener::bind(("0.0.0.0", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn host_port_range_for_one_container_port_takes_the_first_free() {
+    let e = Env::new();
+    let base = three_free_ports();
+    // the range's first port is a host process's
+    let held = TcpListener::bind(("0.0.0.0", base)).unwrap();
+    let range = format!("{base}-{}", base + 2);
+    let publish = format!("{range}:80");
+    for (c, text) in [("r1", "one"), ("r2", "two")] {
+        e.b.ok(&[
+            "run", "-d", "--name", c, "-p", &publish, &e.image, "sh", "-c", HTTPD, text,
+        ]);
+    }
+    assert_eq!(
+        e.b.ok(&["port", "r1", "80"]),
+        format!("0.0.0.0:{}\n", base + 1)
+    );
+    assert_eq!(
+        e.b.ok(&["port", "r2", "80"]),
+        format!("0.0.0.0:{}\n", base + 2)
+    );
+    // docker keeps the range as the configured HostPort
+    assert_eq!(
+        e.inspect(
+            "r1",
+            "{{(index (index .HostConfig.PortBindings \"80/tcp\") 0).HostPort}}"
+        ),
+        range
+    );
+    wait_http(&e, &format!("127.0.0.1:{}", base + 1), "one");
+    wait_http(&e, &format!("127.0.0.1:{}", base + 2), "two");
+    // nothing left in the range
+    let o = e.run(&[
+        "run", "-d", "--name", "r3", "-p", &publish, &e.image, "sleep", "100",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("Bind for 0.0.0.0:{range} failed")),
+        "{}",
+        err(&o)
+    );
+    // a restart takes a port from the range again
+    drop(held);
+    e.b.ok(&["rm", "-f", "r3"]);
+    e.b.ok(&["stop", "-t", "0", "r1"]);
+    e.b.ok(&["start", "r1"]);
+    assert_eq!(e.b.ok(&["port", "r1", "80"]), format!("0.0.0.0:{base}\n"));
+    for c in ["r1", "r2"] {
+        e.b.ok(&["rm", "-f", c]);
+    }
+}

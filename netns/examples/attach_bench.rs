@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             host_port: 0,
                             container_port: 80,
                             proto: Proto::Tcp,
+                            host_port_end: 0,
                         }]
                     } else {
                         vec![]

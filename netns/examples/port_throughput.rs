@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     host_port: 0,
                     container_port: 5001,
                     proto: Proto::Tcp,
+                    host_port_end: 0,
                 }],
                 ..Default::default()
             },

@@ -71,6 +71,14 @@ pub enum Error {
     AlreadyAttached { network: String, container: String },
     #[error("Bind for {host_ip}:{port} failed: port is already allocated")]
     PortAllocated { host_ip: String, port: u16 },
+    #[error(
+        "Bind for {host_ip}:{start}-{end} failed: every port of the range is already allocated"
+    )]
+    PortRangeAllocated {
+        host_ip: String,
+        start: u16,
+        end: u16,
+    },
     #[error("no free host port for {proto} in the ephemeral range; free some ports or publish an explicit one")]
     NoFreePort { proto: String },
     #[error("network {0} is internal: ports cannot be published on it; remove -p or use a non-internal network")]

@@ -16,7 +16,7 @@ pub mod sysctl;
 mod types;
 
 pub use error::{Error, Result};
-pub use network::{attach, cleanup_orphans, detach, list, release, Network};
+pub use network::{attach, cleanup_orphans, detach, list, release, rename_leases, Network};
 pub use types::{
     format_mac, AttachOpts, Attachment, Lease, NetEnv, NetworkConfig, NetworkState, PortMapping,
     Proto,

@@ -281,6 +281,12 @@ pub fn attach(
             .flat_map(|l| l.ports)
             .collect();
         for p in &opts.ports {
+            if p.host_port_end > p.host_port {
+                let (r, fd) = ports::reserve_in_range(p, &published, &resolved)?;
+                resolved.push(r);
+                reservations.push(fd);
+                continue;
+            }
             let (r, fd) = ports::reserve(p)?;
             if let Some(other) = published
                 .iter()
@@ -450,4 +456,30 @@ pub fn cleanup_orphans(env: &NetEnv, live: &[&str]) -> Result<Vec<String>> {
     cleaned.sort();
     cleaned.dedup();
     Ok(cleaned)
+}
+
+/// `rename`: the container's lease on every network takes its new name at
+/// once (docker renames the DNS record without a restart); the resolver
+/// sees the rewritten state files. Returns the networks changed.
+pub fn rename_leases(env: &NetEnv, container_id: &str, new_name: &str) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    for net in list(env)? {
+        if !net.leases.contains_key(container_id) {
+            continue;
+        }
+        let _l = state::lock(&env.lock_file(&net.name))?;
+        let Some(mut st) = state::read_json::<NetworkState>(&env.state_file(&net.name))? else {
+            continue;
+        };
+        let Some(lease) = st.leases.get_mut(container_id) else {
+            continue;
+        };
+        if lease.name == new_name {
+            continue;
+        }
+        lease.name = new_name.to_string();
+        state::write_json(&env.state_file(&net.name), &st, false)?;
+        changed.push(net.name.clone());
+    }
+    Ok(changed)
 }

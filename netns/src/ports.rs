@@ -63,6 +63,31 @@ pub fn reserve(p: &PortMapping) -> Result<(PortMapping, OwnedFd)> {
     Ok((resolved, fd))
 }
 
+/// `-p 8000-8010:80`: the first port of the range that is free on the
+/// host and published by no other container (docker's choice).
+pub fn reserve_in_range(
+    p: &PortMapping,
+    published: &[PortMapping],
+    resolved: &[PortMapping],
+) -> Result<(PortMapping, OwnedFd)> {
+    for port in p.host_port..=p.host_port_end {
+        let mut one = p.clone();
+        one.host_port = port;
+        one.host_port_end = 0;
+        if published.iter().chain(resolved).any(|o| conflicts(o, &one)) {
+            continue;
+        }
+        if let Ok(r) = reserve(&one) {
+            return Ok(r);
+        }
+    }
+    Err(Error::PortRangeAllocated {
+        host_ip: host_ip(p).to_string(),
+        start: p.host_port,
+        end: p.host_port_end,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +98,7 @@ mod tests {
             host_port: port,
             container_port: 80,
             proto,
+            host_port_end: 0,
         }
     }
 

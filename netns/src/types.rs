@@ -34,6 +34,14 @@ pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Proto,
+    /// docker's `-p 8000-8010:80`: the first free host port from
+    /// `host_port` to this one is taken; 0 for one port.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port_end: u16,
+}
+
+fn is_zero(v: &u16) -> bool {
+    *v == 0
 }
 
 /// What `network create` asks for; unset fields get docker's defaults.

@@ -28,6 +28,7 @@ fn port(
         host_port,
         container_port,
         proto,
+        host_port_end: 0,
     }
 }
 

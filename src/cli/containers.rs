@@ -34,7 +34,11 @@ pub fn dispatch(ctx: &Ctx, c: ContainerCommand) -> Result<()> {
         }
         C::Top(a) | C::Container(ContainerSub::Top(a)) => super::ctr_exec::top(ctx, a),
         C::Rename(a) | C::Container(ContainerSub::Rename(a)) => {
-            containers(ctx).rename(&a.container, &a.new_name)
+            crate::engine::network::rename::rename_container(
+                &ctx.paths(),
+                &a.container,
+                &a.new_name,
+            )
         }
         C::Container(ContainerSub::Prune(a)) => prune(ctx, a),
         C::Container(ContainerSub::Inspect(a)) => {

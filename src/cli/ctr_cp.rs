@@ -27,7 +27,8 @@ pub fn cp_cmd(ctx: &Ctx, a: CpArgs) -> Result<()> {
                 bail!("filepath must be specified");
             }
             let id = cs.resolve(&container)?;
-            let rf = Rootfs::open(&cs, &id)?;
+            let mut rf = Rootfs::open(&cs, &id)?;
+            rf.mount_volumes()?;
             let out = std::io::stdout().lock();
             let n = cp::copy_out(&rf, &path, &dest, o, out)?;
             if dest != "-" {
@@ -40,7 +41,8 @@ pub fn cp_cmd(ctx: &Ctx, a: CpArgs) -> Result<()> {
                 bail!("filepath must be specified");
             }
             let id = cs.resolve(&container)?;
-            let rf = Rootfs::open(&cs, &id)?;
+            let mut rf = Rootfs::open(&cs, &id)?;
+            rf.mount_volumes()?;
             let n = cp::copy_in(&rf, &src, &path, o, std::io::stdin())?;
             done(a.quiet, n, &a.dest);
             Ok(())

@@ -22,6 +22,9 @@ pub struct Rootfs {
     pid: i32,
     mounted_here: bool,
     cs: ContainerStore,
+    /// `cp` of a stopped container: the private mount namespace holding its
+    /// volumes and binds (`cp_mounts`); left before the overlay is detached.
+    view: Option<super::cp_mounts::MountView>,
     /// A stopped container's monitor lock, held while we use its mount: a
     /// `start` meanwhile waits for it instead of running on a mount we are
     /// about to detach. Dropped after the unmount (field order).
@@ -43,6 +46,7 @@ impl Rootfs {
                     pid: st.pid,
                     mounted_here: false,
                     cs: cs.clone(),
+                    view: None,
                     _hold: None,
                 });
             }
@@ -70,6 +74,7 @@ impl Rootfs {
                     pid: 0,
                     mounted_here,
                     cs: cs.clone(),
+                    view: None,
                     _hold: Some(lock),
                 });
             }
@@ -119,6 +124,21 @@ impl Rootfs {
         (a.st_dev == b.st_dev && a.st_ino == b.st_ino).then_some(fd)
     }
 
+    /// `cp`: a stopped container's volumes and binds mounted over its
+    /// overlay, as docker does for the copy (a running container's are
+    /// already seen through `/proc/<pid>/root`). Call before `root_fd`.
+    pub fn mount_volumes(&mut self) -> Result<()> {
+        if self.pid <= 0 && self.view.is_none() {
+            self.view = super::cp_mounts::enter(&self.cs, &self.rec.id, &self.merged)?;
+        }
+        Ok(())
+    }
+
+    /// The container's volume and bind mount points, parents first.
+    pub fn mount_points(&self) -> Result<Vec<crate::engine::volume::mounts::MountPoint>> {
+        super::cp_mounts::mount_points(&self.cs, &self.rec.id)
+    }
+
     /// The overlay's upper directory (the container's own changes).
     pub fn upper(&self) -> PathBuf {
         self.cs.dir(&self.rec.id).join("upper")
@@ -136,6 +156,7 @@ impl Rootfs {
 
 impl Drop for Rootfs {
     fn drop(&mut self) {
+        drop(self.view.take());
         if self.mounted_here {
             let _ = rootfs::unmount(&self.merged);
         }

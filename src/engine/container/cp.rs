@@ -414,7 +414,15 @@ pub fn copy_in(
     o: CpOpts,
     input: impl Read + Send,
 ) -> Result<u64> {
-    if rf.rec.host_config.readonly_rootfs {
+    // docker's checkIfPathIsInAVolume: a read-only volume or bind refuses
+    // the copy; a writable one takes it even on a read-only rootfs.
+    let mps = rf.mount_points()?;
+    let to_volume = match super::cp_mounts::mount_point_of(&mps, &format!("/{}", clean(dest))) {
+        Some(m) if !m.rw => bail!("Error response from daemon: mounted volume is marked read-only"),
+        Some(_) => true,
+        None => false,
+    };
+    if rf.rec.host_config.readonly_rootfs && !to_volume {
         bail!("Error response from daemon: container rootfs is marked read-only");
     }
     let root = rf.root_fd()?;

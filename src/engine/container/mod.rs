@@ -10,6 +10,7 @@ pub mod commit;
 pub mod commit_changes;
 pub mod console;
 pub mod cp;
+pub mod cp_mounts;
 pub mod etcfiles;
 mod host_devices;
 pub mod init;

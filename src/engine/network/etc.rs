@@ -53,7 +53,7 @@ pub fn user_network_resolv_conf(gateway: Ipv4Addr, rec: &ContainerRecord) -> Str
 }
 
 /// The IP of a running container on the default bridge, for `--link`.
-fn link_target(cs: &ContainerStore, name: &str) -> Result<(String, Ipv4Addr)> {
+pub(super) fn link_target(cs: &ContainerStore, name: &str) -> Result<(ContainerRecord, Ipv4Addr)> {
     let id = cs
         .resolve(name)
         .with_context(|| format!("Cannot link to {name}: no such container"))?;
@@ -68,7 +68,7 @@ fn link_target(cs: &ContainerStore, name: &str) -> Result<(String, Ipv4Addr)> {
                 "Cannot link to {name}: it is not running on the default bridge network"
             )
         })?;
-    Ok((rec.name, ip))
+    Ok((rec, ip))
 }
 
 /// Appends the container's own address (docker: `<ip>\t<hostname>`) and
@@ -85,8 +85,8 @@ pub fn write_hosts(
         let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
         let (target, ip) = link_target(cs, name)?;
         let mut names = vec![alias.to_string()];
-        if target != alias {
-            names.push(target);
+        if target.name != alias {
+            names.push(target.name);
         }
         h.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }

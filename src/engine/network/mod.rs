@@ -11,10 +11,13 @@
 
 pub mod endpoints;
 pub mod etc;
+pub mod hosts_live;
 pub mod inspect;
+pub mod link_env;
 pub mod meta;
 pub mod ops;
 pub mod ports;
+pub mod rename;
 pub mod sandbox;
 
 use std::net::Ipv4Addr;

@@ -290,6 +290,12 @@ pub fn connect(
         });
         return Err(e);
     }
+    if let Some(l) = endpoints::load(cs, &id)?
+        .endpoint(&st.name)
+        .and_then(|e| e.live.as_ref())
+    {
+        super::hosts_live::add(cs, &rec, l.ip)?;
+    }
     if st.name != DEFAULT {
         crate::engine::dns::ensure_running(&net.paths.root)?;
     }
@@ -326,9 +332,19 @@ pub fn disconnect(
         );
     }
     netns::detach(&net.env, &st.name, &id).map_err(daemon)?;
+    let live_ip = n
+        .endpoint(&st.name)
+        .and_then(|e| e.live.as_ref())
+        .map(|l| l.ip);
     endpoints::update(cs, &id, true, |n| {
         endpoints::materialize(n, &rec);
         n.endpoints.retain(|e| e.network != st.name);
         Ok(())
-    })
+    })?;
+    if let Some(ip) = live_ip {
+        if liveness::current(cs, &id)?.running() {
+            super::hosts_live::remove(cs, &rec, ip)?;
+        }
+    }
+    Ok(())
 }

@@ -64,7 +64,15 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
     if let Some((h0, h1)) = hosts {
         if h1 - h0 != n {
             if n == 0 {
-                bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: a host port range for one container port is not supported by berth; publish one host port");
+                // docker keeps "8000-8010" as the HostPort; the start takes
+                // the first free port of it.
+                return Ok(vec![(
+                    format!("{c0}/{proto}"),
+                    PortBinding {
+                        host_ip: ip.to_string(),
+                        host_port: host.to_string(),
+                    },
+                )]);
             }
             bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: Invalid ranges specified for container and host Ports: {ctr} and {host}");
         }
@@ -115,18 +123,19 @@ pub fn mappings(
                         .map_err(|_| anyhow!("Invalid ip address: {}", b.host_ip))?,
                 )
             };
-            let host_port = if b.host_port.is_empty() {
-                0
+            let (host_port, host_port_end) = if b.host_port.is_empty() {
+                (0, 0)
             } else {
-                b.host_port
-                    .parse()
-                    .map_err(|_| anyhow!("Invalid hostPort: {}", b.host_port))?
+                let (a, z) = parse_range(&b.host_port)
+                    .ok_or_else(|| anyhow!("Invalid hostPort: {}", b.host_port))?;
+                (a, if z > a { z } else { 0 })
             };
             out.push(netns::PortMapping {
                 host_ip,
                 host_port,
                 container_port: port,
                 proto,
+                host_port_end,
             });
         }
     }
@@ -142,6 +151,7 @@ pub fn mappings(
                     host_port: 0,
                     container_port: port,
                     proto,
+                    host_port_end: 0,
                 });
             }
         }
@@ -188,6 +198,11 @@ mod tests {
         assert!(parse_publish("1.2.3:80:80").is_err());
         assert!(parse_publish("80/sctp").is_err());
         assert!(parse_publish("9090-9092:80-81").is_err());
+        // docker: one container port, a host range kept whole
+        assert_eq!(
+            one("127.0.0.1:8000-8010:80"),
+            vec![("80/tcp".into(), "127.0.0.1".into(), "8000-8010".into())]
+        );
         assert!(parse_publish("8080:").is_err());
         assert!(parse_publish("0").is_err());
     }

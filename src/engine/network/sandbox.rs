@@ -195,6 +195,7 @@ pub fn apply(
             net.netns_path(&rec.id)
         }
     };
+    let spec = super::link_env::apply(cs, rec, spec)?;
     let mut v = serde_json::to_value(&spec)?;
     if let Some(nss) = v
         .pointer_mut("/linux/namespaces")
