@@ -140,6 +140,13 @@ impl FileLock {
         }
     }
 
+    /// Turns a held exclusive lock into a shared one. Linux converts a
+    /// flock from exclusive to shared under the inode's lock, so no other
+    /// process can take it exclusively in between.
+    pub fn downgrade(&self) -> io::Result<()> {
+        flock_retry(&self.file, FlockOperation::LockShared)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

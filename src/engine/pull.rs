@@ -18,7 +18,7 @@ use crate::engine::events::{PullEvent, PullObserver};
 use crate::engine::fsutil::FileLock;
 use crate::engine::images_cmd::{reference_key, store_digest};
 use crate::engine::store::{
-    chain_id, Digest, ImageIndex, ImageRecord, LayerRef, LayerSource, Store, StoreError,
+    chain_id, Digest, ImageIndex, ImageRecord, LayerClaim, LayerRef, LayerSource, Store, StoreError,
 };
 
 /// Docker's `max-concurrent-downloads` default.
@@ -322,18 +322,21 @@ async fn pull_layer(
     };
     // The layer lock makes two concurrent pulls unpack a layer once: the
     // second waits here, then finds it present.
-    let lock = {
+    let claim = {
         let store = store.clone();
         let chain = l.chain_id.clone();
-        tokio::task::spawn_blocking(move || store.layers.lock(&chain))
+        tokio::task::spawn_blocking(move || store.layers.claim(&chain))
             .await
             .map_err(|e| anyhow!("{e}"))?
             .map_err(|e| anyhow!("{e}"))?
     };
-    if store.layers.has(&l.chain_id) {
-        obs.event(PullEvent::AlreadyExists { id: sid });
-        return Ok(Some(lock));
-    }
+    let lock = match claim {
+        LayerClaim::Present(shared) => {
+            obs.event(PullEvent::AlreadyExists { id: sid });
+            return Ok(Some(shared));
+        }
+        LayerClaim::Missing(exclusive) => exclusive,
+    };
     let blob_digest = l.digest.clone();
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH);
     let unpack = {
@@ -407,6 +410,9 @@ async fn pull_layer(
         (Err(e), _) => Err(e),
         (Ok(()), Err(e)) => Err(anyhow!("{e}")),
         (Ok(()), Ok(lock)) => {
+            // Other pulls of this layer may go on; GC still may not.
+            lock.downgrade()
+                .map_err(|e| anyhow!("cannot downgrade the lock of layer {}: {e}", l.chain_id))?;
             obs.event(PullEvent::PullComplete { id: sid });
             Ok(Some(lock))
         }

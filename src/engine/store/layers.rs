@@ -271,6 +271,35 @@ impl LayerStore {
         FileLock::exclusive(&p).ctx("lock", &p)
     }
 
+    /// A layer for a pull: `Present` with a shared lock (kept until the
+    /// image record names the layer, so GC's `try_lock` skips it), or
+    /// `Missing` with the exclusive lock to ingest it under (then
+    /// `downgrade` it). Exclusive locks are only held while one layer is
+    /// ingested, never while waiting for another lock, so concurrent pulls
+    /// that share layers in any order cannot deadlock; a pull that holds
+    /// every layer exclusively until its record is written would.
+    pub fn claim(&self, chain_id: &Digest) -> Result<LayerClaim, StoreError> {
+        let p = self.lock_path(chain_id);
+        loop {
+            if let Some(ex) = self.try_lock(chain_id)? {
+                if self.has(chain_id) {
+                    ex.downgrade().ctx("lock", &p)?;
+                    return Ok(LayerClaim::Present(ex));
+                }
+                return Ok(LayerClaim::Missing(ex));
+            }
+            // Another process ingests it (wait for it) or holds it present.
+            let sh = FileLock::shared(&p).ctx("lock", &p)?;
+            if self.has(chain_id) {
+                return Ok(LayerClaim::Present(sh));
+            }
+            // Its ingest failed, or a claimant is between its check and its
+            // release: try again to ingest it ourselves.
+            drop(sh);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     pub fn try_lock(&self, chain_id: &Digest) -> Result<Option<FileLock>, StoreError> {
         let p = self.lock_path(chain_id);
         FileLock::try_exclusive(&p).ctx("lock", &p)
@@ -708,4 +737,12 @@ fn map_unpack_error(layer: &str, e: UnpackError) -> StoreError {
         },
         UnpackError::Root { path, source } => StoreError::io("open", Path::new(&path), source),
     }
+}
+
+/// What [`LayerStore::claim`] found.
+pub enum LayerClaim {
+    /// Complete; the lock is shared.
+    Present(FileLock),
+    /// Absent; the lock is exclusive.
+    Missing(FileLock),
 }

@@ -16,7 +16,7 @@ use std::os::unix::fs::DirBuilderExt;
 pub use blobs::{BlobStore, BlobWriter};
 pub use error::StoreError;
 pub use images::{ContainerUsage, ImageIndex, ImageRecord, LayerRef, NoContainers};
-pub use layers::{chain_id, LayerInfo, LayerSource, LayerStore};
+pub use layers::{chain_id, LayerClaim, LayerInfo, LayerSource, LayerStore};
 pub use registry_client::digest::Digest;
 
 use crate::engine::fsutil::FileLock;

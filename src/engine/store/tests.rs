@@ -488,3 +488,66 @@ fn gc_removes_only_unreferenced_layers_and_blobs() {
     assert_eq!(r.blobs.len(), 2);
     assert_clean(s);
 }
+
+/// Two pulls that share layers and reach them in opposite orders each end
+/// up holding one and asking for the other: with exclusive locks held until
+/// the record is written they deadlocked (seen in CI); claims do not.
+#[test]
+fn claims_in_opposite_orders_do_not_deadlock_and_keep_gc_off() {
+    let e = env();
+    let s = &e.store;
+    let a = ingest(
+        s,
+        &layer(
+            &sample_tar(),
+            gzip,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        ),
+        None,
+    )
+    .unwrap()
+    .chain_id;
+    let other = TarMaker::new().file("b", b"b").finish();
+    let b = ingest(
+        s,
+        &layer(&other, gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        None,
+    )
+    .unwrap()
+    .chain_id;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let mut threads = Vec::new();
+    for (first, second) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+        let (layers, tx, barrier) = (s.layers.clone(), tx.clone(), barrier.clone());
+        threads.push(std::thread::spawn(move || {
+            let one = layers.claim(&first).unwrap();
+            barrier.wait();
+            let two = layers.claim(&second).unwrap();
+            let present =
+                matches!(one, LayerClaim::Present(_)) && matches!(two, LayerClaim::Present(_));
+            barrier.wait();
+            tx.send(present).unwrap();
+        }));
+    }
+    for _ in 0..2 {
+        let present = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("two claims of present layers deadlocked");
+        assert!(present);
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    // While a claim is held GC may not take the layer.
+    let held = s.layers.claim(&a).unwrap();
+    assert!(s.layers.try_lock(&a).unwrap().is_none());
+    drop(held);
+    assert!(s.layers.try_lock(&a).unwrap().is_some());
+    // A missing layer is claimed exclusively, for its ingest.
+    let missing = chain_id(None, &Digest::sha256_of(b"nothing"));
+    assert!(matches!(
+        s.layers.claim(&missing).unwrap(),
+        LayerClaim::Missing(_)
+    ));
+}
