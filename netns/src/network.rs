@@ -353,9 +353,7 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
             why: e.to_string(),
         })?;
     let (ifname, gw) = (lease.ifname.clone(), (!st.internal).then_some(st.gateway));
-    namespace::run_in(&lease.netns_path, move || {
-        Netlink::new()?.configure_container(&ifname, addr, gw)
-    })?;
+    Netlink::in_namespace(&lease.netns_path)?.configure_container(&ifname, addr, gw)?;
     if !lease.ports.is_empty() {
         let _f = state::lock(&env.firewall_lock())?;
         firewall::add_ports(&st.table, &lease.container_id, lease.ip, &lease.ports)?;
