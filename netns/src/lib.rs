@@ -19,5 +19,5 @@ pub use error::{Error, Result};
 pub use network::{attach, cleanup_orphans, detach, list, release, Network};
 pub use types::{
     format_mac, AttachOpts, Attachment, Lease, NetEnv, NetworkConfig, NetworkState, PortMapping,
-    Proto,
+    Proto, RuleHandle,
 };
