@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use ipnet::Ipv4Net;
 
 use crate::error::{Error, Result};
+use crate::nfnl::{self, Del};
 use crate::types::{PortMapping, Proto, RuleHandle};
 
 /// Rules of one network.
@@ -290,36 +291,33 @@ fn jump_handles(echo: &str, table: &str) -> Vec<RuleHandle> {
         .collect()
 }
 
-/// Removes a container's DNAT rules in one `nft` run, without listing the
-/// table: deletes the recorded jump rules and the container's chains in
-/// one transaction. If a handle is stale (the table was re-created since,
-/// so it may name another rule now), the container's chain is still
-/// jumped to and the kernel refuses the whole transaction (EBUSY), so
+/// Removes a container's DNAT rules in one transaction sent over
+/// netlink in process ([`crate::nfnl`]: no `nft` run, no RCU wait), without
+/// listing the table: deletes the recorded jump rules and the container's
+/// chains. If a handle is stale (the table was re-created since, so it may
+/// name another rule now), the container's chain is still jumped to or
+/// gone, and the kernel refuses the whole transaction (EBUSY / ENOENT), so
 /// nothing else is ever deleted; the caller then falls back to
 /// [`remove_ports`].
 pub fn remove_ports_by_handle(table: &str, container: &str, handles: &[RuleHandle]) -> Result<()> {
-    let mut s = String::new();
-    for h in handles {
-        s.push_str(&format!(
-            "delete rule ip {table} {} handle {}\n",
-            h.chain, h.handle
-        ));
-    }
-    for (parent, chain) in ctr_chains(container) {
-        if handles.iter().any(|h| h.chain == parent) {
-            s.push_str(&format!(
-                "flush chain ip {table} {chain}\ndelete chain ip {table} {chain}\n"
-            ));
+    let chains = ctr_chains(container);
+    let mut steps: Vec<Del> = handles
+        .iter()
+        .map(|h| Del::Rule {
+            chain: &h.chain,
+            handle: h.handle,
+        })
+        .collect();
+    for (parent, chain) in &chains {
+        if handles.iter().any(|h| h.chain == *parent) {
+            steps.push(Del::Flush { chain });
+            steps.push(Del::Chain { chain });
         }
     }
-    if s.is_empty() {
+    if steps.is_empty() {
         return Ok(());
     }
-    run_script(
-        table,
-        &format!("unpublish ports of container {container}"),
-        &s,
-    )
+    nfnl::delete(table, &steps)
 }
 
 /// Removes a container's DNAT rules (jumps and its chains, or rules of

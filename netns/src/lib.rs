@@ -9,6 +9,7 @@ pub mod ipam;
 pub mod link;
 pub mod namespace;
 mod network;
+mod nfnl;
 pub mod pool;
 pub mod ports;
 mod state;

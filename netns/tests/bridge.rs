@@ -389,6 +389,11 @@ fn release_with_stale_rule_handles_never_deletes_other_rules() {
     netns::release(&f.env, "sa", &na).unwrap();
     assert!(tcp_get(None, Ipv4Addr::LOCALHOST, ha).is_err());
     assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).unwrap(), "b");
+    // b's own handles work on the netlink path (release then finds nothing).
+    let table = f.env.table.clone();
+    netns::firewall::remove_ports_by_handle(&table, "sb", &b.lease.port_rules).unwrap();
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).is_err());
+    netns::firewall::remove_ports_by_handle(&table, "sb", &b.lease.port_rules).unwrap_err();
     netns::release(&f.env, "sb", &nb).unwrap();
     assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).is_err());
     let listing = std::process::Command::new("nft")
