@@ -33,6 +33,7 @@ fn write_state(dir: &std::path::Path, with_lease: bool) -> std::io::Result<()> {
                 aliases: vec![],
                 ports: vec![],
                 dns: vec![],
+                port_rules: Vec::new(),
             },
         );
     }

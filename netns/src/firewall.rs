@@ -15,7 +15,8 @@ use std::process::{Command, Stdio};
 use ipnet::Ipv4Net;
 
 use crate::error::{Error, Result};
-use crate::types::{PortMapping, Proto};
+use crate::nfnl::{self, Del};
+use crate::types::{PortMapping, Proto, RuleHandle};
 
 /// Rules of one network.
 pub struct NetRules<'a> {
@@ -164,9 +165,19 @@ fn delete_tagged(table: &str, tag: &str, extra: &str) -> Result<()> {
     let Some(v) = list_table(table)? else {
         return Ok(());
     };
+    delete_tagged_in(table, &v, tag, extra)
+}
+
+/// Deletes the rules tagged `tag` in the listing `v` (rules inside the
+/// chains `extra` deletes are skipped: their chain goes as a whole), then
+/// runs `extra`, in one transaction.
+fn delete_tagged_in(table: &str, v: &serde_json::Value, tag: &str, extra: &str) -> Result<()> {
     let mut s = String::new();
-    for r in rules(&v).filter(|r| r["comment"].as_str() == Some(tag)) {
+    for r in rules(v).filter(|r| r["comment"].as_str() == Some(tag)) {
         if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
+            if extra.contains(&format!("flush chain ip {table} {chain}\n")) {
+                continue;
+            }
             s.push_str(&format!("delete rule ip {table} {chain} handle {handle}\n"));
         }
     }
@@ -193,41 +204,144 @@ pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Resu
     delete_tagged(table, &format!("net:{name}"), &extra)
 }
 
-/// Adds DNAT rules for a container's published ports.
-pub fn add_ports(table: &str, container: &str, ip: Ipv4Addr, ports: &[PortMapping]) -> Result<()> {
+/// The chains holding a container's DNAT rules: one jumped to from
+/// `ports`, one from `ports_local` (loopback-bound ports).
+fn ctr_chains(container: &str) -> [(&'static str, String); 2] {
+    [
+        ("ports", format!("ctr_{container}")),
+        ("ports_local", format!("ctrl_{container}")),
+    ]
+}
+
+/// Adds DNAT rules for a container's published ports in one `nft` run and
+/// returns the handles of the jump rules that lead to them, for
+/// [`remove_ports_by_handle`]. The rules live in the container's own
+/// chains (`ctr_<id>`, `ctrl_<id>`), so removal needs only the jumps'
+/// handles, and the kernel refuses to delete a chain still jumped to: a
+/// stale handle can never delete another rule (see there).
+pub fn add_ports(
+    table: &str,
+    container: &str,
+    ip: Ipv4Addr,
+    ports: &[PortMapping],
+) -> Result<Vec<RuleHandle>> {
     if ports.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let tag = format!("ctr:{container}");
-    let mut s = String::new();
+    let [(_, ctr), (_, ctrl)] = ctr_chains(container);
+    let (mut global, mut local) = (String::new(), String::new());
     for p in ports {
         let proto = match p.proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         };
-        let (chain, daddr) = match p.host_ip {
-            None => ("ports", String::new()),
-            Some(h) if h.is_unspecified() => ("ports", String::new()),
+        let (out, chain, daddr) = match p.host_ip {
+            None => (&mut global, &ctr, String::new()),
+            Some(h) if h.is_unspecified() => (&mut global, &ctr, String::new()),
             // Jumped to from the output hook only, so a loopback-bound port
             // is never reachable from another host (moby#41872).
-            Some(h) if h.is_loopback() => ("ports_local", format!("ip daddr {h} ")),
-            Some(h) => ("ports", format!("ip daddr {h} ")),
+            Some(h) if h.is_loopback() => (&mut local, &ctrl, format!("ip daddr {h} ")),
+            Some(h) => (&mut global, &ctr, format!("ip daddr {h} ")),
         };
-        s.push_str(&format!(
+        out.push_str(&format!(
             "add rule ip {table} {chain} {daddr}{proto} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
             p.host_port, p.container_port
         ));
     }
-    run_script(
-        table,
-        &format!("publish ports of container {container}"),
-        &s,
-    )
+    let mut s = String::new();
+    for (parent, chain, rules) in [("ports", &ctr, &global), ("ports_local", &ctrl, &local)] {
+        if rules.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("add chain ip {table} {chain}\n{rules}"));
+        s.push_str(&format!(
+            "add rule ip {table} {parent} jump {chain} comment \"{tag}\"\n"
+        ));
+    }
+    let op = format!("publish ports of container {container}");
+    let out = nft(table, &op, &["--echo", "--handle", "-f", "-"], Some(&s))?;
+    let handles = jump_handles(&out, table);
+    if handles.len() != usize::from(!global.is_empty()) + usize::from(!local.is_empty()) {
+        return Err(Error::Nft {
+            op,
+            table: table.into(),
+            stderr: format!("no rule handle in nft --echo output: {out}"),
+        });
+    }
+    Ok(handles)
 }
 
-/// Removes a container's DNAT rules; idempotent.
+/// The handles of the `jump` rules in `nft --echo --handle` output
+/// (lines like `add rule ip T ports jump ctr_X comment "..." # handle 7`).
+fn jump_handles(echo: &str, table: &str) -> Vec<RuleHandle> {
+    echo.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&format!("add rule ip {table} "))?;
+            let (chain, rule) = rest.split_once(' ')?;
+            if !rule.starts_with("jump ") {
+                return None;
+            }
+            let handle = rule.rsplit_once("# handle ")?.1.trim().parse().ok()?;
+            Some(RuleHandle {
+                chain: chain.to_string(),
+                handle,
+            })
+        })
+        .collect()
+}
+
+/// Removes a container's DNAT rules in one transaction sent over
+/// netlink in process ([`crate::nfnl`]: no `nft` run, no RCU wait), without
+/// listing the table: deletes the recorded jump rules and the container's
+/// chains. If a handle is stale (the table was re-created since, so it may
+/// name another rule now), the container's chain is still jumped to or
+/// gone, and the kernel refuses the whole transaction (EBUSY / ENOENT), so
+/// nothing else is ever deleted; the caller then falls back to
+/// [`remove_ports`].
+pub fn remove_ports_by_handle(table: &str, container: &str, handles: &[RuleHandle]) -> Result<()> {
+    let chains = ctr_chains(container);
+    let mut steps: Vec<Del> = handles
+        .iter()
+        .map(|h| Del::Rule {
+            chain: &h.chain,
+            handle: h.handle,
+        })
+        .collect();
+    for (parent, chain) in &chains {
+        if handles.iter().any(|h| h.chain == *parent) {
+            steps.push(Del::Flush { chain });
+            steps.push(Del::Chain { chain });
+        }
+    }
+    if steps.is_empty() {
+        return Ok(());
+    }
+    nfnl::delete(table, &steps)
+}
+
+/// Removes a container's DNAT rules (jumps and its chains, or rules of
+/// the older layout placed straight in `ports`) by listing the table;
+/// idempotent.
 pub fn remove_ports(table: &str, container: &str) -> Result<()> {
-    delete_tagged(table, &format!("ctr:{container}"), "")
+    let Some(v) = list_table(table)? else {
+        return Ok(());
+    };
+    let mut extra = String::new();
+    let chains: Vec<&str> = v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["chain"]["name"].as_str())
+        .collect();
+    for (_, chain) in ctr_chains(container) {
+        if chains.contains(&chain.as_str()) {
+            extra.push_str(&format!(
+                "flush chain ip {table} {chain}\ndelete chain ip {table} {chain}\n"
+            ));
+        }
+    }
+    delete_tagged_in(table, &v, &format!("ctr:{container}"), &extra)
 }
 
 /// Every container id that has rules in the table (for orphan sweeps).
@@ -243,4 +357,29 @@ pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jump_handles_come_from_echoed_jump_rules_only() {
+        let echo = "add chain ip t ctr_x # handle 9
+add rule ip t ctr_x tcp dport 8080 dnat to 10.1.1.2:80 comment \"ctr:x\" # handle 10
+add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 11
+add rule ip t ports_local jump ctrl_x comment \"ctr:x\" # handle 13
+add rule ip other ports jump ctr_x comment \"ctr:x\" # handle 14
+# new generation 5 by process 1 (nft)
+";
+        let h = |chain: &str, handle| RuleHandle {
+            chain: chain.into(),
+            handle,
+        };
+        assert_eq!(
+            jump_handles(echo, "t"),
+            vec![h("ports", 11), h("ports_local", 13)]
+        );
+        assert!(jump_handles("", "t").is_empty());
+    }
 }

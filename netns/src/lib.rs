@@ -9,6 +9,7 @@ pub mod ipam;
 pub mod link;
 pub mod namespace;
 mod network;
+mod nfnl;
 pub mod pool;
 pub mod ports;
 mod state;
@@ -19,5 +20,5 @@ pub use error::{Error, Result};
 pub use network::{attach, cleanup_orphans, detach, list, release, rename_leases, Network};
 pub use types::{
     format_mac, AttachOpts, Attachment, Lease, NetEnv, NetworkConfig, NetworkState, PortMapping,
-    Proto,
+    Proto, RuleHandle,
 };

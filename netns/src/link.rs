@@ -1,18 +1,29 @@
 //! Links, addresses and routes over rtnetlink (no `ip` binary).
 //!
-//! A [`Netlink`] owns a current-thread tokio runtime and one netlink socket;
-//! the socket belongs to the network namespace of the thread that created it,
-//! so build one inside [`crate::namespace::run_in`] to act in a container.
+//! A [`Netlink`] owns one netlink socket, driven by a current-thread tokio
+//! runtime made once per thread (building one costs an epoll set, an
+//! eventfd and a timer wheel: too much to repeat per call on the start path).
+//! A socket belongs to the network namespace it was created in, so
+//! [`Netlink::in_namespace`] creates one on a helper thread that joined the
+//! container's namespace and then uses it from the calling thread.
 
+use std::cell::{OnceCell, RefCell};
+use std::future::Future;
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::path::Path;
 
+use futures_util::future::{select, Either};
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use netlink_packet_route::AddressFamily;
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::proto::Connection;
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
@@ -31,35 +42,104 @@ fn nl_err(op: &'static str, object: impl Into<String>) -> impl FnOnce(rtnetlink:
     move |source| Error::Netlink { op, object, source }
 }
 
+/// The loopback device's index in every network namespace (the kernel's
+/// `LOOPBACK_IFINDEX`), so `lo` needs no lookup.
+const LOOPBACK_INDEX: u32 = 1;
+
+thread_local! {
+    static RUNTIME: OnceCell<tokio::runtime::Runtime> = const { OnceCell::new() };
+}
+
+/// Runs `f` with this thread's runtime, building it on first use.
+fn with_runtime<T>(f: impl FnOnce(&tokio::runtime::Runtime) -> T) -> Result<T> {
+    RUNTIME.with(|cell| {
+        if cell.get().is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(|e| Error::io("start tokio runtime for", "netlink", e))?;
+            let _ = cell.set(rt);
+        }
+        match cell.get() {
+            Some(rt) => Ok(f(rt)),
+            None => Err(Error::ThreadPanicked("netlink runtime init")),
+        }
+    })
+}
+
 pub struct Netlink {
-    rt: tokio::runtime::Runtime,
+    /// Polled inside each request (never spawned), so dropping the
+    /// `Netlink` closes the socket at once: a socket left open in a
+    /// container namespace would keep that namespace, and its veth, alive.
+    conn: RefCell<Connection<RouteNetlinkMessage, TokioSocket>>,
     handle: Handle,
+    /// The runtime is per thread: a `Netlink` stays on the thread that made it.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Netlink {
     /// Opens a netlink socket in the calling thread's network namespace.
     pub fn new() -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|e| Error::io("start tokio runtime for", "netlink", e))?;
-        let (conn, handle, _) = rt
-            .block_on(async { rtnetlink::new_connection() })
+        let sock = Socket::new(NETLINK_ROUTE)
             .map_err(|e| Error::io("open netlink socket", "rtnetlink", e))?;
-        rt.spawn(conn);
-        Ok(Netlink { rt, handle })
+        Self::from_socket(sock)
+    }
+
+    /// Opens a netlink socket inside the namespace bound at `path` (on a
+    /// helper thread) and returns it for use on this thread: requests on it
+    /// act in that namespace.
+    pub fn in_namespace(path: &Path) -> Result<Self> {
+        let sock = crate::namespace::run_in(path, || {
+            Socket::new(NETLINK_ROUTE)
+                .map_err(|e| Error::io("open netlink socket in", path.display().to_string(), e))
+        })?;
+        Self::from_socket(sock)
+    }
+
+    fn from_socket(sock: Socket) -> Result<Self> {
+        sock.set_non_blocking(true)
+            .map_err(|e| Error::io("set non-blocking", "netlink socket", e))?;
+        let fd = sock.into_raw_fd();
+        // TokioSocket registers the fd with the runtime's reactor, which
+        // must be entered; the fd is non-blocking already.
+        let tsock = with_runtime(|rt| {
+            let _guard = rt.enter();
+            // SAFETY: `fd` comes from `into_raw_fd` above; ownership moves here.
+            unsafe { TokioSocket::from_raw_fd(fd) }
+        })?;
+        let (conn, handle, _) = rtnetlink::from_socket(tsock);
+        Ok(Netlink {
+            conn: RefCell::new(conn),
+            handle,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Drives `fut` and the connection together until `fut` is done.
+    fn run<F: Future>(&self, fut: F) -> Result<F::Output> {
+        let mut conn = self.conn.borrow_mut();
+        with_runtime(|rt| {
+            rt.block_on(async {
+                let fut = std::pin::pin!(fut);
+                match select(fut, &mut *conn).await {
+                    Either::Left((out, _)) => out,
+                    // The socket closed: the request now fails on its own.
+                    Either::Right(((), fut)) => fut.await,
+                }
+            })
+        })
     }
 
     pub fn link_index(&self, name: &str) -> Result<Option<u32>> {
         let h = self.handle.clone();
-        let res = self.rt.block_on(async move {
+        let res = self.run(async move {
             h.link()
                 .get()
                 .match_name(name.to_string())
                 .execute()
                 .try_next()
                 .await
-        });
+        })?;
         match res {
             Ok(Some(msg)) => Ok(Some(msg.header.index)),
             Ok(None) => Ok(None),
@@ -92,7 +172,7 @@ impl Netlink {
             msg = msg.mtu(mtu);
         }
         let msg = msg.build();
-        match self.rt.block_on(h.link().add(msg).execute()) {
+        match self.run(h.link().add(msg).execute())? {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(EEXIST) => {}
             Err(e) => return Err(nl_err("create bridge", name)(e)),
@@ -104,19 +184,18 @@ impl Netlink {
         if let Some(mtu) = mtu {
             set = set.mtu(mtu);
         }
-        self.rt
-            .block_on(h.link().set(set.build()).execute())
+        self.run(h.link().set(set.build()).execute())?
             .map_err(nl_err("set up", name))?;
         Ok(index)
     }
 
     pub fn add_address(&self, index: u32, name: &str, addr: Ipv4Net) -> Result<()> {
         let h = self.handle.clone();
-        match self.rt.block_on(
+        match self.run(
             h.address()
                 .add(index, IpAddr::V4(addr.addr()), addr.prefix_len())
                 .execute(),
-        ) {
+        )? {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
             Err(e) => Err(nl_err("add address", format!("{addr} on {name}"))(e)),
@@ -129,7 +208,7 @@ impl Netlink {
             return Ok(());
         };
         let h = self.handle.clone();
-        match self.rt.block_on(h.link().del(index).execute()) {
+        match self.run(h.link().del(index).execute())? {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
             Err(e) => Err(nl_err("delete link", name)(e)),
@@ -139,7 +218,10 @@ impl Netlink {
     /// Creates a veth pair in one request: `host` attached to bridge
     /// `bridge_index` and up, its peer `peer_name` created directly in the
     /// namespace `netns_fd` with `mac` and `mtu` (netavark's way: the peer
-    /// never appears on the host, so its name cannot clash there).
+    /// never appears on the host, so its name cannot clash there). The peer
+    /// cannot be born up (this kernel answers ENOTCONN to IFF_UP on a peer,
+    /// as `ip link add ... peer ... up` shows), so
+    /// [`Self::configure_container`] sets it up.
     pub fn create_veth(
         &self,
         host: &str,
@@ -166,13 +248,13 @@ impl Netlink {
             .build();
         let h = self.handle.clone();
         let err = nl_err("create veth", format!("{host} (peer {peer_name})"));
-        match self.rt.block_on(h.link().add(msg.clone()).execute()) {
+        match self.run(h.link().add(msg.clone()).execute())? {
             Ok(()) => Ok(()),
             // Left by a released namespace the kernel has not destroyed yet
             // (or by a crash): the name is ours, so replace it.
             Err(e) if errno(&e) == Some(EEXIST) => {
                 self.delete_link(host)?;
-                self.rt.block_on(h.link().add(msg).execute()).map_err(err)
+                self.run(h.link().add(msg).execute())?.map_err(err)
             }
             Err(e) => Err(err(e)),
         }
@@ -181,21 +263,20 @@ impl Netlink {
     fn set_up(&self, index: u32, name: &str) -> Result<()> {
         let h = self.handle.clone();
         let msg = LinkUnspec::new_with_index(index).up().build();
-        self.rt
-            .block_on(h.link().set(msg).execute())
+        self.run(h.link().set(msg).execute())?
             .map_err(nl_err("set up", name))
     }
 
-    /// Inside a container namespace: `lo` up, `ifname` up with `addr`, and a
-    /// default route via `gateway` (none for internal networks, as docker).
+    /// Inside a container namespace: `lo` up (its index is fixed), `ifname` up
+    /// with `addr`, and a default route via `gateway` (none for internal
+    /// networks, as docker). Four requests and one lookup.
     pub fn configure_container(
         &self,
         ifname: &str,
         addr: Ipv4Net,
         gateway: Option<Ipv4Addr>,
     ) -> Result<()> {
-        let lo = self.require_index("lo")?;
-        self.set_up(lo, "lo")?;
+        self.set_up(LOOPBACK_INDEX, "lo")?;
         let index = self.require_index(ifname)?;
         self.add_address(index, ifname, addr)?;
         self.set_up(index, ifname)?;
@@ -207,7 +288,7 @@ impl Netlink {
             .output_interface(index)
             .build();
         let h = self.handle.clone();
-        match self.rt.block_on(h.route().add(route).execute()) {
+        match self.run(h.route().add(route).execute())? {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
             Err(e) => Err(nl_err(
@@ -223,8 +304,7 @@ impl Netlink {
         let h = self.handle.clone();
         let mut out = Vec::new();
         let addrs: Vec<_> = self
-            .rt
-            .block_on(h.address().get().execute().try_collect())
+            .run(h.address().get().execute().try_collect())?
             .map_err(nl_err("list addresses", "host"))?;
         for a in addrs {
             if a.header.family != AddressFamily::Inet {
@@ -239,13 +319,12 @@ impl Netlink {
             }
         }
         let routes: Vec<_> = self
-            .rt
-            .block_on(
+            .run(
                 h.route()
                     .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
                     .execute()
                     .try_collect(),
-            )
+            )?
             .map_err(nl_err("list routes", "host"))?;
         for r in routes {
             let len = r.header.destination_prefix_length;
@@ -267,8 +346,7 @@ impl Netlink {
     pub fn link_names(&self) -> Result<Vec<String>> {
         let h = self.handle.clone();
         let links: Vec<LinkMessage> = self
-            .rt
-            .block_on(h.link().get().execute().try_collect())
+            .run(h.link().get().execute().try_collect())?
             .map_err(nl_err("list links", "host"))?;
         Ok(links
             .iter()

@@ -313,10 +313,21 @@ pub fn attach(
         aliases: opts.aliases.clone(),
         ports: resolved,
         dns: opts.dns.clone(),
+        port_rules: Vec::new(),
     };
     st.leases.insert(container_id.into(), lease.clone());
     state::write_json(&env.state_file(network), &st, false)?;
-    if let Err(e) = plumb(env, &st, &lease) {
+    let mut lease = lease;
+    let plumbed = plumb(env, &st, &lease).and_then(|handles| {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        // Recorded so `release` can drop the rules without listing the table.
+        lease.port_rules = handles;
+        st.leases.insert(container_id.into(), lease.clone());
+        state::write_json(&env.state_file(network), &st, false)
+    });
+    if let Err(e) = plumbed {
         let _ = unplumb(env, &st, &lease);
         st.leases.remove(container_id);
         let _ = state::write_json(&env.state_file(network), &st, false);
@@ -330,7 +341,8 @@ pub fn attach(
     })
 }
 
-fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
+/// Makes the lease's kernel objects; returns the handles of its port rules.
+fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandle>> {
     let ns = File::open(&lease.netns_path).map_err(|e| Error::Namespace {
         op: "open",
         path: lease.netns_path.clone(),
@@ -359,14 +371,12 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
             why: e.to_string(),
         })?;
     let (ifname, gw) = (lease.ifname.clone(), (!st.internal).then_some(st.gateway));
-    namespace::run_in(&lease.netns_path, move || {
-        Netlink::new()?.configure_container(&ifname, addr, gw)
-    })?;
-    if !lease.ports.is_empty() {
-        let _f = state::lock(&env.firewall_lock())?;
-        firewall::add_ports(&st.table, &lease.container_id, lease.ip, &lease.ports)?;
+    Netlink::in_namespace(&lease.netns_path)?.configure_container(&ifname, addr, gw)?;
+    if lease.ports.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let _f = state::lock(&env.firewall_lock())?;
+    firewall::add_ports(&st.table, &lease.container_id, lease.ip, &lease.ports)
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
@@ -375,6 +385,14 @@ fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
         return Ok(());
     }
     let _f = state::lock(&env.firewall_lock())?;
+    // One nft run with the recorded handles; listing the table is the
+    // fallback (no handles recorded, or the kernel refused stale ones).
+    if !lease.port_rules.is_empty()
+        && firewall::remove_ports_by_handle(&st.table, &lease.container_id, &lease.port_rules)
+            .is_ok()
+    {
+        return Ok(());
+    }
     firewall::remove_ports(&st.table, &lease.container_id)
 }
 

@@ -137,6 +137,17 @@ pub struct Lease {
     /// the host's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<std::net::IpAddr>,
+    /// nft handles of the jump rules to this container's port chains, so
+    /// releasing its ports needs no listing of the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_rules: Vec<RuleHandle>,
+}
+
+/// One nft rule in berth's table: its chain and kernel handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleHandle {
+    pub chain: String,
+    pub handle: u64,
 }
 
 /// Result of [`crate::attach`].

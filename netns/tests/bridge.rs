@@ -364,6 +364,49 @@ fn release_drops_lease_rules_and_namespace() {
     f.assert_clean();
 }
 
+#[test]
+fn release_with_stale_rule_handles_never_deletes_other_rules() {
+    let mut f = Fixture::new();
+    Network::create(&f.env, &cfg("stale", f.bridge(1), "10.123.12.0/24")).unwrap();
+    let opts = AttachOpts {
+        ports: vec![port(Some([127, 0, 0, 1]), 0, 80, Proto::Tcp)],
+        ..Default::default()
+    };
+    let (na, nb) = (f.new_netns("sa"), f.new_netns("sb"));
+    let a = attach(&f.env, "stale", "sa", &na, &opts).unwrap();
+    let b = attach(&f.env, "stale", "sb", &nb, &opts).unwrap();
+    assert_eq!(a.lease.port_rules.len(), 1);
+    assert_eq!(b.lease.port_rules.len(), 1);
+    // As if the table had been re-created: a's recorded handle now names
+    // b's jump rule. The kernel must refuse the handle path (a's chain is
+    // still jumped to) and the fallback must remove a's rules only.
+    let file = f.env.state_dir.join("networks").join("stale.json");
+    let mut st = Network::load(&f.env, "stale").unwrap();
+    st.leases.get_mut("sa").unwrap().port_rules = b.lease.port_rules.clone();
+    std::fs::write(&file, serde_json::to_vec(&st).unwrap()).unwrap();
+    let (_sa, _sb) = (Server::tcp(&na, 80, "a"), Server::tcp(&nb, 80, "b"));
+    let (ha, hb) = (a.lease.ports[0].host_port, b.lease.ports[0].host_port);
+    assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, ha).unwrap(), "a");
+    netns::release(&f.env, "sa", &na).unwrap();
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, ha).is_err());
+    assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).unwrap(), "b");
+    // b's own handles work on the netlink path (release then finds nothing).
+    let table = f.env.table.clone();
+    netns::firewall::remove_ports_by_handle(&table, "sb", &b.lease.port_rules).unwrap();
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).is_err());
+    netns::firewall::remove_ports_by_handle(&table, "sb", &b.lease.port_rules).unwrap_err();
+    netns::release(&f.env, "sb", &nb).unwrap();
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).is_err());
+    let listing = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &f.env.table])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(!listing.contains("ctr"), "container rules left: {listing}");
+    Network::delete(&f.env, "stale").unwrap();
+    f.assert_clean();
+}
+
 /// Child half of `concurrent_processes_get_distinct_addresses`: attaches six
 /// containers to the network named in the environment and exits.
 #[test]

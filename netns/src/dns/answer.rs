@@ -215,6 +215,7 @@ mod tests {
                 aliases: vec!["all".into()],
                 ports: vec![],
                 dns: vec![],
+                port_rules: Vec::new(),
             })
             .map(|l| (l.container_id.clone(), l))
             .collect();

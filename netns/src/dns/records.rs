@@ -297,6 +297,7 @@ mod tests {
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             ports: vec![],
             dns: vec![],
+            port_rules: Vec::new(),
         }
     }
 
