@@ -164,6 +164,26 @@ impl Drop for FileLock {
     }
 }
 
+/// `openat2(2)`, retried while it answers EAGAIN: with `RESOLVE_IN_ROOT` or
+/// `RESOLVE_BENEATH` the kernel refuses a `..` step when any rename or mount
+/// happened anywhere on the host during the lookup, which on a busy host
+/// (other containers starting) is routine rather than an error.
+pub fn openat2<Fd: std::os::fd::AsFd, P: rustix::path::Arg + Copy>(
+    dir: Fd,
+    path: P,
+    oflags: rustix::fs::OFlags,
+    mode: rustix::fs::Mode,
+    resolve: rustix::fs::ResolveFlags,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir.as_fd(), path, oflags, mode, resolve) {
+            Err(Errno::AGAIN | Errno::INTR) if tries < 1000 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,14 +154,21 @@ fn open_in_root(root: &OwnedFd, rel: &Path) -> std::io::Result<OwnedFd> {
     } else {
         rel
     };
-    rustix::fs::openat2(
-        root.as_fd(),
-        rel,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(std::io::Error::from)
+    // EAGAIN: a rename or mount anywhere on the host during a `..` step;
+    // routine on a busy host, so try again.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
+            root.as_fd(),
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if tries < 1000 => tries += 1,
+            other => return other.map_err(std::io::Error::from),
+        }
+    }
 }
 
 /// `mkdir -p` (or create a file for the last component) under `root`,

@@ -53,7 +53,7 @@ pub fn is_engine_path(p: &str) -> bool {
 /// What a lower layer has at a path: nothing, a whiteout, or an entry.
 fn in_lowers(lowers: &[OwnedFd], rel: &str) -> bool {
     for l in lowers {
-        let Ok(fd) = rfs::openat2(
+        let Ok(fd) = crate::engine::fsutil::openat2(
             l.as_fd(),
             rel,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,

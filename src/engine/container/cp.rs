@@ -75,7 +75,7 @@ fn split_last(p: &str) -> (&str, &str) {
 }
 
 fn open_in_root(root: BorrowedFd<'_>, rel: &str) -> rustix::io::Result<OwnedFd> {
-    rfs::openat2(
+    crate::engine::fsutil::openat2(
         root,
         if rel.is_empty() { "." } else { rel },
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,

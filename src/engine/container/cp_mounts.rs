@@ -111,7 +111,7 @@ pub fn enter(cs: &ContainerStore, id: &str, merged: &Path) -> Result<Option<Moun
             continue;
         }
         let rel = mp.destination.trim_start_matches('/');
-        let target = match rfs::openat2(
+        let target = match crate::engine::fsutil::openat2(
             root.as_fd(),
             if rel.is_empty() { "." } else { rel },
             OFlags::PATH | OFlags::CLOEXEC,

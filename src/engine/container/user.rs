@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -22,7 +22,7 @@ pub fn read_in_root(root: &Path, rel: &str) -> String {
     let Ok(dir) = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
         return String::new();
     };
-    let Ok(fd) = openat2(
+    let Ok(fd) = crate::engine::fsutil::openat2(
         &dir,
         rel,
         OFlags::RDONLY | OFlags::CLOEXEC,

@@ -85,7 +85,7 @@ pub fn copy_up(rootfs: &Path, target: &str, data: &Path, volume: &str) -> Result
     .map_err(e("open the rootfs", &rootfs.display().to_string()))?;
     let rel = target.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    let src = match rustix::fs::openat2(
+    let src = match crate::engine::fsutil::openat2(
         root.as_fd(),
         rel,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,

@@ -30,7 +30,7 @@ pub(crate) fn describe(e: Errno) -> String {
 
 /// Opens `path` (relative, normalised) below `root` as a directory.
 pub(crate) fn open_dir_beneath(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd, Errno> {
-    rfs::openat2(root, path, dir_oflags(), Mode::empty(), resolve_flags())
+    crate::engine::fsutil::openat2(root, path, dir_oflags(), Mode::empty(), resolve_flags())
 }
 
 /// Opens the directory `path`, creating missing components as 0755
