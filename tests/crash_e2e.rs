@@ -31,25 +31,11 @@ impl Rng {
 /// Our own children named berth-monitor (the monitors double-fork and this
 /// test is their subreaper), alive.
 fn live_monitors() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let comm = &stat[stat.find('(').unwrap() + 1..close];
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        if comm == "berth-monitor" && f[1] == me && f[0] != "Z" {
-            v.push(pid);
-        }
-    }
-    v
+    common::ctr::own_children_named(&["berth-monitor"])
+        .into_iter()
+        .filter(|(_, state)| *state != 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn container_ids(root: &Path) -> BTreeSet<String> {

@@ -52,7 +52,7 @@ impl Drop for RawMode {
     }
 }
 
-fn winsize() -> Option<[u8; 4]> {
+pub(super) fn winsize() -> Option<[u8; 4]> {
     let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
     let mut b = [0u8; 4];
     b[..2].copy_from_slice(&ws.ws_row.to_le_bytes());
@@ -96,7 +96,7 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
         None
     };
     if o.sig_proxy || o.tty {
-        spawn_signal_forwarder(writer.clone(), o.tty);
+        spawn_signal_forwarder(writer.clone(), o.tty, FORWARDED);
     }
     if o.stdin {
         let w = writer.clone();
@@ -146,13 +146,15 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
     }
 }
 
-fn spawn_signal_forwarder(w: Arc<Mutex<UnixStream>>, tty: bool) {
+/// Sends `sigs` to the monitor (window changes as resizes, on a tty) from
+/// a thread that alone receives them.
+pub(super) fn spawn_signal_forwarder(w: Arc<Mutex<UnixStream>>, tty: bool, sigs: &[i32]) {
     // SAFETY: building and installing a signal mask; the thread spawned
     // after this inherits it and is the only one that takes these signals.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in FORWARDED {
+        for s in sigs {
             libc::sigaddset(&mut set, *s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

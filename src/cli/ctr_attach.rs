@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::attach_client::winsize;
 use super::ctr_more_args::AttachArgs;
 use super::{Ctx, Reported};
 use crate::engine::container::{attach, liveness, Status};
@@ -116,14 +117,6 @@ impl Drop for RawMode {
             );
         }
     }
-}
-
-fn winsize() -> Option<[u8; 4]> {
-    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
-    let mut b = [0u8; 4];
-    b[..2].copy_from_slice(&ws.ws_row.to_le_bytes());
-    b[2..].copy_from_slice(&ws.ws_col.to_le_bytes());
-    Some(b)
 }
 
 /// What ends an attach session besides the container's exit.
@@ -273,36 +266,7 @@ fn forward_signals(w: Arc<Mutex<UnixStream>>, tty: bool, proxy: bool) {
             libc::SIGUSR2,
         ]);
     }
-    // SAFETY: building and installing a signal mask; the thread spawned
-    // after this inherits it and is the only one that takes these signals.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in &sigs {
-            libc::sigaddset(&mut set, *s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
-    std::thread::spawn(move || loop {
-        let mut sig = 0;
-        // SAFETY: waiting on the set built above.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-            return;
-        }
-        let Ok(mut s) = w.lock() else { return };
-        let r = if sig == libc::SIGWINCH {
-            match (tty, winsize()) {
-                (true, Some(ws)) => attach::write_frame(&mut *s, attach::RESIZE, &ws),
-                _ => Ok(()),
-            }
-        } else {
-            attach::write_frame(&mut *s, attach::SIGNAL, &sig.to_le_bytes())
-        };
-        if r.is_err() {
-            return;
-        }
-    });
+    super::attach_client::spawn_signal_forwarder(w, tty, &sigs);
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub fn entry(args: &[String]) -> i32 {
     }
     // SAFETY: fd 1 is the status pipe; we own the duplicate from here.
     let status = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
-    redirect_stdio_to_null();
+    crate::engine::container::monitor::redirect_stdio_to_null();
     let mut status = Status(status);
     let cfg = match upstream() {
         Ok(u) => {
@@ -211,20 +211,5 @@ impl Status {
 impl Drop for Status {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-fn redirect_stdio_to_null() {
-    // SAFETY: replacing our own stdio with /dev/null.
-    unsafe {
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if fd >= 0 {
-            libc::dup2(fd, 0);
-            libc::dup2(fd, 1);
-            libc::dup2(fd, 2);
-            if fd > 2 {
-                libc::close(fd);
-            }
-        }
     }
 }

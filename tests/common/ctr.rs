@@ -23,31 +23,40 @@ pub fn set_subreaper() {
     }
 }
 
-/// Our zombie children named berth-monitor or berth-dns (the name
-/// resolver, which exits by itself about a second after the last container
-/// on a user-defined network); never a `Command` child of another test
-/// thread: those are named berth.
-pub fn reap_monitors(wait: Duration) {
+/// Our own children (this process is their subreaper) whose name is one
+/// of `names`, with their state letter (`Z` for a zombie).
+pub fn own_children_named(names: &[&str]) -> Vec<(i32, char)> {
     let me = std::process::id().to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = &stat[stat.find('(').unwrap() + 1..close];
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if names.contains(&comm) && f[1] == me {
+            v.push((pid, f[0].chars().next().unwrap_or('?')));
+        }
+    }
+    v
+}
+
+/// Reaps our zombie children named berth-monitor or berth-dns (the name
+/// resolver, which exits by itself about a second after the last container
+/// on a user-defined network) until none is alive; never a `Command` child
+/// of another test thread: those are named berth.
+pub fn reap_monitors(wait: Duration) {
     let until = Instant::now() + wait;
     loop {
         let mut live = 0;
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let comm = &stat[stat.find('(').unwrap() + 1..close];
-            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-            if (comm != "berth-monitor" && comm != "berth-dns") || f[1] != me {
-                continue;
-            }
-            if f[0] == "Z" {
+        for (pid, state) in own_children_named(&["berth-monitor", "berth-dns"]) {
+            if state == 'Z' {
                 unsafe {
                     libc::waitpid(pid, std::ptr::null_mut(), 0);
                 }

@@ -90,7 +90,8 @@ pub fn entry(args: &[String]) -> i32 {
     }
 }
 
-fn redirect_stdio_to_null() {
+/// Detached processes (monitors, the name resolver) keep no terminal.
+pub(crate) fn redirect_stdio_to_null() {
     // SAFETY: replacing our own stdio with /dev/null.
     unsafe {
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
