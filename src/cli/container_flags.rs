@@ -33,6 +33,14 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
     Ok((v * mult as f64) as i64)
 }
 
+/// A `--memory-swap` value: bytes, or -1 for unlimited swap.
+pub(crate) fn swap_in_bytes(s: &str) -> Result<i64> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(s)
+}
+
 pub(crate) fn parse_restart(s: &str) -> Result<RestartPolicy> {
     let (name, n) = match s.split_once(':') {
         Some((a, b)) => (a, Some(b)),
@@ -166,11 +174,12 @@ pub fn to_config(f: &CreateFlags) -> Result<(RunConfig, HostConfig)> {
     if memory > 0 && memory < 6 * 1024 * 1024 {
         bail!("Error response from daemon: Minimum memory limit allowed is 6MB");
     }
-    let memory_swap = match f.memory_swap.as_deref() {
-        Some("-1") => -1,
-        Some(s) => ram_in_bytes(s)?,
-        None => 0,
-    };
+    let memory_swap = f
+        .memory_swap
+        .as_deref()
+        .map(swap_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
     if memory_swap > 0 && memory == 0 {
         bail!("Error response from daemon: You should always set the Memory limit when using Memoryswap limit");
     }

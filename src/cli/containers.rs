@@ -149,10 +149,10 @@ fn do_create(
 ) -> Result<(ContainerStore, crate::engine::container::ContainerRecord)> {
     let (mut cfg, mut hc) = super::container_flags::to_config(f).map_err(super::errors::client)?;
     let mut netreq = super::net_flags::parse(f, &mut hc)?;
-    // Mount flags are checked before any pull, as docker's client does.
-    super::volume::plan_mounts(&containers(ctx), f, &hc, &Value::Null)?;
-    let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     let cs = containers(ctx);
+    // Mount flags are checked before any pull, as docker's client does.
+    super::volume::plan_mounts(&cs, f, &hc, &Value::Null)?;
+    let img = image_info(ctx, &f.image, &f.pull, f.platform.clone())?;
     netreq.prepare(&cs, &img.config, &mut cfg, &mut hc)?;
     let mount_plan = super::volume::plan_mounts(&cs, f, &hc, &img.config)?;
     let entry = f.entrypoint.as_ref().map(|e| {
@@ -300,7 +300,7 @@ fn start(ctx: &Ctx, a: StartArgs) -> Result<()> {
 
 /// Runs `f` on each named container, printing what it returns on success
 /// and docker's per-item error otherwise; exit 1 when any failed.
-fn each_with<T: std::fmt::Display>(
+pub(super) fn each_with<T: std::fmt::Display>(
     ctx: &Ctx,
     names: &[String],
     f: impl Fn(&ContainerStore, &str, &str) -> Result<T>,

@@ -11,27 +11,19 @@ pub fn dispatch(ctx: &Ctx, m: MoreCommand) -> Result<()> {
     report(run(ctx, m))
 }
 
-/// docker prints a daemon's error as `Error response from daemon: ...`
-/// (no `Error: ` in front) and the client's own as `Error: ...`.
+/// docker's client wording: a missing container is the daemon's error;
+/// anything else that does not carry the daemon's prefix is the CLI's own
+/// (printed by `errors::line`, like every other command).
 fn report(r: Result<()>) -> Result<()> {
-    let Err(e) = r else { return Ok(()) };
-    if e.downcast_ref::<Reported>().is_some() {
-        return Err(e);
-    }
-    let msg = super::error_chain(&e);
-    let daemon = e
-        .downcast_ref::<crate::engine::container::store::NoSuchContainer>()
-        .is_some()
-        || msg.starts_with("Error response from daemon: ");
-    if daemon {
-        eprintln!(
-            "Error response from daemon: {}",
-            msg.trim_start_matches("Error response from daemon: ")
-        );
-    } else {
-        eprintln!("Error: {msg}");
-    }
-    Err(Reported { code: 1 }.into())
+    r.map_err(|e| {
+        if e.downcast_ref::<crate::engine::container::store::NoSuchContainer>()
+            .is_some()
+        {
+            e
+        } else {
+            super::errors::client(e)
+        }
+    })
 }
 
 fn run(ctx: &Ctx, m: MoreCommand) -> Result<()> {
@@ -47,14 +39,8 @@ fn run(ctx: &Ctx, m: MoreCommand) -> Result<()> {
 }
 
 fn request(a: &UpdateArgs) -> Result<UpdateRequest> {
-    use super::container_flags::ram_in_bytes;
-    let size = |s: &Option<String>| -> Result<Option<i64>> {
-        match s.as_deref() {
-            Some("-1") => Ok(Some(-1)),
-            Some(v) => ram_in_bytes(v).map(Some),
-            None => Ok(None),
-        }
-    };
+    use super::container_flags::swap_in_bytes;
+    let size = |s: &Option<String>| s.as_deref().map(swap_in_bytes).transpose();
     Ok(UpdateRequest {
         memory: size(&a.memory)?,
         memory_swap: size(&a.memory_swap)?,
@@ -78,33 +64,15 @@ fn update_cmd(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
     if req.is_empty() {
         bail!("you must provide one or more flags when using this command");
     }
-    let cs = super::containers::containers(ctx);
-    let mut failed = false;
-    for n in &a.containers {
-        let r = cs.resolve(n).and_then(|id| {
-            update::update(&cs, &id, &req).map_err(|e| {
-                anyhow::anyhow!(
-                    "Cannot update container {id}: {}",
-                    super::error_chain(&e).trim_start_matches("Error response from daemon: ")
-                )
-            })
-        });
-        match r {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                failed = true;
-                let m = super::error_chain(&e);
-                eprintln!(
-                    "Error response from daemon: {}",
-                    m.trim_start_matches("Error response from daemon: ")
-                );
-            }
-        }
-    }
-    if failed {
-        return Err(Reported { code: 1 }.into());
-    }
-    Ok(())
+    super::containers::each_with(ctx, &a.containers, |cs, id, n| {
+        update::update(cs, id, &req).map_err(|e| {
+            anyhow::anyhow!(
+                "Cannot update container {id}: {}",
+                super::error_chain(&e).trim_start_matches(super::errors::DAEMON)
+            )
+        })?;
+        Ok(n.to_string())
+    })
 }
 
 /// `berth system boot`.

@@ -333,7 +333,7 @@ impl Monitor {
             // (export, commit) may mount the rootfs itself.
             let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
             self.broadcast_exit(code);
-            self.cleanup_runtime();
+            self.release_runtime();
         }
     }
 
@@ -354,13 +354,19 @@ impl Monitor {
     }
 
     fn cleanup_runtime(&mut self) {
+        self.release_runtime();
+        crate::engine::volume::mounts::stop(&self.store, &self.id);
+        self.release_network();
+    }
+
+    /// The runtime state, cgroups and rootfs mount (`finish` released the
+    /// network and volumes before it reported the exit).
+    fn release_runtime(&self) {
         let rt = self.store.runtime();
         if rt.state(&self.id).is_ok() {
             let _ = rt.delete(&self.id, true);
         }
         let _ = super::rootfs::unmount(&self.store.dir(&self.id).join("merged"));
-        crate::engine::volume::mounts::stop(&self.store, &self.id);
-        self.release_network();
     }
 
     /// Leases, port rules and the namespace handle go when the process does.
@@ -463,9 +469,12 @@ impl Monitor {
 
     /// Create, start, serve until the process exits; returns its exit code.
     fn run_once(&mut self, status: &mut StatusPipe, first: bool) -> Result<i32> {
-        // A restart applies what `update` changed since.
-        if let Ok(r) = self.store.load(&self.id) {
-            self.rec = r;
+        // A restart applies what `update` changed since; the first start
+        // runs on the record `new` just read.
+        if !first {
+            if let Ok(r) = self.store.load(&self.id) {
+                self.rec = r;
+            }
         }
         if first && self.wait_attach {
             // The socket is bound: the client connects and says hello while
