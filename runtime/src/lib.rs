@@ -8,11 +8,12 @@ pub mod cli;
 mod container;
 pub mod defaults;
 mod hooks;
+pub mod mount_attr;
 pub mod process;
 pub mod rlimit;
 pub mod seccomp;
 pub mod state;
-mod sysctl;
+pub mod sysctl;
 mod util;
 mod util_caps;
 

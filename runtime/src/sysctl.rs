@@ -5,7 +5,7 @@
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
 /// The IPC-namespaced keys outside `fs.mqueue.` (ipc/ipc_sysctl.c).
-const IPC_KEYS: &[&str] = &[
+pub const IPC_KEYS: &[&str] = &[
     "kernel.msgmax",
     "kernel.msgmnb",
     "kernel.msgmni",

@@ -122,10 +122,20 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
         });
     }
     let mut r = sock;
+    match copy_output(&mut r) {
+        Some(code) => Ok(code),
+        // The monitor died: report what the state says.
+        None => Ok(crate::engine::container::liveness::current(cs, id)?.exit_code),
+    }
+}
+
+/// Copies the monitor's output frames to our stdout and stderr until the
+/// exit frame (its code) or the end of the connection (`None`).
+pub(super) fn copy_output(r: &mut UnixStream) -> Option<i32> {
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     loop {
-        match attach::read_frame(&mut r) {
+        match attach::read_frame(r) {
             Ok(Some((attach::STDOUT, d))) => {
                 let _ = out.write_all(&d);
                 let _ = out.flush();
@@ -134,14 +144,10 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
                 let _ = err.write_all(&d);
             }
             Ok(Some((attach::EXIT, d))) if d.len() == 4 => {
-                return Ok(i32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+                return Some(i32::from_le_bytes([d[0], d[1], d[2], d[3]]));
             }
             Ok(Some(_)) => {}
-            Ok(None) | Err(_) => {
-                // The monitor died: report what the state says.
-                let st = crate::engine::container::liveness::current(cs, id)?;
-                return Ok(st.exit_code);
-            }
+            Ok(None) | Err(_) => return None,
         }
     }
 }

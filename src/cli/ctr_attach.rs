@@ -3,7 +3,7 @@
 //! size, forwarded signals (`--sig-proxy`, not with a tty), and docker's
 //! detach keys (default ctrl-p,ctrl-q; "read escape sequence", exit 1).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
@@ -205,33 +205,16 @@ pub fn attach_cmd(ctx: &Ctx, a: AttachArgs) -> Result<()> {
         });
     }
     let mut r = sock;
-    let mut out = std::io::stdout();
-    let mut err = std::io::stderr();
-    loop {
-        match attach::read_frame(&mut r) {
-            Ok(Some((attach::STDOUT, d))) => {
-                let _ = out.write_all(&d);
-                let _ = out.flush();
-            }
-            Ok(Some((attach::STDERR, d))) => {
-                let _ = err.write_all(&d);
-            }
-            Ok(Some((attach::EXIT, d))) if d.len() == 4 => {
-                let code = i32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-                return exit_with(code);
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => {
-                if rx.try_recv().is_ok() {
-                    drop(_raw);
-                    eprintln!("read escape sequence");
-                    return Err(Reported { code: 1 }.into());
-                }
-                let st = liveness::current(&cs, &id)?;
-                return exit_with(st.exit_code);
-            }
-        }
+    if let Some(code) = super::attach_client::copy_output(&mut r) {
+        return exit_with(code);
     }
+    if rx.try_recv().is_ok() {
+        drop(_raw);
+        eprintln!("read escape sequence");
+        return Err(Reported { code: 1 }.into());
+    }
+    let st = liveness::current(&cs, &id)?;
+    exit_with(st.exit_code)
 }
 
 /// `detachKeys` of the client's `config.json` (`--config`, `DOCKER_CONFIG`

@@ -3,16 +3,8 @@
 
 use anyhow::{bail, Result};
 
-const KEYS: &[&str] = &[
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
+/// The IPC keys are the runtime's (runc's rule); docker's client adds no others.
+use runtime::sysctl::IPC_KEYS as KEYS;
 const PREFIXES: &[&str] = &["net.", "fs.mqueue."];
 
 pub fn validate(items: &[String]) -> Result<()> {

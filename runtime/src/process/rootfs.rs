@@ -378,37 +378,7 @@ fn has_data_opt(m: &MountPlan, opt: &[u8]) -> bool {
 /// runc's `rro`: MOUNT_ATTR_RDONLY on the mount and every submount
 /// (mount_setattr with AT_RECURSIVE, Linux 5.12+).
 fn readonly_recursive(target: &OwnedFd) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: a valid fd, an empty NUL-terminated path and a correctly
-    // sized mount_attr.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::mount_attr::set_recursive(target.as_fd(), crate::mount_attr::MOUNT_ATTR_RDONLY, 0)
 }
 
 fn display(c: &Option<CString>) -> String {

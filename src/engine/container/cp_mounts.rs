@@ -160,37 +160,12 @@ fn attach(source: &Path, target: &OwnedFd, mp: &MountPoint) -> Result<()> {
 
 /// Private propagation (and read-only) on the whole detached tree.
 fn set_attr(tree: &OwnedFd, readonly: bool) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let attr = MountAttr {
-        attr_set: if readonly { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: 0,
-        propagation: libc::MS_PRIVATE,
-        userns_fd: 0,
-    };
-    // SAFETY: a valid fd, an empty NUL-terminated path and a correctly
-    // sized mount_attr.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    use runtime::mount_attr::{set_recursive, MOUNT_ATTR_RDONLY};
+    set_recursive(
+        tree.as_fd(),
+        if readonly { MOUNT_ATTR_RDONLY } else { 0 },
+        libc::MS_PRIVATE,
+    )
 }
 
 #[cfg(test)]

@@ -5,57 +5,77 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::model::ContainerRecord;
+use super::model::{ContainerRecord, HostConfig};
 use crate::engine::fsutil::atomic_replace;
 
-fn resolv_conf(rec: &ContainerRecord) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let hc = &rec.host_config;
-    let mut ns: Vec<String> = Vec::new();
-    let mut search: Vec<String> = Vec::new();
-    let mut opts: Vec<String> = Vec::new();
-    for l in host.lines() {
-        let mut f = l.split_whitespace();
-        match f.next() {
-            // A loopback resolver of the host is unreachable from another
-            // network namespace (docker drops it too).
-            Some("nameserver") => {
-                if let Some(a) = f.next() {
-                    if hc.network_mode == "host" || !(a.starts_with("127.") || a == "::1") {
-                        ns.push(a.to_string());
+/// The host's resolv.conf with a container's `--dns`, `--dns-search` and
+/// `--dns-option` applied: what docker writes on the default bridge, and
+/// the base of a user network's file.
+pub(crate) struct Resolv {
+    pub nameservers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl Resolv {
+    pub(crate) fn for_container(hc: &HostConfig) -> Resolv {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut r = Resolv {
+            nameservers: Vec::new(),
+            search: Vec::new(),
+            options: Vec::new(),
+        };
+        for l in host.lines() {
+            let mut f = l.split_whitespace();
+            match f.next() {
+                // A loopback resolver of the host is unreachable from another
+                // network namespace (docker drops it too).
+                Some("nameserver") => {
+                    if let Some(a) = f.next() {
+                        if hc.network_mode == "host" || !(a.starts_with("127.") || a == "::1") {
+                            r.nameservers.push(a.to_string());
+                        }
                     }
                 }
+                Some("search") | Some("domain") => r.search.extend(f.map(str::to_string)),
+                Some("options") => r.options.extend(f.map(str::to_string)),
+                _ => {}
             }
-            Some("search") | Some("domain") => search.extend(f.map(str::to_string)),
-            Some("options") => opts.extend(f.map(str::to_string)),
-            _ => {}
         }
+        if !hc.dns.is_empty() {
+            r.nameservers = hc.dns.clone();
+        }
+        if !hc.dns_search.is_empty() {
+            r.search = hc
+                .dns_search
+                .iter()
+                .filter(|s| *s != ".")
+                .cloned()
+                .collect();
+        }
+        if !hc.dns_options.is_empty() {
+            r.options = hc.dns_options.clone();
+        }
+        r
     }
-    if !hc.dns.is_empty() {
-        ns = hc.dns.clone();
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nameservers {
+            out.push_str(&format!("nameserver {n}\n"));
+        }
+        if !self.search.is_empty() {
+            out.push_str(&format!("search {}\n", self.search.join(" ")));
+        }
+        if !self.options.is_empty() {
+            out.push_str(&format!("options {}\n", self.options.join(" ")));
+        }
+        out
     }
-    if !hc.dns_search.is_empty() {
-        search = hc
-            .dns_search
-            .iter()
-            .filter(|s| *s != ".")
-            .cloned()
-            .collect();
-    }
-    if !hc.dns_options.is_empty() {
-        opts = hc.dns_options.clone();
-    }
-    let mut out = String::new();
-    for n in ns {
-        out.push_str(&format!("nameserver {n}\n"));
-    }
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if !opts.is_empty() {
-        out.push_str(&format!("options {}\n", opts.join(" ")));
-    }
-    out
+}
+
+fn resolv_conf(rec: &ContainerRecord) -> String {
+    Resolv::for_container(&rec.host_config).render()
 }
 
 fn hosts(rec: &ContainerRecord) -> String {

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::endpoints::ContainerNet;
+use crate::engine::container::etcfiles::Resolv;
 use crate::engine::container::{ContainerRecord, ContainerStore};
 
 /// `resolv.conf` on a user-defined network. docker points containers at
@@ -18,38 +19,12 @@ use crate::engine::container::{ContainerRecord, ContainerStore};
 /// `sandbox::setup_user_network_dns`. Search domains and options are the host's or the
 /// `--dns-search` / `--dns-option` ones, plus docker's `ndots:0`.
 pub fn user_network_resolv_conf(gateway: Ipv4Addr, rec: &ContainerRecord) -> String {
-    let hc = &rec.host_config;
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut search: Vec<String> = Vec::new();
-    let mut opts: Vec<String> = Vec::new();
-    for l in host.lines() {
-        let mut f = l.split_whitespace();
-        match f.next() {
-            Some("search") | Some("domain") => search.extend(f.map(str::to_string)),
-            Some("options") => opts.extend(f.map(str::to_string)),
-            _ => {}
-        }
+    let mut r = Resolv::for_container(&rec.host_config);
+    r.nameservers = vec![gateway.to_string()];
+    if !r.options.iter().any(|o| o.starts_with("ndots:")) {
+        r.options.insert(0, "ndots:0".into());
     }
-    if !hc.dns_search.is_empty() {
-        search = hc
-            .dns_search
-            .iter()
-            .filter(|s| *s != ".")
-            .cloned()
-            .collect();
-    }
-    if !hc.dns_options.is_empty() {
-        opts = hc.dns_options.clone();
-    }
-    if !opts.iter().any(|o| o.starts_with("ndots:")) {
-        opts.insert(0, "ndots:0".into());
-    }
-    let mut out = format!("nameserver {gateway}\n");
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    out.push_str(&format!("options {}\n", opts.join(" ")));
-    out
+    r.render()
 }
 
 /// The IP of a running container on the default bridge, for `--link`.

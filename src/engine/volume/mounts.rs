@@ -390,18 +390,7 @@ fn depth(p: &str) -> usize {
 /// Whether this kernel has mount_setattr(2) (Linux 5.12+), which makes a
 /// read-only bind read-only in its submounts too.
 pub fn recursive_ro_supported() -> bool {
-    // SAFETY: an invalid call whose only effect is its errno.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            0,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
-    rc != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+    runtime::mount_attr::supported()
 }
 
 /// At each start, with the rootfs mounted: sets up what the container's
