@@ -169,6 +169,7 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
             } else {
                 String::new()
             };
+            let (networks, ports) = crate::engine::network::inspect::ps_columns(&cs, r);
             json!({
                 "Command": command(r, a.no_trunc),
                 "CreatedAt": if a.format.is_some() { go_time_string(r.created) } else { ago(r.created, now) },
@@ -178,8 +179,8 @@ pub fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
                 "LocalVolumes": "0",
                 "Mounts": "",
                 "Names": r.name,
-                "Networks": crate::engine::network::inspect::ps_networks(&cs, r),
-                "Ports": crate::engine::network::inspect::ps_ports(&cs, r),
+                "Networks": networks,
+                "Ports": ports,
                 "RunningFor": ago(r.created, now),
                 "Size": size,
                 "State": s.status.as_str(),

@@ -87,9 +87,6 @@ pub fn load(cs: &ContainerStore, id: &str) -> Result<ContainerNet> {
     }
 }
 
-/// `durable`: fsync'ed (configuration); otherwise only atomic (what is
-/// attached now: one fsync costs 1-10 ms here, over the start budget, and
-/// the kernel objects it describes do not survive a power loss either).
 /// The endpoints of `rec`: without a `network.json` (the common case, so
 /// `create` writes and fsyncs nothing more), its one network is
 /// `NetworkMode` with no `--ip`, alias or MAC.
@@ -112,6 +109,9 @@ pub fn materialize(n: &mut ContainerNet, rec: &crate::engine::container::Contain
     }
 }
 
+/// `durable`: fsync'ed (configuration); otherwise only atomic (what is
+/// attached now: one fsync costs 1-10 ms here, over the start budget, and
+/// the kernel objects it describes do not survive a power loss either).
 pub fn save(cs: &ContainerStore, id: &str, n: &ContainerNet, durable: bool) -> Result<()> {
     let p = file(cs, id);
     let b = serde_json::to_vec_pretty(n)?;

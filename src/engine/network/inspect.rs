@@ -178,10 +178,17 @@ pub fn port_lines(
         .collect()
 }
 
-/// `ps`'s PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp` (published while
-/// running, exposed only otherwise), as docker shows it.
-pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
-    let cn = endpoints::load(cs, &rec.id).unwrap_or_default();
+/// `ps`'s NETWORKS and PORTS columns, from one read of `network.json`.
+pub fn ps_columns(cs: &ContainerStore, rec: &ContainerRecord) -> (String, String) {
+    match endpoints::load_for(cs, rec) {
+        Ok(cn) => (ps_networks(&cn, rec), ps_ports(&cn, rec)),
+        Err(_) => (rec.host_config.network_mode.clone(), String::new()),
+    }
+}
+
+/// PORTS: `0.0.0.0:8080->80/tcp, 443/tcp` (published while running,
+/// exposed only otherwise), as docker shows it.
+fn ps_ports(cn: &ContainerNet, rec: &ContainerRecord) -> String {
     let mut published = cn.ports();
     published.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
     let mut out: Vec<String> = published
@@ -210,14 +217,13 @@ pub fn ps_ports(cs: &ContainerStore, rec: &ContainerRecord) -> String {
 }
 
 /// `ps`'s NETWORKS column: the container's networks, comma-separated.
-pub fn ps_networks(cs: &ContainerStore, rec: &ContainerRecord) -> String {
-    match endpoints::load_for(cs, rec) {
-        Ok(n) if !n.endpoints.is_empty() => n
-            .endpoints
-            .iter()
-            .map(|e| e.network.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => rec.host_config.network_mode.clone(),
+fn ps_networks(cn: &ContainerNet, rec: &ContainerRecord) -> String {
+    if cn.endpoints.is_empty() {
+        return rec.host_config.network_mode.clone();
     }
+    cn.endpoints
+        .iter()
+        .map(|e| e.network.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
