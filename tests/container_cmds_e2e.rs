@@ -1194,3 +1194,31 @@ fn cp_on_a_stopped_container_sees_its_volumes_and_binds() {
     e.b.ok(&["rm", "-f", "-v", "vc"]);
     e.b.ok(&["volume", "rm", "cpvol"]);
 }
+
+/// `rename` and `update` both rewrite container.json; run together, each
+/// must keep the other's change (they share the container's lock).
+#[test]
+fn concurrent_rename_and_update_lose_nothing() {
+    let e = Env::new();
+    e.b.ok(&["create", "--name", "ru0", &e.image, "true"]);
+    let id = e.inspect("ru0", "{{.Id}}");
+    let rounds = 15;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..rounds {
+                let (from, to) = (format!("ru{i}"), format!("ru{}", i + 1));
+                e.b.ok(&["rename", &from, &to]);
+            }
+        });
+        s.spawn(|| {
+            for i in 0..rounds {
+                e.b.ok(&["update", "--cpu-shares", &(512 + i).to_string(), &id]);
+            }
+        });
+    });
+    assert_eq!(e.inspect(&id, "{{.Name}}"), format!("/ru{rounds}"));
+    assert_eq!(
+        e.inspect(&id, "{{.HostConfig.CpuShares}}"),
+        (512 + rounds - 1).to_string()
+    );
+}

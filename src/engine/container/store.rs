@@ -196,6 +196,9 @@ impl ContainerStore {
         if let Some(other) = all.iter().find(|r| r.name == new) {
             return Err(Self::conflict(new, &other.id));
         }
+        // `update` rewrites container.json under the container's lock; take
+        // it too (always after the names lock) so neither change is lost.
+        let _l = self.lock(&id)?;
         let mut rec = self.load(&id)?;
         if rec.name == new {
             bail!("Error response from daemon: Renaming a container with the same name as its current name");
