@@ -649,7 +649,7 @@ fn several_networks_link_and_container_mode() {
 
 fn nft_table(e: &Env) -> String {
     let o = std::process::Command::new("nft")
-        .args(["list", "table", "ip", &e.b.net.table])
+        .args(["list", "table", "inet", &e.b.net.table])
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
