@@ -727,7 +727,7 @@ fn thirty_concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         // tagged): count the DNAT rules themselves.
         nft_table(&e)
             .lines()
-            .filter(|l| l.contains("dnat to") && l.contains("ctr:"))
+            .filter(|l| l.contains("dnat ip to") && l.contains("ctr:"))
             .count(),
         30,
         "one DNAT rule per published port"

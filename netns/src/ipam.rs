@@ -82,17 +82,12 @@ pub fn allocate6(
 ) -> Result<Ipv6Addr> {
     let range = range.unwrap_or(subnet);
     let (start, end) = (u128::from(range.network()), u128::from(range.broadcast()));
-    let mut n = start;
     // At most used + 3 candidates can be refused (network, gateway, used).
-    for _ in 0..used.len() + 3 {
+    for n in (start..=end).take(used.len() + 3) {
         let ip = Ipv6Addr::from(n);
         if usable6(subnet, gateway, ip) && !used.contains(&ip) {
             return Ok(ip);
         }
-        if n == end {
-            break;
-        }
-        n += 1;
     }
     Err(Error::AddressesExhausted {
         network: network.to_string(),
