@@ -413,6 +413,18 @@ fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
         "true",
     ]);
     assert!(msg.contains("port is already allocated"), "{msg}");
+    // UDP on [::1] would need a userland relay: refused, not ignored
+    let (_, msg) = e.b.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "pub6",
+        "-p",
+        &format!("[::1]:{}:53/udp", free_port()),
+        &e.image,
+        "true",
+    ]);
+    assert!(msg.contains("cannot publish UDP on [::1]"), "{msg}");
     // a v4-only container cannot take a v6 host address (no proxy)
     let (_, msg) = e.b.fails(&[
         "run",
@@ -603,4 +615,32 @@ fn network_connect_with_ip6_and_disconnect() {
     let (_, msg) =
         e.b.fails(&["network", "connect", "--ip6", "zz", "c6net", "late"]);
     assert!(msg.contains("invalid IPv6 address"), "{msg}");
+}
+
+#[test]
+fn default_bridge_is_dual_stack_when_the_config_says_so() {
+    let e = Env::new();
+    let sub6 = e.b.net.subnet6(8);
+    let prefix = sub6.trim_end_matches("::/64").to_string();
+    let p = &e.b.net.config;
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    cfg["ipv6"] = serde_json::json!(true);
+    cfg["fixed-cidr-v6"] = serde_json::json!(sub6);
+    std::fs::write(p, cfg.to_string()).unwrap();
+    sleeper(&e, "d6", &[]);
+    assert_eq!(
+        e.inspect("d6", "{{.NetworkSettings.GlobalIPv6Address}}"),
+        format!("{prefix}::2")
+    );
+    assert_eq!(
+        e.inspect("d6", "{{.NetworkSettings.IPv6Gateway}}"),
+        format!("{prefix}::1")
+    );
+    let o = e.b.ok(&["exec", "d6", "ip", "-6", "route"]);
+    assert!(o.contains(&format!("default via {prefix}::1")), "{o}");
+    assert_eq!(
+        e.b.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "bridge"])
+            .trim(),
+        "true"
+    );
 }

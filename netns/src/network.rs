@@ -419,7 +419,12 @@ pub fn attach(
             // serves it (every other v6 address is DNAT'ed first and never
             // reaches it); a port without host address takes `[::]` too.
             match (ip6, r.host_ip) {
-                (Some(a6), Some(IpAddr::V6(h))) if h.is_unspecified() || h.is_loopback() => {
+                (Some(_), Some(IpAddr::V6(h))) if h.is_loopback() && r.proto == Proto::Udp => {
+                    return Err(Error::Udp6Loopback { port: r.host_port });
+                }
+                (Some(a6), Some(IpAddr::V6(h)))
+                    if r.proto == Proto::Tcp && (h.is_unspecified() || h.is_loopback()) =>
+                {
                     loopback6.push((fd, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
                 }
                 (Some(a6), None) => {

@@ -44,13 +44,22 @@ fn accept_loop(listener: &TcpListener, target: SocketAddr) {
     loop {
         let client = match listener.accept() {
             Ok((c, _)) => c,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Shut down by `Relay::drop` (EINVAL), or the socket is gone.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
-            Err(_) => {
+            // A client gave up, or a signal: the next one.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) => {
+                continue
+            }
+            // Out of descriptors or memory for now: back off, then retry.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) =>
+            {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
+            // Shut down by `Relay::drop` (EINVAL), or not a listener.
+            Err(_) => return,
         };
         let _ = std::thread::Builder::new()
             .name("berth-relay6c".into())
