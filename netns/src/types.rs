@@ -81,7 +81,7 @@ pub struct V6Config {
 pub struct NetEnv {
     /// Holds `networks/<name>.json` (e.g. `/var/lib/berth`).
     pub state_dir: PathBuf,
-    /// nftables table (family `ip`) owning every berth rule; `berth` in
+    /// nftables table (family `inet`) owning every berth rule; `berth` in
     /// production, a private name per test.
     pub table: String,
     /// Candidate subnets for networks created without `--subnet`.
