@@ -89,7 +89,17 @@ impl Netlink {
     /// helper thread) and returns it for use on this thread: requests on it
     /// act in that namespace.
     pub fn in_namespace(path: &Path) -> Result<Self> {
+        Self::in_namespace_with(path, || Ok(()))
+    }
+
+    /// [`Self::in_namespace`], running `prep` on the helper thread inside
+    /// the namespace first (e.g. its sysctls): no second thread.
+    pub fn in_namespace_with(
+        path: &Path,
+        prep: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<Self> {
         let sock = crate::namespace::run_in(path, || {
+            prep()?;
             Socket::new(NETLINK_ROUTE)
                 .map_err(|e| Error::io("open netlink socket in", path.display().to_string(), e))
         })?;

@@ -524,10 +524,10 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
     // Before the link is up, so a v4-only interface never gets an address.
     let dual = v6.is_some();
     let ifn = ifname.clone();
-    namespace::run_in(&lease.netns_path, move || {
+    Netlink::in_namespace_with(&lease.netns_path, move || {
         sysctl::container_ipv6(&ifn, dual)
-    })?;
-    Netlink::in_namespace(&lease.netns_path)?.configure_container(&ifname, addr, gw, v6)?;
+    })?
+    .configure_container(&ifname, addr, gw, v6)?;
     if lease.ports.is_empty() {
         return Ok(Vec::new());
     }

@@ -44,6 +44,11 @@ fn set_value(path: &Path, v: &str) -> Result<()> {
 /// v4-only interface gets no stray link-local address.
 pub fn container_ipv6(ifname: &str, enabled: bool) -> Result<()> {
     let conf = Path::new("/proc/sys/net/ipv6/conf");
+    // A kernel booted with ipv6.disable=1 has no v6 at all: nothing to
+    // turn off (a dual-stack network fails below, naming the path).
+    if !enabled && !conf.exists() {
+        return Ok(());
+    }
     if enabled {
         set_value(&conf.join("all/disable_ipv6"), "0")?;
         set_value(&conf.join(ifname).join("disable_ipv6"), "0")
