@@ -435,6 +435,10 @@ fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
         "true",
     ]);
     assert!(msg.contains("no IPv6 address"), "{msg}");
+    // a restart re-publishes (the old relay's listener is gone first)
+    e.b.ok(&["restart", "-t", "1", "web"]);
+    wait_http(&e, lo6(p_all), "web6");
+    wait_http(&e, lo6(p_lo), "web6");
     e.b.ok(&["rm", "-f", "web"]);
     assert!(http_get(lo6(p_lo)).is_none(), "[::1]:{p_lo} still answers");
     assert!(

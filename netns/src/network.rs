@@ -285,7 +285,7 @@ fn resolve_v6(
             pool::check_free6(&s, &taken)?;
             s
         }
-        None => pool::choose6(&env.pools6, &taken)?,
+        None => pool::choose6(&env.effective_pools6(), &taken)?,
     };
     let gateway = match cfg.gateway6 {
         Some(g) if subnet.contains(&g) && g != subnet.network() => g,

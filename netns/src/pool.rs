@@ -114,6 +114,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_v6_pool_is_a_ula_48_per_state_dir() {
+        let mut a = crate::types::NetEnv::new("/var/lib/berth");
+        let p = a.effective_pools6();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].0.prefix_len(), p[0].1), (48, 64));
+        assert_eq!(p[0].0.addr().segments()[0] >> 8, 0xfd);
+        assert_ne!(crate::types::NetEnv::new("/other").effective_pools6(), p);
+        a.pools6 = vec![("fdb7:1::/56".parse().unwrap(), 64)];
+        assert_eq!(a.effective_pools6(), a.pools6);
+    }
+
+    #[test]
     fn v6_pools() {
         let d = default_pools6("a");
         assert_eq!(d.len(), 1);

@@ -87,21 +87,30 @@ pub struct NetEnv {
     /// Candidate subnets for networks created without `--subnet`.
     pub pools: Vec<Ipv4Net>,
     /// Candidate v6 subnets for `--ipv6` networks without a v6 `--subnet`:
-    /// (base, size) pairs, split lazily.
+    /// (base, size) pairs, split lazily. Empty: docker's default, a ULA
+    /// /48 derived from the host ([`NetEnv::effective_pools6`]).
     pub pools6: Vec<(Ipv6Net, u8)>,
 }
 
 impl NetEnv {
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        let state_dir = state_dir.into();
-        let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
-        let seed = format!("{}\n{}", machine.trim(), state_dir.display());
         NetEnv {
-            state_dir,
+            state_dir: state_dir.into(),
             table: "berth".to_string(),
             pools: crate::pool::default_pools(),
-            pools6: crate::pool::default_pools6(&seed),
+            pools6: Vec::new(),
         }
+    }
+
+    /// The v6 pools to draw from: the configured ones, else /64s of a ULA
+    /// /48 derived from `/etc/machine-id` and the state dir (read only when
+    /// a v6 subnet is chosen, never on the start path).
+    pub fn effective_pools6(&self) -> Vec<(ipnet::Ipv6Net, u8)> {
+        if !self.pools6.is_empty() {
+            return self.pools6.clone();
+        }
+        let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+        crate::pool::default_pools6(&format!("{}\n{}", machine.trim(), self.state_dir.display()))
     }
 
     pub(crate) fn networks_dir(&self) -> PathBuf {
