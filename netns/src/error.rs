@@ -69,7 +69,7 @@ pub enum Error {
         port: u16,
         container: String,
     },
-    #[error("no available IPv4 addresses on network {network} ({range}); remove containers or create a larger network")]
+    #[error("no available addresses on network {network} ({range}); remove containers or create a larger network")]
     AddressesExhausted { network: String, range: String },
     #[error("Address already in use: {ip} on network {network}; pick another --ip")]
     AddressInUse { network: String, ip: Ipv4Addr },
