@@ -25,6 +25,7 @@ fn write_state(dir: &std::path::Path, with_lease: bool) -> std::io::Result<()> {
             Lease {
                 container_id: id,
                 ip: [10, 126, 201, 2].into(),
+                ip6: None,
                 mac: [2, 0x42, 10, 126, 201, 2],
                 ifname: "eth0".into(),
                 host_veth: "vbbench".into(),
@@ -49,6 +50,7 @@ fn write_state(dir: &std::path::Path, with_lease: bool) -> std::io::Result<()> {
         labels: BTreeMap::new(),
         table: "none".into(),
         leases,
+        v6: None,
     };
     let nets = dir.join("networks");
     std::fs::create_dir_all(&nets)?;

@@ -649,7 +649,7 @@ fn several_networks_link_and_container_mode() {
 
 fn nft_table(e: &Env) -> String {
     let o = std::process::Command::new("nft")
-        .args(["list", "table", "ip", &e.b.net.table])
+        .args(["list", "table", "inet", &e.b.net.table])
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -727,7 +727,7 @@ fn thirty_concurrent_runs_get_distinct_addresses_and_leave_nothing() {
         // tagged): count the DNAT rules themselves.
         nft_table(&e)
             .lines()
-            .filter(|l| l.contains("dnat to") && l.contains("ctr:"))
+            .filter(|l| l.contains("dnat ip to") && l.contains("ctr:"))
             .count(),
         30,
         "one DNAT rule per published port"

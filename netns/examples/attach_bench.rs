@@ -2,6 +2,7 @@
 //! attach (veth, address, route, one published port), and detach + delete
 //! netns or `release`, median over N runs. Run as root:
 //! `cargo run --release -p netns --example attach_bench -- 50`
+//! (`-- 50 v6`: a dual-stack network, v6 address and route too)
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bridge: Some(format!("btbench{}", std::process::id() % 10000)),
         subnet: Some("10.123.200.0/24".parse()?),
         ..Default::default()
+    };
+    let dual = std::env::args().nth(2).as_deref() == Some("v6");
+    let cfg = NetworkConfig {
+        ipv6: dual,
+        // a ULA /64 no test runner slot uses (tests/common/netcfg.rs)
+        subnet6: dual.then(|| "fdb7:e57:ff::/64".parse()).transpose()?,
+        ..cfg
     };
     Network::create(&env, &cfg)?;
     let (mut up, mut down, mut rel) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
@@ -77,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })();
     Network::delete(&env, "bench")?;
     result?;
-    println!("runs: {runs}");
+    println!("runs: {runs}{}", if dual { " (dual-stack)" } else { "" });
     for (k, label) in ["no ports", "one -p"].iter().enumerate() {
         println!(
             "{label:9} netns create {:?} | netns create+attach {:?} | detach+netns delete {:?} | release {:?}",

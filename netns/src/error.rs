@@ -57,7 +57,19 @@ pub enum Error {
     SubnetOverlap { subnet: String, other: String },
     #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network; pass --subnet")]
     PoolExhausted,
-    #[error("no available IPv4 addresses on network {network} ({range}); remove containers or create a larger network")]
+    #[error("could not find an available, non-overlapping IPv6 address pool to assign to the network; pass an IPv6 --subnet or add a v6 entry to default-address-pools")]
+    PoolExhausted6,
+    #[error("IPv6 is not enabled on network {network}: create it with --ipv6 to use --ip6")]
+    NoIpv6 { network: String },
+    #[error("cannot publish UDP on [::1]:{port}: loopback IPv6 cannot be forwarded to a container in the kernel and berth relays only TCP; publish on [::] or an IPv4 address")]
+    Udp6Loopback { port: u16 },
+    #[error("cannot publish {host_ip}:{port} for container {container}: it has no IPv6 address on its network, and berth has no userland proxy to relay IPv6 to IPv4; publish on an IPv4 address or use a network created with --ipv6")]
+    NoIpv6Publish {
+        host_ip: String,
+        port: u16,
+        container: String,
+    },
+    #[error("no available addresses on network {network} ({range}); remove containers or create a larger network")]
     AddressesExhausted { network: String, range: String },
     #[error("Address already in use: {ip} on network {network}; pick another --ip")]
     AddressInUse { network: String, ip: Ipv4Addr },

@@ -1,7 +1,9 @@
-//! nftables rules in berth's own `ip` table, driven through the `nft`
-//! binary: a text script on stdin is one atomic transaction, and
-//! `nft -j list table` gives rule handles for exact removal. Only the table
-//! named by `table` is ever created, changed or deleted.
+//! nftables rules in berth's own `inet` table (IPv4 and IPv6 in one
+//! table: one set of bridges, one container chain per container for both
+//! families; see docs/architecture.md), driven through the `nft` binary: a
+//! text script on stdin is one atomic transaction, and `nft -j list table`
+//! gives rule handles for exact removal. Only the table named by `table`
+//! is ever created, changed or deleted.
 //!
 //! Every rule carries a comment tag: `net:<network>` for a network's rules,
 //! `ctr:<container id>` for a container's published ports, so removing a
@@ -9,10 +11,10 @@
 //! no-op.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 use crate::nfnl::{self, Del};
@@ -25,7 +27,13 @@ pub struct NetRules<'a> {
     pub subnet: Ipv4Net,
     pub internal: bool,
     pub gateway: Ipv4Addr,
+    /// The v6 subnet of a dual-stack network.
+    pub subnet6: Option<Ipv6Net>,
 }
+
+/// The nftables family of berth's table. `inet` (kernel >= 5.2 for nat)
+/// holds both families' rules; `nfnl` deletes in the same family.
+pub const FAMILY: &str = "inet";
 
 fn nft(table: &str, op: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut cmd = Command::new("nft");
@@ -60,28 +68,37 @@ fn run_script(table: &str, op: &str, script: &str) -> Result<()> {
 }
 
 pub fn table_exists(table: &str) -> Result<bool> {
-    let out = nft(table, "list tables", &["list", "tables", "ip"], None)?;
-    Ok(out.lines().any(|l| l.trim() == format!("table ip {table}")))
+    table_exists_in(table, FAMILY)
+}
+
+fn table_exists_in(table: &str, family: &str) -> Result<bool> {
+    let out = nft(table, "list tables", &["list", "tables", family], None)?;
+    Ok(out
+        .lines()
+        .any(|l| l.trim() == format!("table {family} {table}")))
 }
 
 /// The base table: hooks, the set of berth bridges, and rules shared by
 /// every network. Created once (the caller holds the firewall lock).
 fn base_script(t: &str) -> String {
+    // `::1` is never DNAT'ed (see `crate::proxy`): the relay's listening
+    // socket serves it; every other local v6 address jumps to `ports`.
     format!(
-        "add table ip {t}
-add set ip {t} bridges {{ type ifname; }}
-add chain ip {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}
-add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}
-add chain ip {t} postrouting {{ type nat hook postrouting priority 100; policy accept; }}
-add chain ip {t} forward {{ type filter hook forward priority 0; policy accept; }}
-add chain ip {t} ports
-add chain ip {t} ports_local
-add rule ip {t} prerouting fib daddr type local jump ports
-add rule ip {t} output ip daddr 127.0.0.0/8 jump ports_local
-add rule ip {t} output fib daddr type local jump ports
-add rule ip {t} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
-add rule ip {t} forward ct state established,related accept
-add rule ip {t} forward ct status dnat accept
+        "add table inet {t}
+add set inet {t} bridges {{ type ifname; }}
+add chain inet {t} prerouting {{ type nat hook prerouting priority -100; policy accept; }}
+add chain inet {t} output {{ type nat hook output priority -100; policy accept; }}
+add chain inet {t} postrouting {{ type nat hook postrouting priority 100; policy accept; }}
+add chain inet {t} forward {{ type filter hook forward priority 0; policy accept; }}
+add chain inet {t} ports
+add chain inet {t} ports_local
+add rule inet {t} prerouting fib daddr type local jump ports
+add rule inet {t} output ip daddr 127.0.0.0/8 jump ports_local
+add rule inet {t} output meta nfproto ipv4 fib daddr type local jump ports
+add rule inet {t} output ip6 daddr != ::1 fib daddr type local jump ports
+add rule inet {t} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
+add rule inet {t} forward ct state established,related accept
+add rule inet {t} forward ct status dnat accept
 "
     )
 }
@@ -94,7 +111,7 @@ pub fn add_network(table: &str, n: &NetRules) -> Result<()> {
         s.push_str(&base_script(t));
     }
     let (br, sub, tag) = (n.bridge, n.subnet, format!("net:{}", n.name));
-    s.push_str(&format!("add element ip {t} bridges {{ \"{br}\" }}\n"));
+    s.push_str(&format!("add element inet {t} bridges {{ \"{br}\" }}\n"));
     if n.name != crate::dns::DEFAULT_NETWORK {
         // Containers ask gateway:53; the resolver listens on another port
         // of the gateway, so a container may publish host port 53 (a DNS
@@ -104,14 +121,14 @@ pub fn add_network(table: &str, n: &NetRules) -> Result<()> {
         let (gw, port) = (n.gateway, crate::dns::RESOLVER_PORT);
         for proto in ["udp", "tcp"] {
             s.push_str(&format!(
-                "insert rule ip {t} prerouting iifname \"{br}\" ip daddr {gw} {proto} dport 53 redirect to :{port} comment \"{tag}\"\n"
+                "insert rule inet {t} prerouting iifname \"{br}\" ip daddr {gw} {proto} dport 53 redirect to :{port} comment \"{tag}\"\n"
             ));
         }
     }
     if n.internal {
         s.push_str(&format!(
-            "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" drop comment \"{tag}\"
-add rule ip {t} forward oifname \"{br}\" iifname != \"{br}\" drop comment \"{tag}\"
+            "add rule inet {t} forward iifname \"{br}\" oifname != \"{br}\" drop comment \"{tag}\"
+add rule inet {t} forward oifname \"{br}\" iifname != \"{br}\" drop comment \"{tag}\"
 "
         ));
     } else {
@@ -119,11 +136,20 @@ add rule ip {t} forward oifname \"{br}\" iifname != \"{br}\" drop comment \"{tag
         // postrouting hook has no input interface, so an `iifname` match
         // never fired and a container could not reach its own published port.
         s.push_str(&format!(
-            "add rule ip {t} forward iifname \"{br}\" oifname != \"{br}\" oifname @bridges drop comment \"{tag}\"
-add rule ip {t} postrouting ip saddr {sub} oifname != \"{br}\" masquerade comment \"{tag}\"
-add rule ip {t} postrouting ip saddr {sub} oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
+            "add rule inet {t} forward iifname \"{br}\" oifname != \"{br}\" oifname @bridges drop comment \"{tag}\"
+add rule inet {t} postrouting ip saddr {sub} oifname != \"{br}\" masquerade comment \"{tag}\"
+add rule inet {t} postrouting ip saddr {sub} oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
 "
         ));
+        // The same egress and hairpin masquerade for the v6 subnet (docker
+        // masquerades v6 too unless the subnet is routed).
+        if let Some(sub6) = n.subnet6 {
+            s.push_str(&format!(
+                "add rule inet {t} postrouting ip6 saddr {sub6} oifname != \"{br}\" masquerade comment \"{tag}\"
+add rule inet {t} postrouting ip6 saddr {sub6} oifname \"{br}\" ct status dnat masquerade comment \"{tag}\"
+"
+            ));
+        }
     }
     run_script(t, &format!("add rules of network {}", n.name), &s)
 }
@@ -134,7 +160,7 @@ fn list_table(table: &str) -> Result<Option<serde_json::Value>> {
     let out = match nft(
         table,
         "list table",
-        &["-j", "list", "table", "ip", table],
+        &["-j", "list", "table", FAMILY, table],
         None,
     ) {
         Ok(out) => out,
@@ -175,10 +201,12 @@ fn delete_tagged_in(table: &str, v: &serde_json::Value, tag: &str, extra: &str) 
     let mut s = String::new();
     for r in rules(v).filter(|r| r["comment"].as_str() == Some(tag)) {
         if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
-            if extra.contains(&format!("flush chain ip {table} {chain}\n")) {
+            if extra.contains(&format!("flush chain {FAMILY} {table} {chain}\n")) {
                 continue;
             }
-            s.push_str(&format!("delete rule ip {table} {chain} handle {handle}\n"));
+            s.push_str(&format!(
+                "delete rule {FAMILY} {table} {chain} handle {handle}\n"
+            ));
         }
     }
     s.push_str(extra);
@@ -192,6 +220,15 @@ fn delete_tagged_in(table: &str, v: &serde_json::Value, tag: &str, extra: &str) 
 pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Result<()> {
     if last {
         if table_exists(table)? {
+            run_script(
+                table,
+                "delete table",
+                &format!("delete table {FAMILY} {table}\n"),
+            )?;
+        }
+        // berth before the `inet` table kept its rules in an `ip` table of
+        // the same name: gone with the last network too.
+        if table_exists_in(table, "ip")? {
             run_script(table, "delete table", &format!("delete table ip {table}\n"))?;
         }
         return Ok(());
@@ -199,7 +236,7 @@ pub fn remove_network(table: &str, name: &str, bridge: &str, last: bool) -> Resu
     // Deleting an absent set element fails the whole transaction, so add
     // it first: `add element` of a present one is a no-op.
     let extra = format!(
-        "add element ip {table} bridges {{ \"{bridge}\" }}\ndelete element ip {table} bridges {{ \"{bridge}\" }}\n"
+        "add element {FAMILY} {table} bridges {{ \"{bridge}\" }}\ndelete element {FAMILY} {table} bridges {{ \"{bridge}\" }}\n"
     );
     delete_tagged(table, &format!("net:{name}"), &extra)
 }
@@ -223,6 +260,7 @@ pub fn add_ports(
     table: &str,
     container: &str,
     ip: Ipv4Addr,
+    ip6: Option<Ipv6Addr>,
     ports: &[PortMapping],
 ) -> Result<Vec<RuleHandle>> {
     if ports.is_empty() {
@@ -231,7 +269,11 @@ pub fn add_ports(
     let tag = format!("ctr:{container}");
     let [(_, ctr), (_, ctrl)] = ctr_chains(container);
     let (mut global, mut local) = (String::new(), String::new());
-    for p in ports {
+    // v6 host addresses get v6 rules only (`v6_port_rules`).
+    for p in ports
+        .iter()
+        .filter(|p| !matches!(p.host_ip, Some(IpAddr::V6(_))))
+    {
         let proto = match p.proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -245,18 +287,21 @@ pub fn add_ports(
             Some(h) => (&mut global, &ctr, format!("ip daddr {h} ")),
         };
         out.push_str(&format!(
-            "add rule ip {table} {chain} {daddr}{proto} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
+            "add rule inet {table} {chain} {daddr}{proto} dport {} dnat ip to {ip}:{} comment \"{tag}\"\n",
             p.host_port, p.container_port
         ));
+    }
+    if let Some(ip6) = ip6 {
+        global.push_str(&v6_port_rules(table, &ctr, &tag, ip6, ports));
     }
     let mut s = String::new();
     for (parent, chain, rules) in [("ports", &ctr, &global), ("ports_local", &ctrl, &local)] {
         if rules.is_empty() {
             continue;
         }
-        s.push_str(&format!("add chain ip {table} {chain}\n{rules}"));
+        s.push_str(&format!("add chain inet {table} {chain}\n{rules}"));
         s.push_str(&format!(
-            "add rule ip {table} {parent} jump {chain} comment \"{tag}\"\n"
+            "add rule inet {table} {parent} jump {chain} comment \"{tag}\"\n"
         ));
     }
     let op = format!("publish ports of container {container}");
@@ -272,12 +317,41 @@ pub fn add_ports(
     Ok(handles)
 }
 
+/// The v6 DNAT rules of a dual-stack container's ports, for its `ctr_`
+/// chain: a mapping without host address or on `[::]` answers on every
+/// local v6 address but `::1` (the base `output` rule skips it: the relay
+/// serves `[::1]`), one on a v6 address on that address. v4 host
+/// addresses have no v6 rule; `[::1]` has none (relay).
+fn v6_port_rules(
+    table: &str,
+    chain: &str,
+    tag: &str,
+    ip6: Ipv6Addr,
+    ports: &[PortMapping],
+) -> String {
+    let mut out = String::new();
+    for p in ports {
+        let daddr = match p.host_ip {
+            None => "meta nfproto ipv6 ".to_string(),
+            Some(IpAddr::V6(h)) if h.is_unspecified() => "meta nfproto ipv6 ".to_string(),
+            Some(IpAddr::V6(h)) if h.is_loopback() => continue,
+            Some(IpAddr::V6(h)) => format!("ip6 daddr {h} "),
+            Some(IpAddr::V4(_)) => continue,
+        };
+        out.push_str(&format!(
+            "add rule inet {table} {chain} {daddr}{} dport {} dnat ip6 to [{ip6}]:{} comment \"{tag}\"\n",
+            p.proto, p.host_port, p.container_port
+        ));
+    }
+    out
+}
+
 /// The handles of the `jump` rules in `nft --echo --handle` output
-/// (lines like `add rule ip T ports jump ctr_X comment "..." # handle 7`).
+/// (lines like `add rule inet T ports jump ctr_X comment "..." # handle 7`).
 fn jump_handles(echo: &str, table: &str) -> Vec<RuleHandle> {
     echo.lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix(&format!("add rule ip {table} "))?;
+            let rest = l.strip_prefix(&format!("add rule {FAMILY} {table} "))?;
             let (chain, rule) = rest.split_once(' ')?;
             if !rule.starts_with("jump ") {
                 return None;
@@ -337,7 +411,7 @@ pub fn remove_ports(table: &str, container: &str) -> Result<()> {
     for (_, chain) in ctr_chains(container) {
         if chains.contains(&chain.as_str()) {
             extra.push_str(&format!(
-                "flush chain ip {table} {chain}\ndelete chain ip {table} {chain}\n"
+                "flush chain {FAMILY} {table} {chain}\ndelete chain {FAMILY} {table} {chain}\n"
             ));
         }
     }
@@ -365,11 +439,12 @@ mod tests {
 
     #[test]
     fn jump_handles_come_from_echoed_jump_rules_only() {
-        let echo = "add chain ip t ctr_x # handle 9
-add rule ip t ctr_x tcp dport 8080 dnat to 10.1.1.2:80 comment \"ctr:x\" # handle 10
-add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 11
-add rule ip t ports_local jump ctrl_x comment \"ctr:x\" # handle 13
-add rule ip other ports jump ctr_x comment \"ctr:x\" # handle 14
+        let echo = "add chain inet t ctr_x # handle 9
+add rule inet t ctr_x tcp dport 8080 dnat ip to 10.1.1.2:80 comment \"ctr:x\" # handle 10
+add rule inet t ports jump ctr_x comment \"ctr:x\" # handle 11
+add rule inet t ports_local jump ctrl_x comment \"ctr:x\" # handle 13
+add rule inet other ports jump ctr_x comment \"ctr:x\" # handle 14
+add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 15
 # new generation 5 by process 1 (nft)
 ";
         let h = |chain: &str, handle| RuleHandle {
@@ -381,5 +456,32 @@ add rule ip other ports jump ctr_x comment \"ctr:x\" # handle 14
             vec![h("ports", 11), h("ports_local", 13)]
         );
         assert!(jump_handles("", "t").is_empty());
+    }
+
+    #[test]
+    fn v6_rules_per_host_address() {
+        let m = |h: Option<&str>, port| PortMapping {
+            host_ip: h.map(|s| s.parse().unwrap()),
+            host_port: port,
+            container_port: 80,
+            proto: Proto::Tcp,
+            host_port_end: 0,
+        };
+        let ports = [
+            m(None, 8080),
+            m(Some("::"), 8081),
+            m(Some("::1"), 8082),
+            m(Some("fd00::2"), 8083),
+            m(Some("127.0.0.1"), 8084),
+        ];
+        let r = v6_port_rules("t", "ctr_x", "ctr:x", "fd12::2".parse().unwrap(), &ports);
+        let lines: Vec<&str> = r.lines().collect();
+        assert_eq!(lines.len(), 3, "{r}");
+        assert_eq!(
+            lines[0],
+            "add rule inet t ctr_x meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd12::2]:80 comment \"ctr:x\""
+        );
+        assert!(lines[1].contains("meta nfproto ipv6 tcp dport 8081"));
+        assert!(lines[2].contains("ip6 daddr fd00::2 tcp dport 8083 dnat ip6 to [fd12::2]:80"));
     }
 }

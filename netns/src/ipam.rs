@@ -2,9 +2,9 @@
 //! network's lock; this module is pure logic over the set of leased addresses.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 
@@ -63,6 +63,63 @@ pub fn request(
     Ok(ip)
 }
 
+/// v6 addresses a container may get: inside the subnet, never the
+/// subnet-router anycast address (the network address) or the gateway.
+/// There is no broadcast in v6.
+fn usable6(subnet: Ipv6Net, gateway: Ipv6Addr, ip: Ipv6Addr) -> bool {
+    subnet.contains(&ip) && ip != gateway && (subnet.prefix_len() >= 127 || ip != subnet.network())
+}
+
+/// The lowest free v6 address of `range` (or the subnet), as docker hands
+/// them out (`::2`, `::3`, ...). Bounded by the number of used addresses,
+/// so a /64 is never walked.
+pub fn allocate6(
+    network: &str,
+    subnet: Ipv6Net,
+    range: Option<Ipv6Net>,
+    gateway: Ipv6Addr,
+    used: &BTreeSet<Ipv6Addr>,
+) -> Result<Ipv6Addr> {
+    let range = range.unwrap_or(subnet);
+    let (start, end) = (u128::from(range.network()), u128::from(range.broadcast()));
+    // At most used + 3 candidates can be refused (network, gateway, used).
+    for n in (start..=end).take(used.len() + 3) {
+        let ip = Ipv6Addr::from(n);
+        if usable6(subnet, gateway, ip) && !used.contains(&ip) {
+            return Ok(ip);
+        }
+    }
+    Err(Error::AddressesExhausted {
+        network: network.to_string(),
+        range: range.to_string(),
+    })
+}
+
+/// Validates a static `--ip6` request (inside the subnet, free).
+pub fn request6(
+    network: &str,
+    subnet: Ipv6Net,
+    gateway: Ipv6Addr,
+    used: &BTreeSet<Ipv6Addr>,
+    ip: Ipv6Addr,
+) -> Result<Ipv6Addr> {
+    if !usable6(subnet, gateway, ip) {
+        return Err(Error::InvalidConfig {
+            what: "IPv6 address",
+            value: ip.to_string(),
+            why: format!("not a usable address of network {network}'s subnet {subnet}"),
+        });
+    }
+    if used.contains(&ip) {
+        return Err(Error::InvalidConfig {
+            what: "IPv6 address",
+            value: ip.to_string(),
+            why: format!("Address already in use on network {network}"),
+        });
+    }
+    Ok(ip)
+}
+
 /// Docker's MAC for an address: 02:42 followed by the four address bytes.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
@@ -113,6 +170,40 @@ mod tests {
             Err(Error::AddressOutOfRange { .. })
         ));
         assert!(request("n", subnet, gw, &used, Ipv4Addr::new(10, 123, 9, 7)).is_ok());
+    }
+
+    #[test]
+    fn v6_allocation_in_order_skipping_gateway_and_used() {
+        let subnet: Ipv6Net = "fd12:3456::/64".parse().unwrap();
+        let gw: Ipv6Addr = "fd12:3456::1".parse().unwrap();
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let mut used = BTreeSet::new();
+        assert_eq!(
+            allocate6("n", subnet, None, gw, &used).unwrap(),
+            a("fd12:3456::2")
+        );
+        used.insert(a("fd12:3456::2"));
+        used.insert(a("fd12:3456::3"));
+        assert_eq!(
+            allocate6("n", subnet, None, gw, &used).unwrap(),
+            a("fd12:3456::4")
+        );
+        let range: Ipv6Net = "fd12:3456::80/126".parse().unwrap();
+        assert_eq!(
+            allocate6("n", subnet, Some(range), gw, &used).unwrap(),
+            a("fd12:3456::80")
+        );
+        let tiny: Ipv6Net = "fd12:3456::/126".parse().unwrap();
+        let full = BTreeSet::from([a("fd12:3456::2"), a("fd12:3456::3")]);
+        assert!(matches!(
+            allocate6("n", tiny, None, gw, &full),
+            Err(Error::AddressesExhausted { .. })
+        ));
+        assert!(request6("n", subnet, gw, &used, a("fd12:3456::2")).is_err());
+        assert!(request6("n", subnet, gw, &used, gw).is_err());
+        assert!(request6("n", subnet, gw, &used, a("fd12:3456::")).is_err());
+        assert!(request6("n", subnet, gw, &used, a("fd12:3457::5")).is_err());
+        assert!(request6("n", subnet, gw, &used, a("fd12:3456::abcd")).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod network;
 mod nfnl;
 pub mod pool;
 pub mod ports;
+pub mod proxy;
 mod state;
 pub mod sysctl;
 mod types;
@@ -20,5 +21,5 @@ pub use error::{Error, Result};
 pub use network::{attach, cleanup_orphans, detach, list, release, rename_leases, Network};
 pub use types::{
     format_mac, AttachOpts, Attachment, Lease, NetEnv, NetworkConfig, NetworkState, PortMapping,
-    Proto, RuleHandle,
+    Proto, RuleHandle, V6Config,
 };

@@ -10,14 +10,14 @@
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::path::Path;
 
 use futures_util::future::{select, Either};
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
-use netlink_packet_route::address::AddressAttribute;
+use ipnet::{Ipv4Net, Ipv6Net};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use netlink_packet_route::AddressFamily;
@@ -89,7 +89,17 @@ impl Netlink {
     /// helper thread) and returns it for use on this thread: requests on it
     /// act in that namespace.
     pub fn in_namespace(path: &Path) -> Result<Self> {
+        Self::in_namespace_with(path, || Ok(()))
+    }
+
+    /// [`Self::in_namespace`], running `prep` on the helper thread inside
+    /// the namespace first (e.g. its sysctls): no second thread.
+    pub fn in_namespace_with(
+        path: &Path,
+        prep: impl FnOnce() -> Result<()> + Send,
+    ) -> Result<Self> {
         let sock = crate::namespace::run_in(path, || {
+            prep()?;
             Socket::new(NETLINK_ROUTE)
                 .map_err(|e| Error::io("open netlink socket in", path.display().to_string(), e))
         })?;
@@ -155,7 +165,16 @@ impl Netlink {
 
     /// Creates bridge `name` (or reuses it), sets its MTU, adds `gateway`
     /// with the subnet's prefix and brings it up. Returns its index.
-    pub fn ensure_bridge(&self, name: &str, mtu: Option<u32>, gateway: Ipv4Net) -> Result<u32> {
+    /// `gateway6`: the v6 gateway of a dual-stack network, added without
+    /// duplicate address detection (a bridge without ports has no carrier,
+    /// so DAD would keep it tentative and unusable until the first veth).
+    pub fn ensure_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+        gateway: Ipv4Net,
+        gateway6: Option<Ipv6Net>,
+    ) -> Result<u32> {
         let h = self.handle.clone();
         // A bridge whose address was never set takes the lowest MAC of its
         // ports, so it changes as containers come and go, and containers
@@ -179,6 +198,9 @@ impl Netlink {
         }
         let index = self.require_index(name)?;
         self.add_address(index, name, gateway)?;
+        if let Some(g6) = gateway6 {
+            self.add_address6(index, name, g6)?;
+        }
         // An existing bridge may be down or carry another MTU: set both.
         let mut set = LinkUnspec::new_with_index(index).address(mac).up();
         if let Some(mtu) = mtu {
@@ -196,6 +218,23 @@ impl Netlink {
                 .add(index, IpAddr::V4(addr.addr()), addr.prefix_len())
                 .execute(),
         )? {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(e) => Err(nl_err("add address", format!("{addr} on {name}"))(e)),
+        }
+    }
+
+    /// A v6 address with `nodad`: usable at once (docker's addresses are
+    /// unique by IPAM, so detection would only delay the first packets).
+    pub fn add_address6(&self, index: u32, name: &str, addr: Ipv6Net) -> Result<()> {
+        let h = self.handle.clone();
+        let mut req = h
+            .address()
+            .add(index, IpAddr::V6(addr.addr()), addr.prefix_len());
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        match self.run(req.execute())? {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
             Err(e) => Err(nl_err("add address", format!("{addr} on {name}"))(e)),
@@ -270,16 +309,38 @@ impl Netlink {
     /// Inside a container namespace: `lo` up (its index is fixed), `ifname` up
     /// with `addr`, and a default route via `gateway` (none for internal
     /// networks, as docker). Four requests and one lookup.
+    /// `v6`: the address and (not internal) gateway on a dual-stack network.
     pub fn configure_container(
         &self,
         ifname: &str,
         addr: Ipv4Net,
         gateway: Option<Ipv4Addr>,
+        v6: Option<(Ipv6Net, Option<Ipv6Addr>)>,
     ) -> Result<()> {
         self.set_up(LOOPBACK_INDEX, "lo")?;
         let index = self.require_index(ifname)?;
         self.add_address(index, ifname, addr)?;
+        if let Some((a6, _)) = v6 {
+            self.add_address6(index, ifname, a6)?;
+        }
         self.set_up(index, ifname)?;
+        if let Some((_, Some(gw6))) = v6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw6)
+                .output_interface(index)
+                .build();
+            let h = self.handle.clone();
+            match self.run(h.route().add(route).execute())? {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => {
+                    return Err(nl_err(
+                        "add default IPv6 route",
+                        format!("via {gw6} dev {ifname}"),
+                    )(e))
+                }
+            }
+        }
         let Some(gateway) = gateway else {
             return Ok(());
         };
@@ -339,6 +400,56 @@ impl Netlink {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// Every IPv6 network the host already uses (addresses' prefixes and
+    /// routes' destinations, link-local and the default route excluded).
+    pub fn host_ipv6_networks(&self) -> Result<Vec<Ipv6Net>> {
+        let h = self.handle.clone();
+        let mut out = Vec::new();
+        let addrs: Vec<_> = self
+            .run(h.address().get().execute().try_collect())?
+            .map_err(nl_err("list addresses", "host"))?;
+        for a in addrs {
+            if a.header.family != AddressFamily::Inet6 {
+                continue;
+            }
+            for attr in &a.attributes {
+                if let AddressAttribute::Address(IpAddr::V6(ip)) = attr {
+                    if let Ok(n) = Ipv6Net::new(*ip, a.header.prefix_len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        let routes: Vec<_> = self
+            .run(
+                h.route()
+                    .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
+                    .execute()
+                    .try_collect(),
+            )?
+            .map_err(nl_err("list routes", "host"))?;
+        for r in routes {
+            let len = r.header.destination_prefix_length;
+            if len == 0 {
+                continue;
+            }
+            for attr in &r.attributes {
+                if let RouteAttribute::Destination(RouteAddress::Inet6(ip)) = attr {
+                    if let Ok(n) = Ipv6Net::new(*ip, len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+        // fe80::/64 is on every link and never a berth subnet; multicast
+        // and loopback routes are not networks.
+        out.retain(|n| {
+            let first = n.network().segments()[0];
+            first & 0xffc0 != 0xfe80 && first & 0xff00 != 0xff00 && !n.network().is_loopback()
+        });
         Ok(out)
     }
 

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 use crate::firewall::{self, NetRules};
@@ -132,6 +132,11 @@ impl Network {
                 });
             }
         }
+        let v6 = if cfg.ipv6 || cfg.subnet6.is_some() {
+            Some(resolve_v6(env, cfg, &others, &nl)?)
+        } else {
+            None
+        };
         let st = NetworkState {
             id,
             name: cfg.name.clone(),
@@ -144,6 +149,7 @@ impl Network {
             labels: cfg.labels.clone(),
             table: env.table.clone(),
             leases: Default::default(),
+            v6,
         };
         state::write_json(&env.state_file(&st.name), &st, true)?;
         let res = (|| {
@@ -154,7 +160,10 @@ impl Network {
                     value: subnet.to_string(),
                     why: e.to_string(),
                 })?;
-            nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
+            if st.v6.is_some() {
+                sysctl::enable_ipv6_forward()?;
+            }
+            nl.ensure_bridge(&st.bridge, st.mtu, gw, gateway6(&st)?)?;
             sysctl::enable_route_localnet(&st.bridge)?;
             let _f = state::lock(&env.firewall_lock())?;
             firewall::add_network(&st.table, &rules(&st))
@@ -184,7 +193,10 @@ impl Network {
                 value: st.subnet.to_string(),
                 why: e.to_string(),
             })?;
-        nl.ensure_bridge(&st.bridge, st.mtu, gw)?;
+        if st.v6.is_some() {
+            sysctl::enable_ipv6_forward()?;
+        }
+        nl.ensure_bridge(&st.bridge, st.mtu, gw, gateway6(&st)?)?;
         sysctl::enable_route_localnet(&st.bridge)?;
         let _f = state::lock(&env.firewall_lock())?;
         // The table may have survived (bridge deleted by hand): replace the
@@ -228,7 +240,78 @@ fn rules(st: &NetworkState) -> NetRules<'_> {
         subnet: st.subnet,
         internal: st.internal,
         gateway: st.gateway,
+        subnet6: st.v6.map(|v| v.subnet),
     }
+}
+
+/// The bridge's v6 gateway address with the subnet's prefix.
+fn gateway6(st: &NetworkState) -> Result<Option<Ipv6Net>> {
+    st.v6
+        .map(|v| {
+            Ipv6Net::new(v.gateway, v.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+                what: "IPv6 subnet",
+                value: v.subnet.to_string(),
+                why: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// The v6 half of a new network: the given subnet (checked against the
+/// host's and other networks' v6 subnets) or the first free one of the
+/// v6 pools, its gateway (default: the subnet's first address, `::1`, as
+/// docker) and range.
+fn resolve_v6(
+    env: &NetEnv,
+    cfg: &NetworkConfig,
+    others: &[NetworkState],
+    nl: &Netlink,
+) -> Result<V6Config> {
+    let mut taken: Vec<Ipv6Net> = others
+        .iter()
+        .filter_map(|o| o.v6.map(|v| v.subnet))
+        .collect();
+    taken.extend(nl.host_ipv6_networks()?);
+    let subnet = match cfg.subnet6 {
+        Some(s) => {
+            let s = s.trunc();
+            if s.prefix_len() > 126 {
+                return Err(Error::InvalidConfig {
+                    what: "IPv6 subnet",
+                    value: s.to_string(),
+                    why: "too small for a gateway and a container (use /126 or larger)".into(),
+                });
+            }
+            pool::check_free6(&s, &taken)?;
+            s
+        }
+        None => pool::choose6(&env.effective_pools6(), &taken)?,
+    };
+    let gateway = match cfg.gateway6 {
+        Some(g) if subnet.contains(&g) && g != subnet.network() => g,
+        Some(g) => {
+            return Err(Error::InvalidConfig {
+                what: "IPv6 gateway",
+                value: g.to_string(),
+                why: format!("not a host address of subnet {subnet}"),
+            })
+        }
+        None => Ipv6Addr::from(u128::from(subnet.network()) + 1),
+    };
+    if let Some(r) = cfg.ip_range6 {
+        if !subnet.contains(&r) {
+            return Err(Error::InvalidConfig {
+                what: "ip-range",
+                value: r.to_string(),
+                why: format!("not inside subnet {subnet}"),
+            });
+        }
+    }
+    Ok(V6Config {
+        subnet,
+        gateway,
+        ip_range: cfg.ip_range6.map(|r| r.trunc()),
+    })
 }
 
 fn check_container_id(id: &str) -> Result<()> {
@@ -272,8 +355,39 @@ pub fn attach(
         Some(ip) => ipam::request(network, st.subnet, st.gateway, &used, ip)?,
         None => ipam::allocate(network, st.subnet, st.ip_range, st.gateway, &used)?,
     };
+    let ip6 = match (st.v6, opts.ip6) {
+        (None, Some(_)) => {
+            return Err(Error::NoIpv6 {
+                network: network.into(),
+            })
+        }
+        (None, None) => None,
+        (Some(v6), want) => {
+            let used6: BTreeSet<Ipv6Addr> = st.leases.values().filter_map(|l| l.ip6).collect();
+            Some(match want {
+                Some(a) => ipam::request6(network, v6.subnet, v6.gateway, &used6, a)?,
+                None => ipam::allocate6(network, v6.subnet, v6.ip_range, v6.gateway, &used6)?,
+            })
+        }
+    };
+    // No userland proxy relays IPv6 to a v4-only container (docker's
+    // docker-proxy does): refuse an explicit v6 host address.
+    if ip6.is_none() {
+        if let Some(p) = opts
+            .ports
+            .iter()
+            .find(|p| matches!(p.host_ip, Some(IpAddr::V6(_))))
+        {
+            return Err(Error::NoIpv6Publish {
+                host_ip: p.host_ip.map(|h| h.to_string()).unwrap_or_default(),
+                port: p.host_port,
+                container: container_id.into(),
+            });
+        }
+    }
     let mut resolved = Vec::new();
     let mut reservations = Vec::new();
+    let mut loopback6 = Vec::new();
     if !opts.ports.is_empty() {
         let published: Vec<PortMapping> = list(env)?
             .into_iter()
@@ -281,30 +395,53 @@ pub fn attach(
             .flat_map(|l| l.ports)
             .collect();
         for p in &opts.ports {
-            if p.host_port_end > p.host_port {
-                let (r, fd) = ports::reserve_in_range(p, &published, &resolved)?;
-                resolved.push(r);
-                reservations.push(fd);
-                continue;
-            }
-            let (r, fd) = ports::reserve(p)?;
-            if let Some(other) = published
-                .iter()
-                .chain(resolved.iter())
-                .find(|o| ports::conflicts(o, &r))
-            {
-                return Err(Error::PortAllocated {
-                    host_ip: other.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
-                    port: r.host_port,
-                });
+            let (r, fd) = if p.host_port_end > p.host_port {
+                ports::reserve_in_range(p, &published, &resolved)?
+            } else {
+                let (r, fd) = ports::reserve(p)?;
+                if let Some(other) = published
+                    .iter()
+                    .chain(resolved.iter())
+                    .find(|o| ports::conflicts(o, &r))
+                {
+                    return Err(Error::PortAllocated {
+                        host_ip: other
+                            .host_ip
+                            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+                            .to_string(),
+                        port: r.host_port,
+                    });
+                }
+                (r, fd)
+            };
+            // IPv6 on a dual-stack network: `[::1]` cannot be DNAT'ed to a
+            // bridge, so the socket on `[::]` / `[::1]` listens and a relay
+            // serves it (every other v6 address is DNAT'ed first and never
+            // reaches it); a port without host address takes `[::]` too.
+            match (ip6, r.host_ip) {
+                (Some(_), Some(IpAddr::V6(h))) if h.is_loopback() && r.proto == Proto::Udp => {
+                    return Err(Error::Udp6Loopback { port: r.host_port });
+                }
+                (Some(a6), Some(IpAddr::V6(h)))
+                    if r.proto == Proto::Tcp && (h.is_unspecified() || h.is_loopback()) =>
+                {
+                    loopback6.push((fd, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
+                }
+                (Some(a6), None) => {
+                    reservations.push(fd);
+                    if let Some(l) = ports::reserve6_all(&r)? {
+                        loopback6.push((l, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
+                    }
+                }
+                _ => reservations.push(fd),
             }
             resolved.push(r);
-            reservations.push(fd);
         }
     }
     let lease = Lease {
         container_id: container_id.into(),
         ip,
+        ip6,
         mac: opts.mac.unwrap_or_else(|| ipam::mac_for(ip)),
         ifname: opts.ifname.clone().unwrap_or_else(|| "eth0".into()),
         host_veth: veth_name(&st.id, container_id),
@@ -337,7 +474,9 @@ pub fn attach(
         lease,
         prefix_len: st.subnet.prefix_len(),
         gateway: st.gateway,
+        v6: st.v6.map(|v| (v.subnet.prefix_len(), v.gateway)),
         port_reservations: reservations,
+        loopback6,
     })
 }
 
@@ -371,12 +510,35 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
             why: e.to_string(),
         })?;
     let (ifname, gw) = (lease.ifname.clone(), (!st.internal).then_some(st.gateway));
-    Netlink::in_namespace(&lease.netns_path)?.configure_container(&ifname, addr, gw)?;
+    let v6 = match (st.v6, lease.ip6) {
+        (Some(v), Some(a)) => Some((
+            Ipv6Net::new(a, v.subnet.prefix_len()).map_err(|e| Error::InvalidConfig {
+                what: "IPv6 subnet",
+                value: v.subnet.to_string(),
+                why: e.to_string(),
+            })?,
+            (!st.internal).then_some(v.gateway),
+        )),
+        _ => None,
+    };
+    // Before the link is up, so a v4-only interface never gets an address.
+    let dual = v6.is_some();
+    let ifn = ifname.clone();
+    Netlink::in_namespace_with(&lease.netns_path, move || {
+        sysctl::container_ipv6(&ifn, dual)
+    })?
+    .configure_container(&ifname, addr, gw, v6)?;
     if lease.ports.is_empty() {
         return Ok(Vec::new());
     }
     let _f = state::lock(&env.firewall_lock())?;
-    firewall::add_ports(&st.table, &lease.container_id, lease.ip, &lease.ports)
+    firewall::add_ports(
+        &st.table,
+        &lease.container_id,
+        lease.ip,
+        lease.ip6,
+        &lease.ports,
+    )
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {

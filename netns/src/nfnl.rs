@@ -24,10 +24,11 @@ const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
-const NFPROTO_IPV4: u8 = 2;
+/// berth's table is `inet` (`firewall::FAMILY`).
+const NFPROTO_INET: u8 = 1;
 const NLMSG_ERROR: u16 = 2;
 
-/// One step of a deletion transaction in an `ip` table.
+/// One step of a deletion transaction in berth's `inet` table.
 pub enum Del<'a> {
     /// A rule by handle.
     Rule { chain: &'a str, handle: u64 },
@@ -107,7 +108,7 @@ fn encode(table: &str, steps: &[Del]) -> Vec<u8> {
             }
         };
         let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
-        message(&mut buf, kind, flags, i as u32 + 1, NFPROTO_IPV4, 0, &a);
+        message(&mut buf, kind, flags, i as u32 + 1, NFPROTO_INET, 0, &a);
     }
     let end = steps.len() as u32 + 1;
     message(
@@ -149,7 +150,7 @@ fn nl_io(op: &'static str, e: io::Error) -> Error {
     Error::io(op, "nfnetlink socket", e)
 }
 
-/// Runs `steps` as one transaction on `ip <table>`: all or nothing. An
+/// Runs `steps` as one transaction on `inet <table>`: all or nothing. An
 /// error names the kernel's errno (ENOENT: a rule or chain is gone;
 /// EBUSY: a chain is still jumped to).
 pub fn delete(table: &str, steps: &[Del]) -> Result<()> {

@@ -5,26 +5,95 @@
 //! stops later processes from taking the port. Other containers' mappings
 //! are checked against the recorded leases as well.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::OwnedFd;
 
 use nix::sys::socket::{
-    bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
+    SockType, SockaddrIn6, SockaddrStorage,
 };
 
 use crate::error::{Error, Result};
 use crate::types::{PortMapping, Proto};
 
-fn host_ip(p: &PortMapping) -> Ipv4Addr {
-    p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED)
+fn host_ip(p: &PortMapping) -> IpAddr {
+    p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Whether two mappings would catch the same packets.
+/// Whether two mappings would catch the same packets. No host address
+/// means every address of both families; `0.0.0.0` / `::` every address
+/// of one family.
 pub fn conflicts(a: &PortMapping, b: &PortMapping) -> bool {
-    let (ia, ib) = (host_ip(a), host_ip(b));
-    a.proto == b.proto
-        && a.host_port == b.host_port
-        && (ia == ib || ia.is_unspecified() || ib.is_unspecified())
+    if a.proto != b.proto || a.host_port != b.host_port {
+        return false;
+    }
+    let (Some(ia), Some(ib)) = (a.host_ip, b.host_ip) else {
+        return true;
+    };
+    ia.is_ipv4() == ib.is_ipv4() && (ia == ib || ia.is_unspecified() || ib.is_unspecified())
+}
+
+fn sock_type(p: &PortMapping) -> SockType {
+    match p.proto {
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
+    }
+}
+
+/// Binds `addr` (v4 or v6-only). A TCP socket on `[::]` or `[::1]`
+/// listens: it is the relay for `[::1]` (see `crate::proxy`).
+fn bind_one(p: &PortMapping, addr: SocketAddr) -> std::result::Result<(OwnedFd, u16), ()> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, sock_type(p), SockFlag::SOCK_CLOEXEC, None).map_err(|_| ())?;
+    // Like docker-proxy (Go sets SO_REUSEADDR): a TIME_WAIT leftover must not
+    // block the port, a listener must.
+    if p.proto == Proto::Tcp {
+        let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
+    }
+    if addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(|_| ())?;
+    }
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    bind(raw, &SockaddrStorage::from(addr)).map_err(|_| ())?;
+    let bound: SockaddrStorage = getsockname(raw).map_err(|_| ())?;
+    let port = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(SockaddrIn6::port))
+        .ok_or(())?;
+    if let SocketAddr::V6(a) = addr {
+        if p.proto == Proto::Tcp && (a.ip().is_unspecified() || a.ip().is_loopback()) {
+            listen(&fd, Backlog::new(128).map_err(|_| ())?).map_err(|_| ())?;
+        }
+    }
+    Ok((fd, port))
+}
+
+/// The `[::]` side of a dual-stack mapping without host address (TCP:
+/// listening, for the `[::1]` relay; UDP: bound only, a guard).
+pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
+    if r.host_ip.is_some() {
+        return Ok(None);
+    }
+    let addr = SocketAddr::V6(SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        r.host_port,
+        0,
+        0,
+    ));
+    match bind_one(r, addr) {
+        Ok((fd, _)) if r.proto == Proto::Tcp => Ok(Some(fd)),
+        // A bound UDP socket would take datagrams for [::1]: no relay for
+        // UDP, so keep no guard on `[::]` rather than swallow them.
+        Ok(_) => Ok(None),
+        Err(()) => Err(Error::PortAllocated {
+            host_ip: "::".into(),
+            port: r.host_port,
+        }),
+    }
 }
 
 /// Binds the host port of `p` (a free one if it is 0) and returns the
@@ -35,31 +104,17 @@ pub fn reserve(p: &PortMapping) -> Result<(PortMapping, OwnedFd)> {
         host_ip: ip.to_string(),
         port: p.host_port,
     };
-    let ty = match p.proto {
-        Proto::Tcp => SockType::Stream,
-        Proto::Udp => SockType::Datagram,
-    };
-    let fd =
-        socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(|_| allocated())?;
-    // Like docker-proxy (Go sets SO_REUSEADDR): a TIME_WAIT leftover must not
-    // block the port, a listener must.
-    if p.proto == Proto::Tcp {
-        let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
-    }
-    let addr = SockaddrIn::from(SocketAddrV4::new(ip, p.host_port));
-    match bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
-        Ok(()) => {}
-        Err(_) if p.host_port == 0 => {
+    let (fd, port) = match bind_one(p, SocketAddr::new(ip, p.host_port)) {
+        Ok(x) => x,
+        Err(()) if p.host_port == 0 => {
             return Err(Error::NoFreePort {
                 proto: p.proto.to_string(),
             })
         }
-        Err(_) => return Err(allocated()),
-    }
-    let bound: SockaddrIn =
-        getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|_| allocated())?;
+        Err(()) => return Err(allocated()),
+    };
     let mut resolved = p.clone();
-    resolved.host_port = bound.port();
+    resolved.host_port = port;
     Ok((resolved, fd))
 }
 
@@ -94,7 +149,7 @@ mod tests {
 
     fn m(ip: Option<[u8; 4]>, port: u16, proto: Proto) -> PortMapping {
         PortMapping {
-            host_ip: ip.map(Ipv4Addr::from),
+            host_ip: ip.map(|o| IpAddr::V4(Ipv4Addr::from(o))),
             host_port: port,
             container_port: 80,
             proto,
@@ -116,6 +171,50 @@ mod tests {
             &m(Some([127, 0, 0, 1]), 8080, Proto::Tcp),
             &m(Some([127, 0, 0, 2]), 8080, Proto::Tcp)
         ));
+    }
+
+    #[test]
+    fn v6_conflicts() {
+        let v6 = |s: &str, port| PortMapping {
+            host_ip: Some(s.parse().unwrap()),
+            host_port: port,
+            container_port: 80,
+            proto: Proto::Tcp,
+            host_port_end: 0,
+        };
+        // no host address: both families
+        assert!(conflicts(&m(None, 8080, Proto::Tcp), &v6("::1", 8080)));
+        assert!(conflicts(&v6("::", 8080), &v6("::1", 8080)));
+        assert!(!conflicts(
+            &v6("::", 8080),
+            &m(Some([0, 0, 0, 0]), 8080, Proto::Tcp)
+        ));
+        assert!(!conflicts(
+            &v6("::1", 8080),
+            &m(Some([127, 0, 0, 1]), 8080, Proto::Tcp)
+        ));
+        assert!(!conflicts(&v6("::1", 8080), &v6("fd00::2", 8080)));
+        assert!(!conflicts(&v6("::1", 8080), &v6("::1", 8081)));
+    }
+
+    #[test]
+    fn v6_loopback_reservation_listens() {
+        let (r, fd) = reserve(&PortMapping {
+            host_ip: Some("::1".parse().unwrap()),
+            host_port: 0,
+            container_port: 80,
+            proto: Proto::Tcp,
+            host_port_end: 0,
+        })
+        .unwrap();
+        assert_ne!(r.host_port, 0);
+        // listening: a connect succeeds (queued in the backlog)
+        std::net::TcpStream::connect(("::1", r.host_port)).unwrap();
+        drop(fd);
+        let (r4, _fd4) = reserve(&m(None, 0, Proto::Tcp)).unwrap();
+        let six = reserve6_all(&r4).unwrap().unwrap();
+        std::net::TcpStream::connect(("::1", r4.host_port)).unwrap();
+        drop(six);
     }
 
     #[test]

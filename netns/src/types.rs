@@ -1,11 +1,11 @@
 //! Plain data shared with the engine.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +29,9 @@ impl std::fmt::Display for Proto {
 /// `-P`); the chosen one is in the [`Attachment`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
-    /// `None` or 0.0.0.0: every host address and localhost.
-    pub host_ip: Option<Ipv4Addr>,
+    /// `None`: every host address of each family the container has, and
+    /// localhost; 0.0.0.0 / `::`: every address of that family.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Proto,
@@ -56,6 +57,23 @@ pub struct NetworkConfig {
     pub internal: bool,
     pub mtu: Option<u32>,
     pub labels: BTreeMap<String, String>,
+    /// `--ipv6`: a v6 subnet too (dual stack).
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub ip_range6: Option<Ipv6Net>,
+}
+
+/// The IPv6 half of a dual-stack network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V6Config {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    pub ip_range: Option<Ipv6Net>,
 }
 
 /// Where state lives and which nft table to use.
@@ -63,11 +81,15 @@ pub struct NetworkConfig {
 pub struct NetEnv {
     /// Holds `networks/<name>.json` (e.g. `/var/lib/berth`).
     pub state_dir: PathBuf,
-    /// nftables table (family `ip`) owning every berth rule; `berth` in
+    /// nftables table (family `inet`) owning every berth rule; `berth` in
     /// production, a private name per test.
     pub table: String,
     /// Candidate subnets for networks created without `--subnet`.
     pub pools: Vec<Ipv4Net>,
+    /// Candidate v6 subnets for `--ipv6` networks without a v6 `--subnet`:
+    /// (base, size) pairs, split lazily. Empty: docker's default, a ULA
+    /// /48 derived from the host ([`NetEnv::effective_pools6`]).
+    pub pools6: Vec<(Ipv6Net, u8)>,
 }
 
 impl NetEnv {
@@ -76,7 +98,19 @@ impl NetEnv {
             state_dir: state_dir.into(),
             table: "berth".to_string(),
             pools: crate::pool::default_pools(),
+            pools6: Vec::new(),
         }
+    }
+
+    /// The v6 pools to draw from: the configured ones, else /64s of a ULA
+    /// /48 derived from `/etc/machine-id` and the state dir (read only when
+    /// a v6 subnet is chosen, never on the start path).
+    pub fn effective_pools6(&self) -> Vec<(ipnet::Ipv6Net, u8)> {
+        if !self.pools6.is_empty() {
+            return self.pools6.clone();
+        }
+        let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+        crate::pool::default_pools6(&format!("{}\n{}", machine.trim(), self.state_dir.display()))
     }
 
     pub(crate) fn networks_dir(&self) -> PathBuf {
@@ -104,6 +138,8 @@ impl NetEnv {
 pub struct AttachOpts {
     /// Static address (`--ip`); otherwise the next free one.
     pub ip: Option<Ipv4Addr>,
+    /// Static v6 address (`--ip6`) on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     /// `--mac-address`; otherwise docker's 02:42:<ip bytes>.
     pub mac: Option<[u8; 6]>,
     /// Interface name inside the container; default `eth0`.
@@ -123,6 +159,9 @@ pub struct AttachOpts {
 pub struct Lease {
     pub container_id: String,
     pub ip: Ipv4Addr,
+    /// The v6 address on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub mac: [u8; 6],
     pub ifname: String,
     pub host_veth: String,
@@ -156,10 +195,17 @@ pub struct Attachment {
     pub lease: Lease,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
+    /// The network's v6 half (prefix length, gateway) when dual-stack.
+    pub v6: Option<(u8, Ipv6Addr)>,
     /// Bound (not listening) sockets on each published host port. Keep them
     /// open for the container's life (e.g. in its monitor) so no other
     /// process can take the port; dropping them only loses that guard.
     pub port_reservations: Vec<OwnedFd>,
+    /// Listening sockets on `[::1]` host ports with the container address
+    /// to relay to: loopback-sourced IPv6 cannot be DNAT'ed to a bridge
+    /// (no `route_localnet` for v6), so these take a userland relay
+    /// ([`crate::proxy`]), as docker-proxy does.
+    pub loopback6: Vec<(OwnedFd, std::net::SocketAddr)>,
 }
 
 /// A network's definition (resolved) and its leases: `networks/<name>.json`.
@@ -176,6 +222,9 @@ pub struct NetworkState {
     pub labels: BTreeMap<String, String>,
     pub table: String,
     pub leases: BTreeMap<String, Lease>,
+    /// Dual stack (`EnableIPv6`): the v6 subnet, gateway and range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<V6Config>,
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {

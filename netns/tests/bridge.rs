@@ -24,7 +24,7 @@ fn port(
     proto: Proto,
 ) -> PortMapping {
     PortMapping {
-        host_ip: host_ip.map(Ipv4Addr::from),
+        host_ip: host_ip.map(|o| Ipv4Addr::from(o).into()),
         host_port,
         container_port,
         proto,
@@ -398,7 +398,7 @@ fn release_with_stale_rule_handles_never_deletes_other_rules() {
     netns::release(&f.env, "sb", &nb).unwrap();
     assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hb).is_err());
     let listing = std::process::Command::new("nft")
-        .args(["list", "table", "ip", &f.env.table])
+        .args(["list", "table", "inet", &f.env.table])
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
@@ -490,7 +490,7 @@ fn ensure_up_restores_a_bridge_and_rules_lost_in_a_reboot() {
     Network::create(&f.env, &cfg("rb", br.clone(), "10.123.9.0/24")).unwrap();
     // What a reboot loses: the link and the nft table (the state file stays).
     sh(&["ip", "link", "del", &br]);
-    sh(&["nft", "delete", "table", "ip", &f.env.table]);
+    sh(&["nft", "delete", "table", "inet", &f.env.table]);
     let (a, b) = (f.new_netns("a"), f.new_netns("b"));
     Network::ensure_up(&f.env, "rb").unwrap();
     attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
@@ -500,7 +500,7 @@ fn ensure_up_restores_a_bridge_and_rules_lost_in_a_reboot() {
         assert_eq!(tcp_get(Some(&a), ab.lease.ip, srv.port).unwrap(), "back");
     }
     let rules = std::process::Command::new("nft")
-        .args(["list", "table", "ip", &f.env.table])
+        .args(["list", "table", "inet", &f.env.table])
         .output()
         .unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout);
@@ -512,7 +512,7 @@ fn ensure_up_restores_a_bridge_and_rules_lost_in_a_reboot() {
     Network::ensure_up(&f.env, "rb").unwrap();
     attach(&f.env, "rb", "ca", &a, &AttachOpts::default()).unwrap();
     let again = std::process::Command::new("nft")
-        .args(["list", "table", "ip", &f.env.table])
+        .args(["list", "table", "inet", &f.env.table])
         .output()
         .unwrap();
     let again = String::from_utf8_lossy(&again.stdout);

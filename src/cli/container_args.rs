@@ -210,6 +210,9 @@ pub struct CreateFlags {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,

@@ -3,7 +3,7 @@
 //! with docker's rules and error texts.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
@@ -67,6 +67,15 @@ pub fn parse(f: &CreateFlags, hc: &mut HostConfig) -> Result<NetRequest> {
                 })
             })
             .transpose()?;
+    let ip6 = f
+        .ip6
+        .as_deref()
+        .map(|s| {
+            s.parse::<Ipv6Addr>().map_err(|_| {
+                anyhow!("invalid argument \"{s}\" for \"--ip6\" flag: invalid IPv6 address: {s}")
+            })
+        })
+        .transpose()?;
     if let Some(m) = &f.mac_address {
         let ok = m.split(':').count() == 6
             && m.split(':')
@@ -80,13 +89,13 @@ pub fn parse(f: &CreateFlags, hc: &mut HostConfig) -> Result<NetRequest> {
             );
         }
     }
-    if first == DEFAULT && ip.is_some() {
+    if first == DEFAULT && (ip.is_some() || ip6.is_some()) {
         bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
     if first == DEFAULT && !f.network_alias.is_empty() {
         bail!("Error response from daemon: network-scoped alias is supported only for containers in user defined networks");
     }
-    if special(&first) && (ip.is_some() || !f.network_alias.is_empty()) {
+    if special(&first) && (ip.is_some() || ip6.is_some() || !f.network_alias.is_empty()) {
         bail!("Error response from daemon: conflicting options: --ip and --network-alias need a bridge network");
     }
     let mut bindings: BTreeMap<String, Vec<crate::engine::container::model::PortBinding>> =
@@ -123,6 +132,7 @@ pub fn parse(f: &CreateFlags, hc: &mut HostConfig) -> Result<NetRequest> {
             .map(|(i, n)| Endpoint {
                 network: n.clone(),
                 ip: if i == 0 { ip } else { None },
+                ip6: if i == 0 { ip6 } else { None },
                 aliases: if i == 0 {
                     f.network_alias.clone()
                 } else {
@@ -158,6 +168,11 @@ impl NetRequest {
                 if let Some(ip) = ep.ip {
                     if !st.subnet.contains(&ip) {
                         bail!("Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address {ip}");
+                    }
+                }
+                if let Some(ip6) = ep.ip6 {
+                    if !st.v6.is_some_and(|v| v.subnet.contains(&ip6)) {
+                        bail!("Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address {ip6}");
                     }
                 }
             }
@@ -196,7 +211,7 @@ impl NetRequest {
     pub fn save(&self, cs: &ContainerStore, id: &str) -> Result<()> {
         let implicit = match self.endpoints.as_slice() {
             [] => true,
-            [e] => e.ip.is_none() && e.aliases.is_empty() && e.mac.is_none(),
+            [e] => e.ip.is_none() && e.ip6.is_none() && e.aliases.is_empty() && e.mac.is_none(),
             _ => false,
         };
         if implicit {

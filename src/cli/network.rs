@@ -37,21 +37,20 @@ pub fn dispatch(ctx: &Ctx, c: NetworkCommand) -> Result<()> {
                         })
                     })
                     .transpose()?;
-            ops::connect(&cs, &net, &a.network, &a.container, ip, a.alias)
+            let ip6 = a
+                .ip6
+                .as_deref()
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        anyhow!("invalid argument \"{s}\" for \"--ip6\" flag: invalid IPv6 address: {s}")
+                    })
+                })
+                .transpose()?;
+            ops::connect(&cs, &net, &a.network, &a.container, ip, ip6, a.alias)
         }
         NetworkCommand::Disconnect(a) => {
             let (cs, net) = setup(ctx)?;
             ops::disconnect(&cs, &net, &a.network, &a.container, a.force)
-        }
-    }
-}
-
-fn one_value(flag: &str, v: &[String]) -> Result<Option<String>> {
-    match v.len() {
-        0 => Ok(None),
-        1 => Ok(Some(v[0].clone())),
-        _ => {
-            bail!("Error response from daemon: berth networks have one IPv4 pool: give {flag} once")
         }
     }
 }
@@ -73,9 +72,10 @@ fn create(ctx: &Ctx, a: NetCreateArgs) -> Result<()> {
     let req = ops::CreateRequest {
         name: a.name,
         driver: a.driver,
-        subnet: one_value("--subnet", &a.subnet)?,
-        gateway: one_value("--gateway", &a.gateway)?,
-        ip_range: one_value("--ip-range", &a.ip_range)?,
+        subnet: a.subnet,
+        gateway: a.gateway,
+        ip_range: a.ip_range,
+        ipv6: a.ipv6,
         internal: a.internal,
         labels: kv(&a.label, "label")?,
         options: kv(&a.opt, "opt")?,

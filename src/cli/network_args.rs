@@ -30,7 +30,7 @@ pub struct NetCreateArgs {
     /// Subnet in CIDR format that represents a network segment
     #[arg(long)]
     pub subnet: Vec<String>,
-    /// IPv4 Gateway for the master subnet
+    /// IPv4 or IPv6 Gateway for the master subnet
     #[arg(long)]
     pub gateway: Vec<String>,
     /// Allocate container ip from a sub-range
@@ -39,6 +39,16 @@ pub struct NetCreateArgs {
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
+    /// Enable or disable IPv6 networking
+    #[arg(
+        long,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false",
+        require_equals = true,
+        action = clap::ArgAction::Set
+    )]
+    pub ipv6: bool,
     /// Set metadata on a network
     #[arg(long)]
     pub label: Vec<String>,
@@ -98,6 +108,9 @@ pub struct NetConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    pub ip6: Option<String>,
     #[arg(value_name = "NETWORK")]
     pub network: String,
     #[arg(value_name = "CONTAINER")]

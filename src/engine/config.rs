@@ -25,10 +25,19 @@ pub struct BerthConfig {
     #[serde(default)]
     pub bip: Option<String>,
     /// Pools for networks created without `--subnet` (docker's
-    /// `[{"base": "172.80.0.0/16", "size": 24}]`).
+    /// `[{"base": "172.80.0.0/16", "size": 24}]`). IPv6 bases
+    /// (`{"base": "fd12:3456::/48", "size": 64}`) are the pools of
+    /// `--ipv6` networks without an IPv6 `--subnet` (docker >= 27).
     #[serde(default)]
     pub default_address_pools: Vec<AddressPool>,
-    /// The nftables table (family ip) that holds every berth rule.
+    /// docker's `ipv6`: the default `bridge` network is dual-stack.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// docker's `fixed-cidr-v6`: the default bridge's IPv6 subnet (with
+    /// `ipv6`); default: one from the v6 pools.
+    #[serde(default)]
+    pub fixed_cidr_v6: Option<String>,
+    /// The nftables table (family inet) that holds every berth rule.
     #[serde(default)]
     pub nft_table: Option<String>,
     /// Upstream DNS servers for the name resolver of user-defined networks

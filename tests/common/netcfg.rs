@@ -7,7 +7,11 @@
 //! `/tmp/berth-test-net/slot-N.lock`, held while the runner lives. Slot N
 //! owns 10.78.N.0/24 (default bridge) and 10.79.N.0/24 (four /26 pools for
 //! networks created without `--subnet`). Tests that pass `--subnet` use
-//! 10.77.0.0/16 slices of their own.
+//! 10.77.0.0/16 slices of their own. For IPv6, slot N owns the ULA /48
+//! fdb7:e57:N::/48 (never the host's fd00::/64): its first /56 is the v6
+//! pool (`default-address-pools`, /64s) for `--ipv6` networks without a v6
+//! `--subnet`, and [`NetCfg::subnet6`] gives /64s of fdb7:e57:N:100::/56 for
+//! tests that pass one.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -52,7 +56,10 @@ impl NetCfg {
                 "nft-table": table,
                 "bridge": bridge,
                 "bip": format!("10.78.{slot}.1/24"),
-                "default-address-pools": [{"base": format!("10.79.{slot}.0/24"), "size": 26}],
+                "default-address-pools": [
+                    {"base": format!("10.79.{slot}.0/24"), "size": 26},
+                    {"base": format!("fdb7:e57:{slot:x}::/56"), "size": 64},
+                ],
             });
             std::fs::write(&config, json.to_string()).unwrap();
             return NetCfg {
@@ -64,6 +71,16 @@ impl NetCfg {
             };
         }
         panic!("no free test network slot in /tmp/berth-test-net");
+    }
+
+    /// The slot's i-th IPv6 /64 for an explicit `--subnet`.
+    pub fn subnet6(&self, i: u8) -> String {
+        format!("fdb7:e57:{:x}:1{i:02x}::/64", self.slot)
+    }
+
+    /// The slot's IPv6 pool (what `--ipv6` without a v6 subnet draws from).
+    pub fn pool6(&self) -> String {
+        format!("fdb7:e57:{:x}::/56", self.slot)
     }
 
     /// Removes every bridge recorded under `root/networks` and the nft
@@ -96,6 +113,10 @@ impl NetCfg {
         }
         let _ = std::process::Command::new("nft")
             .args(["delete", "table", "ip", &self.table])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
             .stderr(std::process::Stdio::null())
             .status();
     }

@@ -1,10 +1,10 @@
 //! Answering one query from the records, or deciding it goes upstream.
 //! Pure: no sockets, so every case is unit-tested.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::records::{Asker, Records, Rotor};
@@ -59,19 +59,22 @@ pub fn answer(
     }
     let qname = q.name().to_ascii();
     if q.query_type() == RecordType::PTR {
-        if let Some(ip) = ptr_address(&qname) {
-            if let Some(target) = records.lookup_ptr(asker, ip) {
-                let Ok(target) = Name::from_ascii(format!("{target}.")) else {
-                    return forward_or_fail(asker, &msg, udp);
-                };
-                let mut resp = response(&msg, ResponseCode::NoError);
-                resp.add_answer(Record::from_rdata(
-                    q.name().clone(),
-                    TTL,
-                    RData::PTR(PTR(target)),
-                ));
-                return reply(resp, &msg, udp);
-            }
+        let found = match (ptr_address(&qname), ptr_address6(&qname)) {
+            (Some(ip), _) => records.lookup_ptr(asker, ip),
+            (None, Some(ip)) => records.lookup_ptr6(asker, ip),
+            (None, None) => None,
+        };
+        if let Some(target) = found {
+            let Ok(target) = Name::from_ascii(format!("{target}.")) else {
+                return forward_or_fail(asker, &msg, udp);
+            };
+            let mut resp = response(&msg, ResponseCode::NoError);
+            resp.add_answer(Record::from_rdata(
+                q.name().clone(),
+                TTL,
+                RData::PTR(PTR(target)),
+            ));
+            return reply(resp, &msg, udp);
         }
         return forward_or_fail(asker, &msg, udp);
     }
@@ -79,13 +82,25 @@ pub fn answer(
         return forward_or_fail(asker, &msg, udp);
     };
     let mut resp = response(&msg, ResponseCode::NoError);
-    // A name we own has only A records: AAAA and the rest get an empty
+    // A name we own has A records and, on dual-stack networks, AAAA
+    // records; other types (and AAAA of a v4-only container) get an empty
     // NOERROR (docker does the same), never a forward that could answer
     // NXDOMAIN and make clients give up on the A record.
     if q.query_type() == RecordType::A {
         rotor.rotate(asker, &qname, &mut ips);
         for ip in ips {
             resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+        }
+    }
+    if q.query_type() == RecordType::AAAA {
+        let mut ips6 = records.lookup6(asker, &qname).unwrap_or_default();
+        rotor.rotate(asker, &qname, &mut ips6);
+        for ip in ips6 {
+            resp.add_answer(Record::from_rdata(
+                q.name().clone(),
+                TTL,
+                RData::AAAA(AAAA(ip)),
+            ));
         }
     }
     reply(resp, &msg, udp)
@@ -103,6 +118,27 @@ fn ptr_address(qname: &str) -> Option<Ipv4Addr> {
         return None;
     };
     Some(Ipv4Addr::new(*a, *b, *c, *d))
+}
+
+/// The address of a 32-nibble `...ip6.arpa.` name.
+fn ptr_address6(qname: &str) -> Option<Ipv6Addr> {
+    let lower = qname.trim_end_matches('.').to_ascii_lowercase();
+    let rev = lower.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u8> = rev
+        .split('.')
+        .map(|p| match p.len() {
+            1 => u8::from_str_radix(p, 16).ok(),
+            _ => None,
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for n in nibbles.iter().rev() {
+        v = (v << 4) | u128::from(*n);
+    }
+    Some(Ipv6Addr::from(v))
 }
 
 fn forward_or_fail(asker: &Asker, msg: &Message, udp: bool) -> Outcome {
@@ -207,6 +243,7 @@ mod tests {
             .map(|i| Lease {
                 container_id: format!("{:0>64}", i),
                 ip: Ipv4Addr::new(10, 9, 1, 2 + i),
+                ip6: (i == 1).then(|| "fd09:1::3".parse().unwrap()),
                 mac: [0; 6],
                 ifname: "eth0".into(),
                 host_veth: "vb".into(),
@@ -231,6 +268,7 @@ mod tests {
             labels: Default::default(),
             table: "t".into(),
             leases,
+            v6: None,
         }])
     }
 
@@ -282,6 +320,30 @@ mod tests {
             assert_eq!(m.metadata.response_code, ResponseCode::NoError);
             assert!(m.answers.is_empty());
         }
+    }
+
+    #[test]
+    fn aaaa_for_a_dual_stack_container_and_v6_ptr() {
+        let r = records(false, 2);
+        let m = parse(ask(&r, "c1.", RecordType::AAAA, true));
+        let got: Vec<Ipv6Addr> = m
+            .answers
+            .iter()
+            .filter_map(|a| match &a.data {
+                RData::AAAA(x) => Some(x.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, ["fd09:1::3".parse::<Ipv6Addr>().unwrap()]);
+        // a v4-only container: known name, no AAAA
+        let m = parse(ask(&r, "c0.", RecordType::AAAA, true));
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+        let ptr = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.9.0.d.f.ip6.arpa.";
+        assert_eq!(ptr_address6(ptr), Some("fd09:1::3".parse().unwrap()));
+        let m = parse(ask(&r, ptr, RecordType::PTR, true));
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(ptr_address6("1.ip6.arpa."), None);
     }
 
     #[test]

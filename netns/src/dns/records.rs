@@ -9,7 +9,7 @@
 //! names (as docker does), and `name.network` picks a network explicitly.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
 
@@ -26,6 +26,8 @@ const SHORT_ID: usize = 12;
 struct Entry {
     container_id: String,
     ip: Ipv4Addr,
+    /// Its v6 address on a dual-stack network (AAAA answers).
+    ip6: Option<Ipv6Addr>,
     /// Lower-case container name (without a leading `/`) and short id.
     names: Vec<String>,
     /// Lower-case network aliases.
@@ -105,6 +107,7 @@ impl Records {
                     Entry {
                         container_id: l.container_id.clone(),
                         ip: l.ip,
+                        ip6: l.ip6,
                         names,
                         aliases: l.aliases.iter().map(|a| normalize(a)).collect(),
                         display,
@@ -194,12 +197,25 @@ impl Records {
     /// A records for `qname` as seen by `asker`, sorted by address; `None`
     /// when no network the asker is on knows the name.
     pub fn lookup(&self, asker: &Asker, qname: &str) -> Option<Vec<Ipv4Addr>> {
+        self.lookup_entries(asker, qname)
+            .map(|es| es.iter().map(|e| e.ip).collect())
+    }
+
+    /// AAAA records for `qname`: the v6 addresses of the containers the
+    /// name picks (empty when the name is known but has no v6 address:
+    /// an empty NOERROR, never a forward).
+    pub fn lookup6(&self, asker: &Asker, qname: &str) -> Option<Vec<Ipv6Addr>> {
+        self.lookup_entries(asker, qname)
+            .map(|es| es.iter().filter_map(|e| e.ip6).collect())
+    }
+
+    fn lookup_entries(&self, asker: &Asker, qname: &str) -> Option<Vec<&Entry>> {
         let name = normalize(qname);
         if name.is_empty() {
             return None;
         }
-        if let Some(ips) = self.lookup_in(asker.nets.iter().copied(), &name) {
-            return Some(ips);
+        if let Some(es) = self.lookup_in(asker.nets.iter().copied(), &name) {
+            return Some(es);
         }
         // `a.b.c` may be container `a.b` on network `c` or `a` on `b.c`.
         for (i, _) in name.match_indices('.') {
@@ -209,8 +225,8 @@ impl Records {
                 .iter()
                 .copied()
                 .filter(|&n| self.served[n].name.eq_ignore_ascii_case(net));
-            if let Some(ips) = self.lookup_in(scoped, head) {
-                return Some(ips);
+            if let Some(es) = self.lookup_in(scoped, head) {
+                return Some(es);
             }
         }
         None
@@ -220,24 +236,34 @@ impl Records {
         &self,
         nets: impl Iterator<Item = usize> + Clone,
         name: &str,
-    ) -> Option<Vec<Ipv4Addr>> {
+    ) -> Option<Vec<&Entry>> {
         type Pick = fn(&Entry, &str) -> bool;
         let by_alias: Pick = |e, n| e.aliases.iter().any(|a| a == n);
         let by_name: Pick = |e, n| e.names.iter().any(|a| a == n);
         for pick in [by_alias, by_name] {
             for n in nets.clone() {
-                let ips: Vec<Ipv4Addr> = self.served[n]
+                let es: Vec<&Entry> = self.served[n]
                     .entries
                     .iter()
                     .filter(|e| pick(e, name))
-                    .map(|e| e.ip)
                     .collect();
-                if !ips.is_empty() {
-                    return Some(ips);
+                if !es.is_empty() {
+                    return Some(es);
                 }
             }
         }
         None
+    }
+
+    /// The PTR name of a v6 address, as for v4.
+    pub fn lookup_ptr6(&self, asker: &Asker, ip: Ipv6Addr) -> Option<String> {
+        asker.nets.iter().find_map(|&n| {
+            let net = &self.served[n];
+            net.entries
+                .iter()
+                .find(|e| e.ip6 == Some(ip))
+                .map(|e| format!("{}.{}", e.display, net.name))
+        })
     }
 
     /// The PTR name of `ip` on a network the asker is on: `name.network`,
@@ -265,7 +291,7 @@ pub struct Rotor {
 const ROTOR_MAX: usize = 4096;
 
 impl Rotor {
-    pub fn rotate(&mut self, asker: &Asker, qname: &str, ips: &mut [Ipv4Addr]) {
+    pub fn rotate<T>(&mut self, asker: &Asker, qname: &str, ips: &mut [T]) {
         if ips.len() < 2 {
             return;
         }
@@ -289,6 +315,7 @@ mod tests {
         Lease {
             container_id: id.into(),
             ip: ip.into(),
+            ip6: None,
             mac: [0; 6],
             ifname: "eth0".into(),
             host_veth: "vb".into(),
@@ -317,6 +344,7 @@ mod tests {
                 .into_iter()
                 .map(|l| (l.container_id.clone(), l))
                 .collect(),
+            v6: None,
         }
     }
 

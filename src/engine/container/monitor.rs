@@ -494,6 +494,9 @@ impl Monitor {
         let st = rt
             .create(&self.id, &self.store.dir(&self.id), &opts)
             .map_err(|e| anyhow!("{e}"))?;
+        if let Some(n) = self.net.as_mut() {
+            n.start_relays();
+        }
         drop(child_ends);
         if let Some(c) = console {
             let m = c.master()?;

@@ -4,7 +4,7 @@
 //! under `network.lock` in the same directory (the monitor and `network
 //! connect` may write at once).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub network: String,
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
@@ -40,6 +43,13 @@ pub struct Live {
     pub prefix_len: u8,
 
     pub gateway: Option<Ipv4Addr>,
+    /// The v6 address, prefix and gateway on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix_len6: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: String,
     pub ifname: String,
     /// Published ports with the host port resolved (first network only).

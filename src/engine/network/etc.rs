@@ -67,6 +67,10 @@ pub fn write_hosts(
     }
     if let Some(l) = net.endpoints.iter().find_map(|e| e.live.as_ref()) {
         h.push_str(&format!("{}\t{}\n", l.ip, rec.config.hostname));
+        // docker writes the v6 address of a dual-stack endpoint too.
+        if let Some(a6) = l.ip6 {
+            h.push_str(&format!("{a6}\t{}\n", rec.config.hostname));
+        }
     }
     super::endpoints::volatile_write(&p, h.as_bytes())
         .with_context(|| format!("cannot write {}", p.display()))

@@ -5,14 +5,14 @@
 //! leave the container looking at the old inode.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use crate::engine::container::{ContainerRecord, ContainerStore};
 
-fn line(ip: Ipv4Addr, rec: &ContainerRecord) -> String {
+fn line(ip: IpAddr, rec: &ContainerRecord) -> String {
     format!("{ip}\t{}", rec.config.hostname)
 }
 
@@ -37,7 +37,7 @@ fn rewrite_in_place(path: &Path, f: impl FnOnce(&str) -> Option<String>) -> Resu
 }
 
 /// `network connect` of a running container: its new address.
-pub fn add(cs: &ContainerStore, rec: &ContainerRecord, ip: Ipv4Addr) -> Result<()> {
+pub fn add(cs: &ContainerStore, rec: &ContainerRecord, ip: IpAddr) -> Result<()> {
     let want = line(ip, rec);
     rewrite_in_place(&cs.dir(&rec.id).join("hosts"), |old| {
         if old.lines().any(|l| l == want) {
@@ -55,7 +55,7 @@ pub fn add(cs: &ContainerStore, rec: &ContainerRecord, ip: Ipv4Addr) -> Result<(
 
 /// `network disconnect` of a running container: the line of the address
 /// it had on that network.
-pub fn remove(cs: &ContainerStore, rec: &ContainerRecord, ip: Ipv4Addr) -> Result<()> {
+pub fn remove(cs: &ContainerStore, rec: &ContainerRecord, ip: IpAddr) -> Result<()> {
     let gone = line(ip, rec);
     rewrite_in_place(&cs.dir(&rec.id).join("hosts"), |old| {
         if !old.lines().any(|l| l == gone) {

@@ -5,13 +5,58 @@ use serde_json::{json, Map, Value};
 use super::endpoints::{self, ContainerNet};
 use crate::engine::container::{ContainerRecord, ContainerStore};
 
+/// Every published binding as docker lists it: a port without host
+/// address is `0.0.0.0` and, on a dual-stack endpoint, `::` too (berth
+/// has no proxy: a v4-only container is published on IPv4 only).
+fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
+    let mut out = Vec::new();
+    for l in cn.endpoints.iter().filter_map(|e| e.live.as_ref()) {
+        for p in &l.ports {
+            match p.host_ip {
+                Some(h) => out.push((p.clone(), h.to_string())),
+                None => {
+                    out.push((p.clone(), "0.0.0.0".into()));
+                    if l.ip6.is_some() {
+                        out.push((p.clone(), "::".into()));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(p, ip)| {
+        (
+            p.container_port,
+            p.proto == netns::Proto::Udp,
+            p.host_port,
+            ip.contains(':'),
+        )
+    });
+    out
+}
+
+/// `[::]:8080` for v6 addresses, `0.0.0.0:8080` for v4 (docker's text).
+fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 fn empty_endpoint(network_id: &str, ep: Option<&endpoints::Endpoint>) -> Value {
     let aliases = ep
         .filter(|e| !e.aliases.is_empty())
         .map(|e| json!(e.aliases));
-    let ipam = ep
-        .and_then(|e| e.ip)
-        .map(|ip| json!({"IPv4Address": ip.to_string()}));
+    let ipam = ep.filter(|e| e.ip.is_some() || e.ip6.is_some()).map(|e| {
+        let mut m = Map::new();
+        if let Some(ip) = e.ip {
+            m.insert("IPv4Address".into(), json!(ip.to_string()));
+        }
+        if let Some(ip6) = e.ip6 {
+            m.insert("IPv6Address".into(), json!(ip6.to_string()));
+        }
+        Value::Object(m)
+    });
     json!({
         "IPAMConfig": ipam,
         "Links": null,
@@ -39,7 +84,7 @@ fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
         for k in rec.config.exposed_ports.keys() {
             m.insert(k.clone(), Value::Null);
         }
-        for p in cn.ports() {
+        for (p, ip) in bindings(cn) {
             let k = format!("{}/{}", p.container_port, p.proto);
             let e = m.entry(k).or_insert_with(|| json!([]));
             if e.is_null() {
@@ -47,7 +92,7 @@ fn ports(rec: &ContainerRecord, cn: &ContainerNet) -> Value {
             }
             if let Some(a) = e.as_array_mut() {
                 a.push(json!({
-                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    "HostIp": ip,
                     "HostPort": p.host_port.to_string(),
                 }));
             }
@@ -88,6 +133,12 @@ pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
                         v["Gateway"] = json!(l.gateway.map(|g| g.to_string()).unwrap_or_default());
                         v["IPAddress"] = json!(l.ip.to_string());
                         v["IPPrefixLen"] = json!(l.prefix_len);
+                        if let Some(a6) = l.ip6 {
+                            v["GlobalIPv6Address"] = json!(a6.to_string());
+                            v["GlobalIPv6PrefixLen"] = json!(l.prefix_len6);
+                            v["IPv6Gateway"] =
+                                json!(l.gateway6.map(|g| g.to_string()).unwrap_or_default());
+                        }
                         if ep.network != super::DEFAULT {
                             let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
                             names.extend(ep.aliases.iter().cloned());
@@ -100,6 +151,9 @@ pub fn settings(cs: &ContainerStore, rec: &ContainerRecord) -> Value {
                                 "IPAddress",
                                 "IPPrefixLen",
                                 "MacAddress",
+                                "GlobalIPv6Address",
+                                "GlobalIPv6PrefixLen",
+                                "IPv6Gateway",
                             ] {
                                 top[k] = v[k].clone();
                             }
@@ -160,19 +214,17 @@ pub fn port_lines(
     filter: Option<(u16, netns::Proto)>,
 ) -> Vec<String> {
     let cn = endpoints::load(cs, id).unwrap_or_default();
-    let mut ps = cn.ports();
-    ps.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
-    ps.iter()
-        .filter(|p| filter.is_none_or(|(port, proto)| p.container_port == port && p.proto == proto))
-        .map(|p| {
-            let ip = p
-                .host_ip
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "0.0.0.0".into());
+    bindings(&cn)
+        .iter()
+        .filter(|(p, _)| {
+            filter.is_none_or(|(port, proto)| p.container_port == port && p.proto == proto)
+        })
+        .map(|(p, ip)| {
+            let hp = host_port(ip, p.host_port);
             if filter.is_some() {
-                format!("{ip}:{}", p.host_port)
+                hp
             } else {
-                format!("{}/{} -> {ip}:{}", p.container_port, p.proto, p.host_port)
+                format!("{}/{} -> {hp}", p.container_port, p.proto)
             }
         })
         .collect()
@@ -189,16 +241,16 @@ pub fn ps_columns(cs: &ContainerStore, rec: &ContainerRecord) -> (String, String
 /// PORTS: `0.0.0.0:8080->80/tcp, 443/tcp` (published while running,
 /// exposed only otherwise), as docker shows it.
 fn ps_ports(cn: &ContainerNet, rec: &ContainerRecord) -> String {
-    let mut published = cn.ports();
-    published.sort_by_key(|p| (p.container_port, p.proto == netns::Proto::Udp, p.host_port));
-    let mut out: Vec<String> = published
+    let published = cn.ports();
+    let mut out: Vec<String> = bindings(cn)
         .iter()
-        .map(|p| {
-            let ip = p
-                .host_ip
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "0.0.0.0".into());
-            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+        .map(|(p, ip)| {
+            format!(
+                "{}->{}/{}",
+                host_port(ip, p.host_port),
+                p.container_port,
+                p.proto
+            )
         })
         .collect();
     if cn.sandbox_key.is_some() {

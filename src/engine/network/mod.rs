@@ -23,7 +23,7 @@ pub mod sandbox;
 use std::net::Ipv4Addr;
 
 use anyhow::{anyhow, bail, Context, Result};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netns::{NetEnv, NetworkConfig, NetworkState};
 
 use super::config::BerthConfig;
@@ -44,6 +44,8 @@ pub struct Net {
     pub default_device: String,
     /// `bip`: the default bridge's gateway within its subnet.
     pub bip: Option<(Ipv4Net, Ipv4Addr)>,
+    /// `ipv6` and `fixed-cidr-v6`: the default bridge is dual-stack.
+    pub default_ipv6: Option<Option<Ipv6Net>>,
 }
 
 impl Net {
@@ -57,24 +59,38 @@ impl Net {
             env.table = t.clone();
         }
         if !cfg.default_address_pools.is_empty() {
-            let mut pools = Vec::new();
+            let (mut pools, mut pools6) = (Vec::new(), Vec::new());
             for p in &cfg.default_address_pools {
-                let base: Ipv4Net = p.base.parse().map_err(|_| {
+                let base: IpNet = p.base.parse().map_err(|_| {
                     anyhow!(
-                        "invalid berth config: default-address-pools base {:?} is not an IPv4 CIDR",
+                        "invalid berth config: default-address-pools base {:?} is not a CIDR",
                         p.base
                     )
                 })?;
-                let subnets = base.subnets(p.size).map_err(|_| {
+                let bad_size = || {
                     anyhow!(
                         "invalid berth config: default-address-pools size {} does not fit base {}",
                         p.size,
                         p.base
                     )
-                })?;
-                pools.extend(subnets);
+                };
+                match base {
+                    IpNet::V4(b) => pools.extend(b.subnets(p.size).map_err(|_| bad_size())?),
+                    IpNet::V6(b) => {
+                        if p.size < b.prefix_len() || p.size > 126 {
+                            return Err(bad_size());
+                        }
+                        pools6.push((b.trunc(), p.size));
+                    }
+                }
             }
-            env.pools = pools;
+            // Only v6 entries given: the v4 defaults stay (and the reverse).
+            if !pools.is_empty() {
+                env.pools = pools;
+            }
+            if !pools6.is_empty() {
+                env.pools6 = pools6;
+            }
         }
         let bip = match &cfg.bip {
             Some(b) => {
@@ -85,8 +101,16 @@ impl Net {
             }
             None => None,
         };
+        let default_ipv6 = match (cfg.ipv6, &cfg.fixed_cidr_v6) {
+            (false, _) => None,
+            (true, None) => Some(None),
+            (true, Some(c)) => Some(Some(c.parse::<Ipv6Net>().map_err(|_| {
+                anyhow!("invalid berth config: fixed-cidr-v6 {c:?} is not an IPv6 CIDR")
+            })?)),
+        };
         Ok(Net {
             env,
+            default_ipv6,
             paths: paths.clone(),
             default_device: cfg
                 .bridge
@@ -118,6 +142,8 @@ impl Net {
             bridge: Some(self.default_device.clone()),
             subnet: self.bip.map(|b| b.0),
             gateway: self.bip.map(|b| b.1),
+            ipv6: self.default_ipv6.is_some(),
+            subnet6: self.default_ipv6.flatten(),
             ..Default::default()
         };
         match netns::Network::create(&self.env, &cfg) {

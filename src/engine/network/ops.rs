@@ -2,10 +2,10 @@
 //! connect, disconnect.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{anyhow, bail, Result};
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netns::{NetworkConfig, NetworkState};
 use serde_json::{json, Map, Value};
 
@@ -17,9 +17,13 @@ use crate::engine::container::{liveness, ContainerStore};
 pub struct CreateRequest {
     pub name: String,
     pub driver: String,
-    pub subnet: Option<String>,
-    pub gateway: Option<String>,
-    pub ip_range: Option<String>,
+    /// `--subnet`, `--gateway`, `--ip-range`: at most one of each per
+    /// family (docker pairs them by family too).
+    pub subnet: Vec<String>,
+    pub gateway: Vec<String>,
+    pub ip_range: Vec<String>,
+    /// `--ipv6`.
+    pub ipv6: bool,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
@@ -42,24 +46,16 @@ pub fn create(net: &Net, r: &CreateRequest) -> Result<NetworkState> {
             r.name
         );
     }
-    let cidr = |what: &str, s: &Option<String>| -> Result<Option<Ipv4Net>> {
-        s.as_deref()
-            .map(|v| v.parse::<Ipv4Net>().map_err(|_| daemon(format!("invalid {what}: {v}: use an IPv4 CIDR such as 10.1.0.0/16 (berth has no IPv6 yet)"))))
-            .transpose()
-    };
-    let subnet = cidr("subnet", &r.subnet)?;
-    let ip_range = cidr("ip-range", &r.ip_range)?;
-    if (r.gateway.is_some() || ip_range.is_some()) && subnet.is_none() {
+    let f = by_family(r)?;
+    if !r.ipv6 && (f.subnet6.is_some() || f.gateway6.is_some() || f.ip_range6.is_some()) {
+        bail!("Error response from daemon: IPv6 subnet, gateway or ip-range given without --ipv6: add --ipv6 to create a dual-stack network");
+    }
+    if (f.gateway.is_some() || f.ip_range.is_some()) && f.subnet.is_none() {
         bail!("Error response from daemon: invalid pool request: a --gateway or --ip-range needs a --subnet");
     }
-    let gateway = r
-        .gateway
-        .as_deref()
-        .map(|g| {
-            g.parse::<Ipv4Addr>()
-                .map_err(|_| daemon(format!("invalid gateway address {g}")))
-        })
-        .transpose()?;
+    if (f.gateway6.is_some() || f.ip_range6.is_some()) && f.subnet6.is_none() {
+        bail!("Error response from daemon: invalid pool request: an IPv6 --gateway or --ip-range needs an IPv6 --subnet");
+    }
     let mut mtu = None;
     let mut bridge = None;
     for (k, v) in &r.options {
@@ -74,16 +70,73 @@ pub fn create(net: &Net, r: &CreateRequest) -> Result<NetworkState> {
     let cfg = NetworkConfig {
         name: r.name.clone(),
         bridge,
-        subnet,
-        gateway,
-        ip_range,
+        subnet: f.subnet,
+        gateway: f.gateway,
+        ip_range: f.ip_range,
         internal: r.internal,
         mtu,
         labels: r.labels.clone(),
+        ipv6: r.ipv6,
+        subnet6: f.subnet6,
+        gateway6: f.gateway6,
+        ip_range6: f.ip_range6,
     };
     let st = netns::Network::create(&net.env, &cfg).map_err(daemon)?;
     meta::write(net, &st, &r.options)?;
     Ok(st)
+}
+
+/// `--subnet` / `--gateway` / `--ip-range` sorted by family.
+#[derive(Debug, Default, PartialEq)]
+struct Families {
+    subnet: Option<Ipv4Net>,
+    gateway: Option<Ipv4Addr>,
+    ip_range: Option<Ipv4Net>,
+    subnet6: Option<Ipv6Net>,
+    gateway6: Option<Ipv6Addr>,
+    ip_range6: Option<Ipv6Net>,
+}
+
+fn by_family(r: &CreateRequest) -> Result<Families> {
+    let mut f = Families::default();
+    let once = |what: &str, v6: bool| {
+        daemon(format!(
+            "berth networks have one {} pool: give {what} once per address family",
+            if v6 { "IPv6" } else { "IPv4" }
+        ))
+    };
+    for (what, list) in [("--subnet", &r.subnet), ("--ip-range", &r.ip_range)] {
+        for v in list {
+            let n: IpNet = v.parse().map_err(|_| {
+                daemon(format!(
+                    "invalid {}: {v}: use a CIDR such as 10.1.0.0/16 or fd12:3456::/64",
+                    &what[2..]
+                ))
+            })?;
+            let slot = match (what, n) {
+                ("--subnet", IpNet::V4(n)) => f.subnet.replace(n).is_some(),
+                ("--subnet", IpNet::V6(n)) => f.subnet6.replace(n).is_some(),
+                (_, IpNet::V4(n)) => f.ip_range.replace(n).is_some(),
+                (_, IpNet::V6(n)) => f.ip_range6.replace(n).is_some(),
+            };
+            if slot {
+                return Err(once(what, n.addr().is_ipv6()));
+            }
+        }
+    }
+    for g in &r.gateway {
+        let a: IpAddr = g
+            .parse()
+            .map_err(|_| daemon(format!("invalid gateway address {g}")))?;
+        let dup = match a {
+            IpAddr::V4(a) => f.gateway.replace(a).is_some(),
+            IpAddr::V6(a) => f.gateway6.replace(a).is_some(),
+        };
+        if dup {
+            return Err(once("--gateway", a.is_ipv6()));
+        }
+    }
+    Ok(f)
 }
 
 /// docker's `network inspect` object of a bridge network.
@@ -107,13 +160,24 @@ pub fn to_json(cs: &ContainerStore, net: &Net, st: &NetworkState) -> Value {
                 "EndpointID": eid,
                 "MacAddress": netns::format_mac(&l.mac),
                 "IPv4Address": format!("{}/{}", l.ip, st.subnet.prefix_len()),
-                "IPv6Address": "",
+                "IPv6Address": match (l.ip6, st.v6) {
+                    (Some(a), Some(v)) => format!("{a}/{}", v.subnet.prefix_len()),
+                    _ => String::new(),
+                },
             }),
         );
     }
     let mut ipam = json!({"Subnet": st.subnet.to_string(), "Gateway": st.gateway.to_string()});
     if let Some(r) = st.ip_range {
         ipam["IPRange"] = json!(r.to_string());
+    }
+    let mut ipam_config = vec![ipam];
+    if let Some(v6) = st.v6 {
+        let mut c = json!({"Subnet": v6.subnet.to_string(), "Gateway": v6.gateway.to_string()});
+        if let Some(r) = v6.ip_range {
+            c["IPRange"] = json!(r.to_string());
+        }
+        ipam_config.push(c);
     }
     let mut options = m.options.clone();
     if st.name == DEFAULT {
@@ -130,8 +194,8 @@ pub fn to_json(cs: &ContainerStore, net: &Net, st: &NetworkState) -> Value {
         "Scope": "local",
         "Driver": "bridge",
         "EnableIPv4": true,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": [ipam]},
+        "EnableIPv6": st.v6.is_some(),
+        "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
         "Internal": st.internal,
         "Attachable": false,
         "Ingress": false,
@@ -242,6 +306,7 @@ pub fn connect(
     network: &str,
     container: &str,
     ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
     aliases: Vec<String>,
 ) -> Result<()> {
     if PSEUDO.contains(&network) {
@@ -250,7 +315,7 @@ pub fn connect(
     let st = net.find(network)?;
     let id = cs.resolve(container)?;
     let rec = check_bridge_mode(cs, &id)?;
-    if st.name == DEFAULT && (ip.is_some() || !aliases.is_empty()) {
+    if st.name == DEFAULT && (ip.is_some() || ip6.is_some() || !aliases.is_empty()) {
         bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
     endpoints::update(cs, &id, true, |n| {
@@ -265,6 +330,7 @@ pub fn connect(
         n.endpoints.push(endpoints::Endpoint {
             network: st.name.clone(),
             ip,
+            ip6,
             aliases: aliases.clone(),
             ..Default::default()
         });
@@ -294,7 +360,10 @@ pub fn connect(
         .endpoint(&st.name)
         .and_then(|e| e.live.as_ref())
     {
-        super::hosts_live::add(cs, &rec, l.ip)?;
+        super::hosts_live::add(cs, &rec, l.ip.into())?;
+        if let Some(a6) = l.ip6 {
+            super::hosts_live::add(cs, &rec, a6.into())?;
+        }
     }
     if st.name != DEFAULT {
         crate::engine::dns::ensure_running(&net.paths.root)?;
@@ -335,15 +404,18 @@ pub fn disconnect(
     let live_ip = n
         .endpoint(&st.name)
         .and_then(|e| e.live.as_ref())
-        .map(|l| l.ip);
+        .map(|l| (l.ip, l.ip6));
     endpoints::update(cs, &id, true, |n| {
         endpoints::materialize(n, &rec);
         n.endpoints.retain(|e| e.network != st.name);
         Ok(())
     })?;
-    if let Some(ip) = live_ip {
+    if let Some((ip, ip6)) = live_ip {
         if liveness::current(cs, &id)?.running() {
-            super::hosts_live::remove(cs, &rec, ip)?;
+            super::hosts_live::remove(cs, &rec, ip.into())?;
+            if let Some(a6) = ip6 {
+                super::hosts_live::remove(cs, &rec, a6.into())?;
+            }
         }
     }
     Ok(())

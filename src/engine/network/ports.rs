@@ -3,7 +3,7 @@
 //! `netns` mappings a start publishes.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use anyhow::{anyhow, bail, Result};
 
@@ -21,9 +21,6 @@ fn parse_range(s: &str) -> Option<(u16, u16)> {
 
 /// One `-p` value into `("80/tcp", binding)` pairs, one per port.
 pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
-    if spec.starts_with('[') {
-        bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: IPv6 host addresses are not supported by berth yet");
-    }
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => (r, p),
         None => (spec, "tcp"),
@@ -31,20 +28,37 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
     if proto != "tcp" && proto != "udp" {
         bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: invalid proto: {proto}");
     }
+    // docker's splitParts: the last two fields are the ports, everything
+    // before them the address, so `[::1]:8080:80` and `::1:8080:80` both
+    // name ::1 (brackets trimmed).
     let parts: Vec<&str> = rest.split(':').collect();
+    let joined;
     let (ip, host, ctr) = match parts.as_slice() {
         [c] => ("", "", *c),
         [h, c] => ("", *h, *c),
         [i, h, c] => (*i, *h, *c),
-        _ => bail!(
+        [head @ .., h, c] => {
+            joined = head.join(":");
+            (joined.as_str(), *h, *c)
+        }
+        [] => bail!(
             "invalid argument \"{spec}\" for \"-p, --publish\" flag: Invalid hostPort: {rest}"
         ),
     };
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip);
+    let ip_text = match ip.parse::<IpAddr>() {
+        Ok(a) => a.to_string(),
+        Err(_) if ip.is_empty() => String::new(),
+        Err(_) => bail!(
+            "invalid argument \"{spec}\" for \"-p, --publish\" flag: Invalid ip address: {ip}"
+        ),
+    };
+    let ip = ip_text.as_str();
     if ctr.is_empty() {
         bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: No port specified: {spec}<empty>");
-    }
-    if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
-        bail!("invalid argument \"{spec}\" for \"-p, --publish\" flag: Invalid ip address: {ip}");
     }
     let (c0, c1) = parse_range(ctr).filter(|(a, _)| *a > 0).ok_or_else(|| {
         anyhow!(
@@ -205,6 +219,41 @@ mod tests {
         );
         assert!(parse_publish("8080:").is_err());
         assert!(parse_publish("0").is_err());
+    }
+
+    #[test]
+    fn ipv6_host_addresses() {
+        assert_eq!(
+            one("[::1]:8080:80"),
+            vec![("80/tcp".into(), "::1".into(), "8080".into())]
+        );
+        assert_eq!(
+            one("[::]:8080:80/udp"),
+            vec![("80/udp".into(), "::".into(), "8080".into())]
+        );
+        assert_eq!(
+            one("[fd00:0::2]::80"),
+            vec![("80/tcp".into(), "fd00::2".into(), "".into())]
+        );
+        assert_eq!(one("[::1]:9090-9091:80-81").len(), 2);
+        // docker accepts the address without brackets too
+        assert_eq!(
+            one("::1:8080:80"),
+            vec![("80/tcp".into(), "::1".into(), "8080".into())]
+        );
+        assert!(parse_publish("[::1]:80").is_err());
+        assert!(parse_publish("[::1:8080:80").is_err());
+        assert!(parse_publish("[zz::1]:8080:80").is_err());
+        assert!(parse_publish("[::1]8080:80").is_err());
+        let b = BTreeMap::from([(
+            "80/tcp".to_string(),
+            vec![PortBinding {
+                host_ip: "::1".into(),
+                host_port: "8080".into(),
+            }],
+        )]);
+        let m = mappings(&b, false, &BTreeMap::new()).unwrap();
+        assert_eq!(m[0].host_ip, Some("::1".parse().unwrap()));
     }
 
     #[test]

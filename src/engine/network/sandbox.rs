@@ -19,6 +19,26 @@ use crate::engine::container::{liveness, ContainerRecord, ContainerStore};
 pub struct Sandbox {
     /// Bound sockets on the published host ports (docker-proxy's guard).
     _reservations: Vec<OwnedFd>,
+    /// `[::1]` listeners waiting for [`Sandbox::start_relays`], and the
+    /// container addresses they relay to.
+    loopback6: Vec<(OwnedFd, std::net::SocketAddr)>,
+    /// Running `[::1]` relays; dropped (stopped) with the sandbox.
+    relays: Vec<netns::proxy::Relay>,
+}
+
+impl Sandbox {
+    /// Starts the `[::1]` relays (threads). Called once the runtime has
+    /// created the container: the runtime forks in this process, and a
+    /// fork while another thread may hold the allocator's lock is unsafe.
+    /// Connections made before are queued on the listening sockets.
+    pub fn start_relays(&mut self) {
+        for (fd, target) in self.loopback6.drain(..) {
+            match netns::proxy::spawn(fd, target) {
+                Ok(r) => self.relays.push(r),
+                Err(e) => eprintln!("berth: cannot relay [::1] to {target}: {e}"),
+            }
+        }
+    }
 }
 
 /// How the container's network namespace is made.
@@ -61,6 +81,9 @@ fn parse_mac(s: &str) -> Result<[u8; 6]> {
         .map_err(|_| anyhow!("invalid MAC address: {s}"))
 }
 
+/// Port reservations, and `[::1]` listeners with their relay targets.
+pub type Attached = (Vec<OwnedFd>, Vec<(OwnedFd, std::net::SocketAddr)>);
+
 /// Attaches container `rec` to one network; records the attachment.
 pub fn attach_one(
     cs: &ContainerStore,
@@ -69,7 +92,7 @@ pub fn attach_one(
     network: &str,
     ifname: &str,
     ports: Vec<netns::PortMapping>,
-) -> Result<Vec<OwnedFd>> {
+) -> Result<Attached> {
     let mut st = net.find(network)?;
     // A reboot (or `ip link del`) removes bridges and nft tables but not
     // berth's records: bring the network back before attaching.
@@ -84,6 +107,7 @@ pub fn attach_one(
     let ep = cn.endpoint(network).cloned().unwrap_or_default();
     let opts = netns::AttachOpts {
         ip: ep.ip,
+        ip6: ep.ip6,
         mac: ep.mac.as_deref().map(parse_mac).transpose()?,
         ifname: Some(ifname.to_string()),
         name: rec.name.clone(),
@@ -107,6 +131,9 @@ pub fn attach_one(
         ip: a.lease.ip,
         prefix_len: a.prefix_len,
         gateway: Some(a.gateway),
+        ip6: a.lease.ip6,
+        prefix_len6: a.v6.map(|v| v.0).unwrap_or(0),
+        gateway6: a.v6.map(|v| v.1),
         mac: netns::format_mac(&a.lease.mac),
         ifname: a.lease.ifname.clone(),
         ports: a.lease.ports.clone(),
@@ -123,7 +150,7 @@ pub fn attach_one(
         }
         Ok(())
     })?;
-    Ok(a.port_reservations)
+    Ok((a.port_reservations, a.loopback6))
 }
 
 /// Creates the namespace and attaches every requested network; ports go
@@ -138,7 +165,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
     release_with(cs, &net, &rec.id)?;
     netns::namespace::create(&path)
         .map_err(|e| anyhow!("cannot create the network namespace: {e}"))?;
-    let res = (|| -> Result<Vec<OwnedFd>> {
+    let res = (|| -> Result<Attached> {
         let cn = endpoints::load_for(cs, rec)?;
         let hc = &rec.host_config;
         let mut ports = super::ports::mappings(
@@ -146,22 +173,21 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
             hc.publish_all_ports,
             &rec.config.exposed_ports,
         )?;
-        let mut fds = Vec::new();
+        let (mut fds, mut lo6) = (Vec::new(), Vec::new());
         for (i, ep) in cn.endpoints.iter().enumerate() {
             let p = std::mem::take(&mut ports);
-            fds.extend(attach_one(
-                cs,
-                &net,
-                rec,
-                &ep.network,
-                &format!("eth{i}"),
-                p,
-            )?);
+            let (f, l) = attach_one(cs, &net, rec, &ep.network, &format!("eth{i}"), p)?;
+            fds.extend(f);
+            lo6.extend(l);
         }
-        Ok(fds)
+        Ok((fds, lo6))
     })();
     match res {
-        Ok(fds) => Ok(Sandbox { _reservations: fds }),
+        Ok((fds, loopback6)) => Ok(Sandbox {
+            _reservations: fds,
+            loopback6,
+            relays: Vec::new(),
+        }),
         Err(e) => {
             let _ = release_with(cs, &net, &rec.id);
             Err(e)

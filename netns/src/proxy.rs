@@ -1,0 +1,144 @@
+//! A TCP relay for published ports on `[::1]`. IPv4 reaches a container
+//! from 127.0.0.1 by DNAT plus `route_localnet`; IPv6 has no
+//! `route_localnet`: the container's answer, un-NAT'ed back to `::1`,
+//! arrives on the bridge and the kernel refuses a loopback destination on
+//! a non-loopback device (strict route lookup). docker relays these with
+//! docker-proxy; berth relays them in the container's monitor, on the
+//! listening socket that already reserves the port (every other v6
+//! address is DNAT'ed before it could reach that socket).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running relay; dropping it stops accepting (open connections run on
+/// until either side closes).
+#[derive(Debug)]
+pub struct Relay {
+    listener: Arc<TcpListener>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Wakes the blocked accept() with EINVAL: the thread exits.
+        // SAFETY: shutdown(2) on a descriptor this relay keeps open.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+/// Starts relaying connections accepted on `listener` (bound and
+/// listening) to `target`. Connections that arrived before are in the
+/// backlog and get served.
+pub fn spawn(listener: OwnedFd, target: SocketAddr) -> io::Result<Relay> {
+    let listener = Arc::new(TcpListener::from(listener));
+    let l = Arc::clone(&listener);
+    std::thread::Builder::new()
+        .name("berth-relay6".into())
+        .spawn(move || accept_loop(&l, target))?;
+    Ok(Relay { listener })
+}
+
+fn accept_loop(listener: &TcpListener, target: SocketAddr) {
+    loop {
+        let client = match listener.accept() {
+            Ok((c, _)) => c,
+            // A client gave up, or a signal: the next one.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ECONNABORTED)) => {
+                continue
+            }
+            // Out of descriptors or memory for now: back off, then retry.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            // Shut down by `Relay::drop` (EINVAL), or not a listener.
+            Err(_) => return,
+        };
+        let _ = std::thread::Builder::new()
+            .name("berth-relay6c".into())
+            .spawn(move || serve(client, target));
+    }
+}
+
+fn serve(client: TcpStream, target: SocketAddr) {
+    let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+        // The client sees a reset, as with a closed port.
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let up = std::thread::Builder::new()
+        .name("berth-relay6c".into())
+        .spawn(move || pump(c2, s2));
+    pump(server, client);
+    if let Ok(h) = up {
+        let _ = h.join();
+    }
+}
+
+/// Copies until EOF, then half-closes the other side so a client's
+/// `shutdown(WR)` reaches the server (HTTP/1.0 style requests).
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relays_both_ways_and_stops_on_drop() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        let front = TcpListener::bind("[::1]:0").unwrap();
+        let port = front.local_addr().unwrap().port();
+        let relay = spawn(OwnedFd::from(front), target).unwrap();
+        let echo = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            s.write_all(&got).unwrap();
+        });
+        let mut c = TcpStream::connect(("::1", port)).unwrap();
+        c.write_all(b"ping").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut back = String::new();
+        c.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "ping");
+        echo.join().unwrap();
+        drop(relay);
+        // The listener is shut down: no new connection is accepted.
+        let mut ok = false;
+        for _ in 0..100 {
+            match TcpStream::connect(("::1", port)) {
+                Err(_) => {
+                    ok = true;
+                    break;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert!(ok, "relay still accepts after drop");
+    }
+}
