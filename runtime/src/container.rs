@@ -98,6 +98,18 @@ impl Runtime {
                 if let Err(ce) = cg.destroy() {
                     tracing::warn!("cleanup after failed create: {ce}");
                 }
+                if matches!(e, Error::Process(crate::process::ProcessError::Hook(_))) {
+                    // A failed prestart/createRuntime hook stops the container
+                    // and the lifecycle goes on with delete, whose poststop
+                    // hooks run (runtime spec, lifecycle).
+                    if let Ok(rec) = dir.load() {
+                        let mut st = rec.state.clone();
+                        st.status = Status::Stopped;
+                        let js = serde_json::to_string(&st).unwrap_or_default();
+                        let hooks = rec.hooks.unwrap_or_default();
+                        crate::hooks::run_all_warn(hooks.poststop().as_ref(), &js, "poststop");
+                    }
+                }
                 let _ = dir.remove();
                 Err(e)
             }
@@ -128,10 +140,15 @@ impl Runtime {
         };
         let rootfs = std::fs::canonicalize(&rootfs)
             .map_err(|e| Error::Io(format!("rootfs {}", rootfs.display()), e))?;
+        crate::version::check(spec.version())?;
+        // The spec allows a bundle without a process: create succeeds and
+        // `start` is the operation that must fail. Init still needs a
+        // process to plan, one it never reaches (it waits for `start`).
+        let has_process = spec.process().is_some();
         let process = spec
             .process()
             .clone()
-            .ok_or_else(|| Error::Config("config.json has no process".into()))?;
+            .unwrap_or_else(crate::version::placeholder_process);
         let linux = spec.linux().clone().unwrap_or_default();
 
         // Cgroups first: init joins them before it unshares anything.
@@ -161,6 +178,7 @@ impl Runtime {
             created: now(),
             hooks: spec.hooks().clone(),
             cgroup: cg.clone(),
+            no_process: !has_process,
         };
         dir.save(&rec)?;
         if let Some(r) = linux.resources() {
@@ -264,6 +282,9 @@ impl Runtime {
                 op: "start",
             });
         }
+        if rec.no_process {
+            return Err(Error::NoProcess(id.into()));
+        }
         let fifo = dir.fifo();
         let c = CString::new(fifo.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Config("state path has NUL".into()))?;
@@ -310,9 +331,7 @@ impl Runtime {
         rec.state.status = Status::Running;
         let js = serde_json::to_string(&rec.state).unwrap_or_default();
         let hooks = rec.hooks.clone().unwrap_or_default();
-        if let Err(e) = crate::hooks::run_all(hooks.poststart().as_ref(), &js, "poststart") {
-            tracing::warn!("container {id}: {e}");
-        }
+        crate::hooks::run_all_warn(hooks.poststart().as_ref(), &js, "poststart");
         Ok(())
     }
 
@@ -424,9 +443,7 @@ impl Runtime {
             s.status = Status::Stopped;
             let js = serde_json::to_string(&s).unwrap_or_default();
             let hooks = rec.hooks.clone().unwrap_or_default();
-            if let Err(e) = crate::hooks::run_all(hooks.poststop().as_ref(), &js, "poststop") {
-                tracing::warn!("container {id}: {e}");
-            }
+            crate::hooks::run_all_warn(hooks.poststop().as_ref(), &js, "poststop");
         }
         dir.remove()?;
         Ok(())

@@ -55,3 +55,26 @@ pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) -> Resu
     }
     Ok(())
 }
+
+/// Runs every hook of a stage whose failure must not stop the lifecycle
+/// (poststart, poststop): the runtime spec wants a warning for each failed
+/// hook and the remaining hooks run as if it had succeeded. Returns the
+/// warnings, which have also been printed.
+pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) -> Vec<String> {
+    let mut warnings = vec![];
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run(h, state_json) {
+            let msg = format!("{stage} hook {e} (continuing, as the runtime spec requires)");
+            warn(&msg);
+            warnings.push(msg);
+        }
+    }
+    warnings
+}
+
+/// A warning the user must see even when no tracing subscriber is set up
+/// (`berth runtime` has none): stderr, as runc prints its warnings.
+pub fn warn(msg: &str) {
+    tracing::warn!("{msg}");
+    eprintln!("warning: {msg}");
+}

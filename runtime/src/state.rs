@@ -91,6 +91,9 @@ pub struct Record {
     /// Cgroup directories berth created for this container (only these are removed).
     #[serde(default)]
     pub cgroup: crate::cgroups::CgroupRecord,
+    /// config.json had no process: `start` must fail (runtime spec).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_process: bool,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
