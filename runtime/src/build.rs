@@ -341,7 +341,8 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
         Some("private") | Some("rprivate") => libc::MS_PRIVATE,
         Some("shared") | Some("rshared") => libc::MS_PRIVATE,
         Some("slave") | Some("rslave") | None | Some("") => libc::MS_SLAVE,
-        Some(o) => return Err(Error::Config(format!("linux.rootfsPropagation {o:?} is not one of private, rprivate, slave, rslave, shared, rshared"))),
+        Some("unbindable") | Some("runbindable") => libc::MS_SLAVE,
+        Some(o) => return Err(Error::Config(format!("linux.rootfsPropagation {o:?} is not one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable"))),
     };
     let path_list = |v: &Option<Vec<String>>| -> Result<Vec<CString>, Error> {
         v.iter().flatten().map(|s| cstring(s, "path")).collect()
@@ -361,10 +362,11 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
     plan.rootfs = Some(RootfsPlan {
         rootfs: cstring(c.rootfs.as_os_str().as_encoded_bytes(), "rootfs")?,
         root_propagation: prop,
-        make_shared: matches!(
-            linux.rootfs_propagation().as_deref(),
-            Some("shared") | Some("rshared")
-        ),
+        root_after_pivot: match linux.rootfs_propagation().as_deref() {
+            Some("shared") | Some("rshared") => libc::MS_SHARED,
+            Some("unbindable") | Some("runbindable") => libc::MS_UNBINDABLE,
+            _ => 0,
+        },
         mounts,
         devices,
         default_dev: true,
