@@ -730,15 +730,33 @@ fn linux_sysctl() {
 fn process_rlimits() {
     let mut lab = Lab::new();
     let mut b = lab.bundle(&["true"]);
-    // Within this host's hard limits: raising one needs CAP_SYS_RESOURCE,
-    // which the machine does not give (see EXCLUDED in docs).
+    // runtime-tools' values; each is within this host's hard limits
+    // (raising a hard limit needs CAP_SYS_RESOURCE, which this machine
+    // does not give even to root).
+    let g: u64 = 1024 * 1024 * 1024;
     b.config["process"]["rlimits"] = json!([
-        {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024},
-        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
-        {"type": "RLIMIT_NPROC", "soft": 512, "hard": 1024},
-        {"type": "RLIMIT_MSGQUEUE", "soft": 8192, "hard": 8192}
+        {"type": "RLIMIT_AS", "hard": 2 * g, "soft": g},
+        {"type": "RLIMIT_CORE", "hard": 4 * g, "soft": 3 * g},
+        {"type": "RLIMIT_DATA", "hard": 6 * g, "soft": 5 * g},
+        {"type": "RLIMIT_FSIZE", "hard": 8 * g, "soft": 7 * g},
+        {"type": "RLIMIT_STACK", "hard": 10 * g, "soft": 9 * g},
+        {"type": "RLIMIT_CPU", "hard": 120, "soft": 60},
+        {"type": "RLIMIT_NOFILE", "hard": 4000, "soft": 3000}
     ]);
     inside_validate("process_rlimits", &mut lab, b);
+}
+
+#[test]
+fn process() {
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["true"]);
+    std::fs::create_dir_all(b.dir.join("test")).unwrap();
+    b.config["process"]["cwd"] = json!("/test");
+    b.config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .extend([json!("testa=valuea"), json!("testb=123")]);
+    inside_validate("process", &mut lab, b);
 }
 
 #[test]
@@ -815,11 +833,79 @@ fn linux_readonly_paths() {
 }
 
 #[test]
-fn linux_readonly_rootfs() {
+fn root_readonly_true() {
     let mut lab = Lab::new();
     let mut b = lab.bundle(&["true"]);
     b.config["root"]["readonly"] = json!(true);
-    inside_validate("linux_readonly_rootfs", &mut lab, b);
+    inside_validate("root_readonly_true", &mut lab, b);
+}
+
+#[test]
+fn process_rlimits_fail() {
+    let mut t = Tap::new("process_rlimits_fail");
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["true"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_TEST", "hard": 1024, "soft": 1024}]);
+    b.write();
+    let r = lab.run_to_stop(&b, "rlfail");
+    t.ok(r.is_err(), "the runtime MUST generate an error for rlimits which cannot be mapped to a kernel interface", format!("{r:?}"));
+    t.finish();
+}
+
+/// linux_process without its AppArmor profile and SELinux label (see
+/// EXCLUDED): oomScoreAdj, noNewPrivileges and a privileged setup (all
+/// capabilities, no seccomp).
+#[test]
+fn linux_process() {
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["true"]);
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    b.config["process"]["noNewPrivileges"] = json!(true);
+    // Every capability this test process has: this machine withholds
+    // CAP_SYS_RESOURCE even from root.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    let bnd = u64::from_str_radix(bnd, 16).unwrap();
+    let all: Vec<&str> = oci_validation::inside::CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bnd & (1 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    b.config["process"]["capabilities"] = json!({
+        "bounding": all, "permitted": all, "effective": all, "inheritable": all, "ambient": all
+    });
+    inside_validate("linux_process", &mut lab, b);
+}
+
+#[test]
+fn linux_seccomp() {
+    let mut t = Tap::new("linux_seccomp");
+    let mut lab = Lab::new();
+    // /bin/pwd is busybox's applet, which asks the kernel (getcwd).
+    let mut b = lab.bundle(&["sh", "-c", "if /bin/pwd >/dev/null 2>&1; then echo allowed; else echo denied; fi; cat /proc/$$/status | grep Seccomp:"]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    b.write();
+    let r = lab.run_to_stop(&b, "seccomp");
+    let out = r.clone().unwrap_or_default();
+    t.ok(
+        out.starts_with("denied"),
+        "a syscall with action SCMP_ACT_ERRNO fails",
+        format!("{r:?}"),
+    );
+    t.ok(
+        out.contains("Seccomp:\t2"),
+        "the process runs under a seccomp filter",
+        format!("{r:?}"),
+    );
+    t.finish();
 }
 
 #[test]
@@ -842,8 +928,16 @@ fn linux_uid_mappings() {
         .as_array_mut()
         .unwrap()
         .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 3200}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 3200}]);
+    // The container's root is host uid 1000: it owns its rootfs, as it
+    // would with an engine that shifts the image's ownership.
+    let o = std::process::Command::new("chown")
+        .args(["-hR", "1000:1000"])
+        .arg(&b.dir)
+        .status()
+        .unwrap();
+    assert!(o.success());
     inside_validate("linux_uid_mappings", &mut lab, b);
 }
 

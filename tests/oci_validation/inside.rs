@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::lab::Tap;
 
-const CAPS: &[&str] = &[
+pub const CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

@@ -168,21 +168,20 @@ impl Lab {
             .prefix("berth-ocival-")
             .tempdir()
             .unwrap();
-        let runtime = dir.path().join("berth-oci-runtime");
-        std::fs::write(
-            &runtime,
-            format!(
-                "#!/bin/sh\nexec '{}' runtime --root '{}' \"$@\"\n",
-                berth_bin().display(),
-                dir.path().join("state").display()
-            ),
-        )
+        // The wrapper scripts/oci-validation.sh writes for runtime-tools'
+        // own programs: the suite drives berth through it too.
+        let out = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/oci-validation.sh"
+        ))
+        .arg("--wrapper")
+        .arg(dir.path())
+        .arg(dir.path().join("state"))
+        .env("BERTH", berth_bin())
+        .output()
         .unwrap();
-        std::fs::set_permissions(
-            &runtime,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let runtime = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         Lab {
             dir,
             runtime,

@@ -226,13 +226,17 @@ fn init(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
     } else if let Some(s) = plan.stdio {
         install_stdio(s)?;
     }
+    let mut cwd_verified = false;
     if !plan.no_new_privileges {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: load it now.
         if let Some(p) = &plan.seccomp {
+            // The filter may deny getcwd (runtime-tools' linux_seccomp
+            // does), so the CVE-2024-21626 check runs before it.
+            cwd_verified = verify_cwd_before_seccomp(plan)?;
             crate::seccomp::load(p).map_err(|e| e.to_string())?;
         }
     }
-    set_user(plan)?;
+    set_user(plan, cwd_verified)?;
     let resolved = plan
         .args
         .first()
@@ -381,7 +385,34 @@ fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> R<()> {
     Ok(())
 }
 
-fn set_user(plan: &Plan) -> R<()> {
+/// chdir to process.cwd with init's credentials and check that it lies
+/// inside the root; false when init cannot enter it (the chdir as the
+/// container user in `set_user` then reports the error, and checks).
+fn verify_cwd_before_seccomp(plan: &Plan) -> R<bool> {
+    // SAFETY: chdir to a C string.
+    if unsafe { libc::chdir(plan.cwd.as_ptr()) } != 0 {
+        return Ok(false);
+    }
+    check_cwd_inside_root(plan)?;
+    Ok(true)
+}
+
+/// CVE-2024-21626: a cwd reached through a leaked fd lies outside the
+/// root, and getcwd(2) then fails with ENOENT or answers "(unreachable)".
+fn check_cwd_inside_root(plan: &Plan) -> R<()> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: getcwd into a buffer we own.
+    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
+    if p.is_null() || buf[0] != b'/' {
+        return Err(format!(
+            "current working directory {:?} is outside of the container's root filesystem",
+            plan.cwd
+        ));
+    }
+    Ok(())
+}
+
+fn set_user(plan: &Plan, cwd_verified: bool) -> R<()> {
     if let Some(c) = &plan.caps {
         // SAFETY: prctl with integer args.
         check(
@@ -419,15 +450,10 @@ fn set_user(plan: &Plan) -> R<()> {
             plan.cwd
         )));
     }
-    // CVE-2024-21626: a cwd reached through a leaked fd lies outside the root.
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: getcwd into a buffer we own.
-    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
-    if p.is_null() || buf[0] != b'/' {
-        return Err(format!(
-            "current working directory {:?} is outside of the container's root filesystem",
-            plan.cwd
-        ));
+    // The same path in the same root as the check before seccomp: checked
+    // once is enough, and a filter may deny getcwd now.
+    if !cwd_verified {
+        check_cwd_inside_root(plan)?;
     }
     if let Some(c) = &plan.caps {
         crate::caps::apply_sets(c).map_err(|e| e.to_string())?;
