@@ -542,6 +542,32 @@ fn hooks_in_order(name: &'static str, stage: &str) {
     t.finish();
 }
 
+/// All three stages, two hooks each: called in the listed order.
+#[test]
+fn hooks() {
+    let mut t = Tap::new("hooks");
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["true"]);
+    let out = b.dir.join("output");
+    let h = |name: &str| hook(&b, &format!("echo '{name} called' >> {}", out.display()));
+    let hooks = json!({
+        "prestart": [h("pre-start1"), h("pre-start2")],
+        "poststart": [h("post-start1"), h("post-start2")],
+        "poststop": [h("post-stop1"), h("post-stop2")],
+    });
+    b.config["hooks"] = hooks;
+    b.write();
+    let r = lab.run_to_stop(&b, "hooks");
+    t.ok(r.is_ok(), "lifecycle", format!("{r:?}"));
+    let data = std::fs::read_to_string(&out).unwrap_or_default();
+    t.ok(
+        data == "pre-start1 called\npre-start2 called\npost-start1 called\npost-start2 called\npost-stop1 called\npost-stop2 called\n",
+        "hooks MUST be called in the listed order",
+        format!("{data:?}"),
+    );
+    t.finish();
+}
+
 #[test]
 fn prestart() {
     hooks_in_order("prestart", "prestart");
