@@ -1184,6 +1184,7 @@ fn cgroups_program(
     relative: bool,
     resources: serde_json::Value,
     expect: &[(&str, &str, &str)],
+    extra: &dyn Fn(&mut Tap, i64, &str),
 ) {
     let mut t = Tap::new(name);
     let mut lab = Lab::new();
@@ -1220,6 +1221,7 @@ fn cgroups_program(
         ),
         format!("{path:?}"),
     );
+    extra(&mut t, pid, &o.stderr);
     for (ctrl, file, want) in expect {
         let got = cg(pid, ctrl, file);
         t.ok(
@@ -1235,21 +1237,35 @@ fn cgroups_program(
 }
 
 fn memory(name: &'static str, relative: bool) {
+    let l = 50593792;
     let mut expect = vec![
         ("memory", "memory.limit_in_bytes", "50593792"),
         ("memory", "memory.soft_limit_in_bytes", "50593792"),
+        ("memory", "memory.kmem.tcp.limit_in_bytes", "50593792"),
         ("memory", "memory.swappiness", "50"),
         ("memory", "memory.oom_control", "oom_kill_disable 1"),
     ];
     // Swap accounting (memsw) exists only with swapaccount=1.
     if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
-        expect.push(("memory", "memory.memsw.limit_in_bytes", "101187584"));
+        expect.push(("memory", "memory.memsw.limit_in_bytes", "50593792"));
     }
+    // runtime-tools also wants memory.kmem.limit_in_bytes = kernel, which
+    // Linux 6.1+ accepts and ignores for any runtime: berth must then say
+    // so rather than pretend.
+    let kernel_check = |t: &mut Tap, pid: i64, stderr: &str| {
+        let got = cg(pid, "memory", "memory.kmem.limit_in_bytes");
+        t.ok(
+            got == l.to_string() || stderr.contains("memory.kernel 50593792 is not enforced"),
+            "linux.resources.memory.kernel is applied, or a warning says the kernel ignores it",
+            format!("{got:?} {stderr:?}"),
+        );
+    };
     cgroups_program(
         name,
         relative,
-        json!({"memory": {"limit": 50593792, "reservation": 50593792, "swap": 101187584, "swappiness": 50, "disableOOMKiller": true}}),
+        json!({"memory": {"limit": l, "reservation": l, "swap": l, "kernel": l, "kernelTCP": l, "swappiness": 50, "disableOOMKiller": true}}),
         &expect,
+        &kernel_check,
     );
 }
 
@@ -1269,6 +1285,7 @@ fn pids(name: &'static str, relative: bool) {
         relative,
         json!({"pids": {"limit": 1000}}),
         &[("pids", "pids.max", "1000")],
+        &|_, _, _| {},
     );
 }
 
@@ -1283,17 +1300,53 @@ fn linux_cgroups_relative_pids() {
 }
 
 fn cpus(name: &'static str, relative: bool) {
+    // One of runtime-tools' cases: every CPU, a quota above the period.
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let range = if n > 1 {
+        format!("0-{}", n - 1)
+    } else {
+        "0".into()
+    };
+    let mut cpu =
+        json!({"shares": 2048, "quota": 200000, "period": 100000, "cpus": range, "mems": "0"});
+    let mut expect = vec![
+        ("cpu", "cpu.shares", "2048".to_string()),
+        ("cpu", "cpu.cfs_quota_us", "200000".into()),
+        ("cpu", "cpu.cfs_period_us", "100000".into()),
+        ("cpuset", "cpuset.cpus", range.clone()),
+        ("cpuset", "cpuset.mems", "0".into()),
+    ];
+    // Realtime knobs as runtime-tools sets them where the kernel has them
+    // (CONFIG_RT_GROUP_SCHED); only a cgroup right under the root can get
+    // the root's whole realtime budget.
+    if !relative && Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        cpu["realtimePeriod"] = json!(1000000);
+        cpu["realtimeRuntime"] = json!(950000);
+        expect.push(("cpu", "cpu.rt_period_us", "1000000".into()));
+        expect.push(("cpu", "cpu.rt_runtime_us", "950000".into()));
+    }
+    let expect: Vec<(&str, &str, &str)> = expect
+        .iter()
+        .map(|(a, b, c)| (*a, *b, c.as_str()))
+        .collect();
     cgroups_program(
         name,
         relative,
-        json!({"cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"}}),
-        &[
-            ("cpu", "cpu.shares", "1024"),
-            ("cpu", "cpu.cfs_quota_us", "50000"),
-            ("cpu", "cpu.cfs_period_us", "100000"),
-            ("cpuset", "cpuset.cpus", "0"),
-            ("cpuset", "cpuset.mems", "0"),
-        ],
+        json!({ "cpu": cpu }),
+        &expect,
+        &|_, _, _| {},
+    );
+}
+
+/// runtime-tools' testEmptyCPU: `linux.resources.cpu` present but empty.
+#[test]
+fn linux_cgroups_cpus_empty() {
+    cgroups_program(
+        "linux_cgroups_cpus_empty",
+        false,
+        json!({"cpu": {}}),
+        &[],
+        &|_, _, _| {},
     );
 }
 
@@ -1320,6 +1373,7 @@ fn devices(name: &'static str, relative: bool) {
             ("devices", "devices.list", "c 10:229 rw"),
             ("devices", "devices.list", "b 8:0 r"),
         ],
+        &|_, _, _| {},
     );
 }
 

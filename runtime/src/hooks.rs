@@ -65,16 +65,9 @@ pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) ->
     for h in hooks.into_iter().flatten() {
         if let Err(e) = run(h, state_json) {
             let msg = format!("{stage} hook {e} (continuing, as the runtime spec requires)");
-            warn(&msg);
+            crate::util::warn(&msg);
             warnings.push(msg);
         }
     }
     warnings
-}
-
-/// A warning the user must see even when no tracing subscriber is set up
-/// (`berth runtime` has none): stderr, as runc prints its warnings.
-pub fn warn(msg: &str) {
-    tracing::warn!("{msg}");
-    eprintln!("warning: {msg}");
 }

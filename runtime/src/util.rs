@@ -79,3 +79,10 @@ mod tests {
         assert_eq!(super::rfc3339(1_795_471_742), "2026-11-23T22:09:02Z");
     }
 }
+
+/// A warning the user must see even when no tracing subscriber is set up
+/// (`berth runtime` has none): stderr, as runc prints its warnings.
+pub fn warn(msg: &str) {
+    tracing::warn!("{msg}");
+    eprintln!("warning: {msg}");
+}

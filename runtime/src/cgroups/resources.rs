@@ -49,8 +49,14 @@ fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             if d.join("memory.memsw.limit_in_bytes").exists() {
                 write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
             } else {
-                tracing::warn!("memory swap limit not applied: the kernel has no swap accounting (memory.memsw.*)");
+                crate::util::warn("linux.resources.memory.swap not applied: the kernel has no swap accounting (memory.memsw.*)");
             }
+        }
+        if let Some(k) = m.kernel() {
+            kernel_memory_v1(d, k)?;
+        }
+        if let Some(t) = m.kernel_tcp() {
+            write(d, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
         }
         if let Some(s) = m.swappiness() {
             write(d, "memory.swappiness", &s.to_string())?;
@@ -273,9 +279,36 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
     1 + (u64::from(w.clamp(10, 1000)) - 10) * 9999 / 990
 }
 
+/// memory.kmem.limit_in_bytes: deprecated since Linux 5.4; from 6.1 the
+/// kernel takes the write and enforces nothing. The spec marks the field
+/// NOT RECOMMENDED; say so when it has no effect rather than pretend.
+fn kernel_memory_v1(d: &Path, k: i64) -> Result<(), CgroupError> {
+    const FILE: &str = "memory.kmem.limit_in_bytes";
+    if !d.join(FILE).exists() {
+        crate::util::warn(&format!(
+            "linux.resources.memory.kernel {k} not applied: this kernel has no {FILE}"
+        ));
+        return Ok(());
+    }
+    write(d, FILE, &k.to_string())?;
+    // The kernel rounds a limit down to whole pages.
+    let page = 4096;
+    if k >= 0 && read_u64(d, FILE) != Some(k as u64 / page * page) {
+        crate::util::warn(&format!(
+            "linux.resources.memory.kernel {k} is not enforced: this kernel ignores kernel memory limits (removed in Linux 6.1); remove it"
+        ));
+    }
+    Ok(())
+}
+
 fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
     let d = need(rec, "")?;
     if let Some(m) = r.memory() {
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            crate::util::warn(
+                "linux.resources.memory.kernel / kernelTCP not applied: cgroup v2 has no kernel memory limits",
+            );
+        }
         if let Some(l) = m.limit() {
             write(d, "memory.max", &max_or(l))?;
         }
