@@ -836,26 +836,59 @@ fn process_user() {
     inside_validate("process_user", &mut lab, b);
 }
 
-#[test]
-fn linux_masked_paths() {
+/// Nested paths (a masked directory holding more masked paths), a file,
+/// device nodes of each kind, absent paths; then runtime-tools' relative
+/// path, which must be an error.
+fn paths_program(name: &'static str, field: &str) {
     let mut lab = Lab::new();
     let mut b = lab.bundle(&["true"]);
-    std::fs::create_dir_all(b.dir.join("masked-dir")).unwrap();
-    std::fs::write(b.dir.join("masked-dir/secret"), "x").unwrap();
-    std::fs::write(b.dir.join("masked-file"), "secret").unwrap();
-    b.config["linux"]["maskedPaths"] =
-        json!(["/masked-dir", "/masked-file", "/proc/kcore", "/nonexistent"]);
-    inside_validate("linux_masked_paths", &mut lab, b);
+    let d = b.dir.clone();
+    std::fs::create_dir_all(d.join("p-dir/p-subdir")).unwrap();
+    std::fs::write(d.join("p-dir/p-subdir/p-file"), "secrets").unwrap();
+    std::fs::write(d.join("p-dir/p-file"), "secrets").unwrap();
+    std::fs::write(d.join("p-file"), "secrets").unwrap();
+    let mut paths = vec![
+        "/p-dir",
+        "/p-file",
+        "/p-dir/p-subdir",
+        "/p-dir/p-file",
+        "/p-dir/p-subdir/p-file",
+        "/nonexistent",
+    ];
+    for (node, kind) in [
+        ("p-blk", libc::S_IFBLK),
+        ("p-chr", libc::S_IFCHR),
+        ("p-fifo", libc::S_IFIFO),
+    ] {
+        let c = std::ffi::CString::new(d.join(node).as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mknod of a path we own, device 0:0.
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), kind | 0o666, 0) }, 0);
+    }
+    paths.extend(["/p-blk", "/p-chr", "/p-fifo"]);
+    b.config["linux"][field] = json!(paths);
+    inside_validate(name, &mut lab, b);
+
+    let mut t = Tap::new(name);
+    let mut b = lab.bundle(&["true"]);
+    b.config["linux"][field] = json!(["p-relpath"]);
+    b.write();
+    let r = lab.run_to_stop(&b, "relpath");
+    t.ok(
+        r.is_err(),
+        &format!("a relative path in linux.{field} is an error"),
+        format!("{r:?}"),
+    );
+    t.finish();
+}
+
+#[test]
+fn linux_masked_paths() {
+    paths_program("linux_masked_paths", "maskedPaths");
 }
 
 #[test]
 fn linux_readonly_paths() {
-    let mut lab = Lab::new();
-    let mut b = lab.bundle(&["true"]);
-    std::fs::create_dir_all(b.dir.join("readonly-dir")).unwrap();
-    std::fs::write(b.dir.join("readonly-file"), "x").unwrap();
-    b.config["linux"]["readonlyPaths"] = json!(["/readonly-dir", "/readonly-file", "/proc/sys"]);
-    inside_validate("linux_readonly_paths", &mut lab, b);
+    paths_program("linux_readonly_paths", "readonlyPaths");
 }
 
 #[test]

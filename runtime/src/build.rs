@@ -344,8 +344,20 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
         Some("unbindable") | Some("runbindable") => libc::MS_SLAVE,
         Some(o) => return Err(Error::Config(format!("linux.rootfsPropagation {o:?} is not one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable"))),
     };
-    let path_list = |v: &Option<Vec<String>>| -> Result<Vec<CString>, Error> {
-        v.iter().flatten().map(|s| cstring(s, "path")).collect()
+    // Paths inside the container: a relative one has no meaning there (it
+    // would land wherever init's cwd is), so it is an error, not a guess.
+    let path_list = |v: &Option<Vec<String>>, field: &str| -> Result<Vec<CString>, Error> {
+        v.iter()
+            .flatten()
+            .map(|s| {
+                if !s.starts_with('/') {
+                    return Err(Error::Config(format!(
+                        "linux.{field} entry {s:?} must be an absolute path inside the container"
+                    )));
+                }
+                cstring(s, field)
+            })
+            .collect()
     };
     let mut sysctls = vec![];
     for (k, v) in linux.sysctl().iter().flatten() {
@@ -370,8 +382,8 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
         mounts,
         devices,
         default_dev: true,
-        masked: path_list(linux.masked_paths())?,
-        readonly: path_list(linux.readonly_paths())?,
+        masked: path_list(linux.masked_paths(), "maskedPaths")?,
+        readonly: path_list(linux.readonly_paths(), "readonlyPaths")?,
         readonly_root: spec
             .root()
             .as_ref()

@@ -154,7 +154,7 @@ pub fn script(cfg: &Value) -> String {
     s.push("echo ==ro".into());
     for p in strs(&linux["readonlyPaths"]) {
         s.push(format!(
-            "if [ ! -e {p} ]; then echo '{p} absent'; elif [ -d {p} ]; then if touch {p}/.ocival-w 2>/dev/null; then echo '{p} writable'; else echo '{p} ro'; fi; elif (: >> {p}) 2>/dev/null; then echo '{p} writable'; else echo '{p} ro'; fi"
+            "if [ ! -e {p} ]; then echo '{p} absent'; elif [ -d {p} ]; then if touch {p}/.ocival-w 2>/dev/null; then echo '{p} writable'; else echo '{p} ro'; fi; elif [ -p {p} ] || [ -b {p} ] || [ -c {p} ]; then o=$(awk -v p={p} '$5 == p {{ o = $6 }} END {{ print o }}' /proc/$$/mountinfo); case \",$o,\" in *,ro,*) echo '{p} ro';; *) echo '{p} writable';; esac; elif (: >> {p}) 2>/dev/null; then echo '{p} writable'; else echo '{p} ro'; fi"
         ));
     }
     s.push("echo ==sysctl".into());
