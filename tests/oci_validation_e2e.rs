@@ -32,7 +32,7 @@ pub const EXCLUDED: &[(&str, &str)] = &[
     ("linux_cgroups_relative_network", "as linux_cgroups_network"),
     ("linux_process_apparmor_profile", "no AppArmor on this host; berth refuses process.apparmorProfile with an error"),
     ("linux_mount_label", "no SELinux on this host; berth refuses process.selinuxLabel / linux.mountLabel"),
-    ("linux_ns_itype (mount)", "berth requires a new mount namespace (a container in the host's mount namespace would pivot the host's root); runc refuses this config too, for its maskedPaths"),
+    ("linux_ns_itype (mount)", "berth requires a mount namespace, new or joined by path (setting the rootfs up in the runtime's own would pivot the host's root); runc refuses this config too, for its maskedPaths"),
     ("linux_intelRdt", "no resctrl filesystem on this host"),
 ];
 
@@ -1103,6 +1103,82 @@ fn linux_ns_path() {
             &format!("the runtime MUST place the container in the {ty} namespace at path"),
             format!("{} vs {}", nb[n], na[n]),
         );
+    }
+    t.finish();
+}
+
+/// A process `unshare` holds in new namespaces, killed on drop.
+struct Unshared(std::process::Child);
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group of our own child.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+        oci_validation::lab::reap();
+    }
+}
+
+/// runtime-tools' way: namespaces made by `unshare --fork`, joined by path
+/// (pid through the holder's pid_for_children), mount included.
+#[test]
+fn linux_ns_path_unshare() {
+    let mut t = Tap::new("linux_ns_path_unshare");
+    let mut lab = Lab::new();
+    for (ty, opt, n) in [
+        ("ipc", "--ipc", "ipc"),
+        ("mount", "--mount", "mnt"),
+        ("network", "--net", "net"),
+        ("pid", "--pid", "pid"),
+        ("uts", "--uts", "uts"),
+    ] {
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args([opt, "--fork", "sleep", "30"]);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let holder = Unshared(cmd.spawn().unwrap());
+        let hp = holder.0.id();
+        let link = if n == "pid" { "pid_for_children" } else { n };
+        let path = format!("/proc/{hp}/ns/{link}");
+        let host = ns_of(std::process::id() as i64)[n].clone();
+        // unshare switches namespaces a moment after it starts.
+        let deadline = std::time::Instant::now() + T;
+        let mut want = String::new();
+        while std::time::Instant::now() < deadline {
+            want = std::fs::read_link(&path)
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if !want.is_empty() && want != host {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut b = lab.bundle(&["sleep", "30"]);
+        let mut nss: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["type"] != ty)
+            .cloned()
+            .collect();
+        nss.push(json!({"type": ty, "path": path}));
+        b.config["linux"]["namespaces"] = json!(nss);
+        b.write();
+        let id = lab.id("nsunshare");
+        let o = lab.create(&b, &id, None);
+        let pid = lab
+            .state(&id)
+            .ok()
+            .and_then(|s| s["pid"].as_i64())
+            .unwrap_or(0);
+        let got = ns_of(pid)[n].clone();
+        t.ok(
+            o.ok && !want.is_empty() && want != host && got == want,
+            &format!("the runtime MUST place the container in the {ty} namespace at path"),
+            format!("{got:?} vs {want:?}: {o}"),
+        );
+        lab.rt(&["delete", "--force", &id]);
+        drop(holder);
     }
     t.finish();
 }

@@ -239,9 +239,13 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
     }
     joins.sort_by_key(|(f, _)| *f != libc::CLONE_NEWUSER);
     plan.join = joins;
-    if !has_mnt || plan.unshare & libc::CLONE_NEWNS == 0 {
+    // The rootfs is set up (and pivoted to) inside the container's mount
+    // namespace: a new one, or the one at `path` (as runc, this then also
+    // moves the root of that namespace's other processes). Never the
+    // runtime's own, whose root would be the one pivoted.
+    if !has_mnt {
         return Err(Error::Config(
-            "linux.namespaces must contain a new mount namespace".into(),
+            "linux.namespaces must contain a mount namespace (new, or joined by path)".into(),
         ));
     }
     plan.uid_maps = linux.uid_mappings().clone().unwrap_or_default();
