@@ -825,14 +825,7 @@ fn process_capabilities_fail() {
 fn process_user() {
     let mut lab = Lab::new();
     let mut b = lab.bundle(&["true"]);
-    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [1001, 1002]});
-    b.config["process"]["cwd"] = json!("/tmp");
-    b.config["process"]["env"] = json!(["PATH=/bin", "FOO=bar"]);
-    std::fs::set_permissions(
-        b.dir.join("tmp"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    b.config["process"]["user"] = json!({"uid": 10, "gid": 10, "additionalGids": [5], "umask": 2});
     inside_validate("process_user", &mut lab, b);
 }
 
@@ -1006,6 +999,7 @@ fn mounts() {
     let mut b = lab.bundle(&["true"]);
     std::fs::create_dir_all(b.dir.join("bind-src")).unwrap();
     let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=1k"]}));
     mounts.push(json!({"destination": "/tmp/tmpfs-test", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700"]}));
     mounts.push(json!({"destination": "/mnt/bind", "type": "bind", "source": b.dir.join("bind-src"), "options": ["rbind", "ro"]}));
     inside_validate("mounts", &mut lab, b);

@@ -105,6 +105,8 @@ pub fn script(cfg: &Value) -> String {
     let mut s = vec![
         "echo ==cwd".to_string(),
         "pwd".into(),
+        "echo ==umask".into(),
+        "umask".into(),
         "echo ==status".into(),
         "cat /proc/$$/status".into(),
         "echo ==cmdline".into(),
@@ -269,6 +271,15 @@ pub fn check(t: &mut Tap, cfg: &Value, out: &str) {
             groups.contains(&g),
             &format!("process.user.additionalGids {g}"),
             format!("{groups:?}"),
+        );
+    }
+
+    if let Some(m) = p["user"]["umask"].as_u64() {
+        let got = get("umask").join("");
+        t.ok(
+            u64::from_str_radix(&got, 8).ok() == Some(m),
+            "process.user.umask",
+            format!("{got:?} != {m:o}"),
         );
     }
 
