@@ -70,6 +70,13 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// A warning the user must see even when no tracing subscriber is set up
+/// (`berth runtime` has none): stderr, as runc prints its warnings.
+pub fn warn(msg: &str) {
+    tracing::warn!("{msg}");
+    eprintln!("warning: {msg}");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -78,11 +85,4 @@ mod tests {
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_471_742), "2026-11-23T22:09:02Z");
     }
-}
-
-/// A warning the user must see even when no tracing subscriber is set up
-/// (`berth runtime` has none): stderr, as runc prints its warnings.
-pub fn warn(msg: &str) {
-    tracing::warn!("{msg}");
-    eprintln!("warning: {msg}");
 }
