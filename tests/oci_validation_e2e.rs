@@ -36,7 +36,8 @@ pub const EXCLUDED: &[(&str, &str)] = &[
     ("linux_intelRdt", "no resctrl filesystem on this host"),
 ];
 
-const T: Duration = Duration::from_secs(10);
+/// Generous: a loaded CI machine is slow, and only a failure waits this long.
+const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn create() {
@@ -297,8 +298,30 @@ fn killsig() {
         lab.create(&b, &id, None);
         lab.rt(&["start", &id]);
         lab.wait_status(&id, &["running"], T);
-        // The trap must be installed before the signal arrives.
-        std::thread::sleep(Duration::from_millis(300));
+        // The shell is its pid namespace's init: a signal it has no handler
+        // for yet is dropped. Wait until the trap shows in SigCgt.
+        let pid = lab
+            .state(&id)
+            .ok()
+            .and_then(|s| s["pid"].as_i64())
+            .unwrap_or(0);
+        let num = match sig {
+            "TERM" => libc::SIGTERM,
+            "USR1" => libc::SIGUSR1,
+            _ => libc::SIGUSR2,
+        };
+        let until = std::time::Instant::now() + T;
+        while std::time::Instant::now() < until {
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let cgt = st
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .unwrap_or("0");
+            if u64::from_str_radix(cgt.trim(), 16).unwrap_or(0) & (1 << (num - 1)) != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let o = lab.rt(&["kill", &id, sig]);
         let stopped = lab.wait_status(&id, &["stopped"], T);
         t.ok(
