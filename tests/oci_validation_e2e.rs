@@ -591,6 +591,88 @@ fn hooks() {
     t.finish();
 }
 
+/// The runtime spec's 1.0.2 hook stages (not in runtime-tools' suite):
+/// createRuntime in the runtime's namespaces, createContainer in the
+/// container's before pivot_root (its path resolves on the host),
+/// startContainer in the container before the process (path inside), in
+/// that order, each with the state on stdin.
+#[test]
+fn hooks_create_and_start_container() {
+    let mut t = Tap::new("hooks_create_and_start_container");
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["sh", "-c", "echo process >> /output"]);
+    let out = b.dir.join("output");
+    let report = |stage: &str, file: &str| {
+        format!("echo \"{stage} $(readlink /proc/self/ns/mnt) $(grep -o '\"status\":\"[a-z]*\"')\" >> {file}")
+    };
+    let host_out = out.display().to_string();
+    b.config["hooks"] = json!({
+        "createRuntime": [hook(&b, &report("createRuntime", &host_out))],
+        "createContainer": [hook(&b, &report("createContainer", &host_out))],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", report("startContainer", "/output")]}],
+    });
+    b.write();
+    let id = lab.id("hooks102");
+    let o = lab.create(&b, &id, None);
+    t.ok(o.ok, "create", &o);
+    let pid = lab
+        .state(&id)
+        .ok()
+        .and_then(|s| s["pid"].as_i64())
+        .unwrap_or(0);
+    let ctr_mnt = ns_of(pid)["mnt"].clone();
+    let host_mnt = ns_of(std::process::id() as i64)["mnt"].clone();
+    lab.rt(&["start", &id]);
+    lab.wait_status(&id, &["stopped"], T);
+    lab.rt(&["delete", &id]);
+    let data = std::fs::read_to_string(&out).unwrap_or_default();
+    let lines: Vec<Vec<&str>> = data.lines().map(|l| l.split(' ').collect()).collect();
+    let stages: Vec<&str> = lines.iter().map(|l| l[0]).collect();
+    t.ok(
+        stages
+            == [
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "process",
+            ],
+        "createRuntime, createContainer, startContainer, then the process",
+        format!("{data:?}"),
+    );
+    let ns = |stage: &str| {
+        lines
+            .iter()
+            .find(|l| l[0] == stage)
+            .and_then(|l| l.get(1).copied())
+            .unwrap_or("")
+    };
+    t.ok(
+        ns("createRuntime") == host_mnt,
+        "createRuntime runs in the runtime namespace",
+        format!("{data:?}"),
+    );
+    t.ok(
+        ns("createContainer") == ctr_mnt,
+        "createContainer runs in the container namespace",
+        format!("{data:?} vs {ctr_mnt}"),
+    );
+    t.ok(
+        ns("startContainer") == ctr_mnt,
+        "startContainer runs in the container namespace",
+        format!("{data:?} vs {ctr_mnt}"),
+    );
+    let with_state = lines
+        .iter()
+        .filter(|l| l.len() > 2 && l[2].starts_with("\"status\""))
+        .count();
+    t.ok(
+        with_state == 3,
+        "each gets the state on stdin",
+        format!("{data:?}"),
+    );
+    t.finish();
+}
+
 #[test]
 fn prestart() {
     hooks_in_order("prestart", "prestart");
