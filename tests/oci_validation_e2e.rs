@@ -1433,7 +1433,7 @@ fn cgroups_program(
     for (ctrl, file, want) in expect {
         let got = cg(pid, ctrl, file);
         t.ok(
-            got.contains(want),
+            got.lines().any(|l| l.trim() == *want),
             &format!("{ctrl}/{file} = {want}"),
             format!("{got:?}"),
         );
@@ -1546,14 +1546,36 @@ fn cpus(name: &'static str, relative: bool) {
     );
 }
 
-/// runtime-tools' testEmptyCPU: `linux.resources.cpu` present but empty.
+/// runtime-tools' testEmptyCPU: `linux.resources.cpu` present but empty
+/// leaves the kernel's defaults (the root cgroup's values, every CPU).
 #[test]
 fn linux_cgroups_cpus_empty() {
+    let root = |f: &str| {
+        std::fs::read_to_string(Path::new("/sys/fs/cgroup/cpu").join(f))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = if n > 1 {
+        format!("0-{}", n - 1)
+    } else {
+        "0".into()
+    };
+    let want = [
+        ("cpu", "cpu.shares", root("cpu.shares")),
+        ("cpu", "cpu.cfs_period_us", root("cpu.cfs_period_us")),
+        ("cpu", "cpu.cfs_quota_us", root("cpu.cfs_quota_us")),
+        ("cpuset", "cpuset.cpus", cpus),
+        ("cpuset", "cpuset.mems", "0".to_string()),
+    ];
+    let expect: Vec<(&str, &str, &str)> =
+        want.iter().map(|(a, b, c)| (*a, *b, c.as_str())).collect();
     cgroups_program(
         "linux_cgroups_cpus_empty",
         false,
         json!({"cpu": {}}),
-        &[],
+        &expect,
         &|_, _, _| {},
     );
 }
@@ -1569,19 +1591,28 @@ fn linux_cgroups_relative_cpus() {
 }
 
 fn devices(name: &'static str, relative: bool) {
+    // runtime-tools' rules; it wants devices.list to start with the allow
+    // rules in the listed order (DevicesApplyInOrder).
+    let in_order = |t: &mut Tap, pid: i64, _: &str| {
+        let list = cg(pid, "devices", "devices.list");
+        let first: Vec<&str> = list.lines().take(3).collect();
+        t.ok(
+            first == ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"],
+            "the runtime MUST apply device entries in the listed order",
+            format!("{list:?}"),
+        );
+    };
     cgroups_program(
         name,
         relative,
         json!({"devices": [
             {"allow": false, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"},
-            {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "r"}
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+            {"allow": true, "type": "b", "major": 10, "minor": 200, "access": "r"}
         ]}),
-        &[
-            ("devices", "devices.list", "c 10:229 rw"),
-            ("devices", "devices.list", "b 8:0 r"),
-        ],
-        &|_, _, _| {},
+        &[],
+        &in_order,
     );
 }
 
