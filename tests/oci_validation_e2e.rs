@@ -24,7 +24,7 @@ use serde_json::json;
 
 /// Programs of runtime-tools' validation/ not run here, and why.
 pub const EXCLUDED: &[(&str, &str)] = &[
-    ("linux_cgroups_blkio", "no blkio.weight / blkio.leaf_weight on this kernel (CFQ is gone, BFQ exposes no weight files here)"),
+    ("linux_cgroups_blkio (upstream's reading)", "runtime-tools reads blkio.weight and blkio.leaf_weight; this kernel has BFQ's blkio.bfq.weight and no leaf weights (CFQ is gone): the rebuilt program checks the weight there and that leafWeight is an error"),
     ("linux_cgroups_relative_blkio", "as linux_cgroups_blkio"),
     ("linux_cgroups_hugetlb", "no hugetlb cgroup hierarchy is mounted on this host"),
     ("linux_cgroups_relative_hugetlb", "as linux_cgroups_hugetlb"),
@@ -1624,6 +1624,69 @@ fn linux_cgroups_devices() {
 #[test]
 fn linux_cgroups_relative_devices() {
     devices("linux_cgroups_relative_devices", true);
+}
+
+/// linux_cgroups_blkio as far as this kernel goes: the weight (BFQ names
+/// it blkio.bfq.weight, where runtime-tools reads blkio.weight only) and
+/// throttling on the disk holding the temp dir; a leafWeight the kernel
+/// cannot apply (no CFQ) must be an error, not a silently dropped limit.
+#[test]
+fn linux_cgroups_blkio() {
+    let dev = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(std::env::temp_dir()).unwrap().dev()
+    };
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let rule = |rate: u64| json!([{"major": major, "minor": minor, "rate": rate}]);
+    let want = |rate: u64| format!("{major}:{minor} {rate}");
+    let (r1, r2, r3, r4) = (want(102400), want(204800), want(300), want(400));
+    let has_leaf = std::cell::Cell::new(true);
+    let weight = |t: &mut Tap, pid: i64, _: &str| {
+        let dirs = common::cgroupfs::cgroup_dirs(pid as i32);
+        let d = dirs.get("blkio").cloned().unwrap_or_default();
+        has_leaf.set(d.join("blkio.leaf_weight").exists());
+        let got = ["blkio.weight", "blkio.bfq.weight"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            .unwrap_or_default();
+        t.ok(
+            got.split_whitespace().last() == Some("500"),
+            "blockIO.weight is applied",
+            format!("{got:?}"),
+        );
+    };
+    cgroups_program(
+        "linux_cgroups_blkio",
+        false,
+        json!({"blockIO": {
+            "weight": 500,
+            "throttleReadBpsDevice": rule(102400),
+            "throttleWriteBpsDevice": rule(204800),
+            "throttleReadIOPSDevice": rule(300),
+            "throttleWriteIOPSDevice": rule(400)
+        }}),
+        &[
+            ("blkio", "blkio.throttle.read_bps_device", r1.as_str()),
+            ("blkio", "blkio.throttle.write_bps_device", r2.as_str()),
+            ("blkio", "blkio.throttle.read_iops_device", r3.as_str()),
+            ("blkio", "blkio.throttle.write_iops_device", r4.as_str()),
+        ],
+        &weight,
+    );
+    let mut t = Tap::new("linux_cgroups_blkio");
+    let mut lab = Lab::new();
+    let mut b = lab.bundle(&["true"]);
+    let id = lab.id("blkio");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+    b.config["linux"]["resources"]["blockIO"] = json!({"leafWeight": 300});
+    b.write();
+    let o = lab.create(&b, &id, None);
+    t.ok(
+        o.ok == has_leaf.get(),
+        "blockIO.leafWeight is applied where the kernel has it, an error where not",
+        &o,
+    );
+    t.finish();
 }
 
 /// The exclusions are written down, each with its reason.

@@ -107,7 +107,28 @@ fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             };
             write(d, f, &w.to_string())?;
         }
+        // Leaf weights exist only with CFQ (gone since Linux 5.0): an
+        // error naming the field, rather than a limit silently dropped.
+        let leaf = |d: &Path, file: &str, value: &str| {
+            if d.join(file).exists() {
+                write(d, file, value)
+            } else {
+                Err(CgroupError::Invalid(format!(
+                    "linux.resources.blockIO leafWeight needs {file}, which this kernel does not have (no CFQ); remove it"
+                )))
+            }
+        };
+        if let Some(w) = b.leaf_weight() {
+            leaf(need(rec, "blkio")?, "blkio.leaf_weight", &w.to_string())?;
+        }
         for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.leaf_weight() {
+                leaf(
+                    need(rec, "blkio")?,
+                    "blkio.leaf_weight_device",
+                    &format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
+            }
             if let Some(w) = wd.weight() {
                 let d = need(rec, "blkio")?;
                 let f = if d.join("blkio.weight_device").exists() {
@@ -355,6 +376,19 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         };
         if let Some(w) = b.weight() {
             write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+        }
+        // v2 has no leaf weights: an error naming the field, rather than a
+        // weight silently dropped.
+        if b.leaf_weight().is_some()
+            || b.weight_device()
+                .iter()
+                .flatten()
+                .any(|w| w.leaf_weight().is_some())
+        {
+            return Err(CgroupError::Invalid(
+                "linux.resources.blockIO leafWeight is not available on cgroup v2; remove it"
+                    .into(),
+            ));
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
