@@ -1689,6 +1689,45 @@ fn linux_cgroups_blkio() {
     t.finish();
 }
 
+/// The excluded hugetlb and network programs' resources on a host without
+/// those hierarchies: create must fail with an error, not drop the limit.
+#[test]
+fn linux_cgroups_unavailable() {
+    let mut t = Tap::new("linux_cgroups_unavailable");
+    let mut lab = Lab::new();
+    let cases = [
+        (
+            "hugetlb",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 52428800}]}),
+        ),
+        ("net_cls", json!({"network": {"classID": 1048577}})),
+        (
+            "net_prio",
+            json!({"network": {"priorities": [{"name": "lo", "priority": 1}]}}),
+        ),
+    ];
+    for (ctrl, res) in cases {
+        if Path::new("/sys/fs/cgroup").join(ctrl).exists() {
+            t.ok(true, &format!("# SKIP {ctrl} is mounted here"), "");
+            continue;
+        }
+        let mut b = lab.bundle(&["true"]);
+        let id = lab.id("unavail");
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        for (k, v) in res.as_object().unwrap() {
+            b.config["linux"]["resources"][k] = v.clone();
+        }
+        b.write();
+        let o = lab.create(&b, &id, None);
+        t.ok(
+            !o.ok && o.stderr.contains(ctrl),
+            &format!("a {ctrl} limit without a {ctrl} hierarchy is an error naming it"),
+            &o,
+        );
+    }
+    t.finish();
+}
+
 /// The exclusions are written down, each with its reason.
 #[test]
 fn exclusions_are_documented() {
