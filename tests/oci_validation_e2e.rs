@@ -203,6 +203,33 @@ fn state() {
     );
     let o = lab.rt(&["delete", &id]);
     t.ok(o.ok, "delete", &o);
+
+    // While create runs (here: during its createRuntime hook) the state is
+    // "creating", not stopped.
+    let mut b = lab.bundle(&["true"]);
+    let id = lab.id("creating");
+    let seen = b.dir.join("seen");
+    let cmd = format!(
+        "'{}' state {id} > {}",
+        lab.runtime.display(),
+        seen.display()
+    );
+    b.config["hooks"] = json!({"createRuntime": [hook(&b, &cmd)]});
+    b.write();
+    let o = lab.create(&b, &id, None);
+    t.ok(o.ok, "create", &o);
+    let data = std::fs::read_to_string(&seen).unwrap_or_default();
+    let st: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+    t.ok(
+        st["status"] == "creating" && st["id"] == id.as_str(),
+        "state during create says creating",
+        format!("{data:?}"),
+    );
+    t.ok(
+        lab.status(&id) == "created",
+        "and created once create returned",
+        lab.status(&id),
+    );
     t.finish();
 }
 

@@ -342,6 +342,12 @@ impl Runtime {
         let rec = state::load(&d, id)?;
         let mut s = rec.state.clone();
         s.status = status_of(&d, &rec);
+        // A record still "creating" with a creator alive (it holds the
+        // container's lock until create returns) is "creating", not a
+        // stopped container; a creator that died left it stopped.
+        if rec.state.status == Status::Creating && state::lock_held(&d) {
+            s.status = Status::Creating;
+        }
         if s.status == Status::Stopped {
             s.pid = 0;
         }

@@ -271,6 +271,17 @@ pub fn load(dir: &Path, id: &str) -> Result<Record, StateError> {
     })
 }
 
+/// Whether some process holds the container's lock now (a `create` in
+/// progress does, from its first record until it returns). For readers
+/// that do not take the lock themselves.
+pub fn lock_held(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join("lock")) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
 /// Start time of a process (clock ticks since boot), `None` if it is gone or a zombie.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
