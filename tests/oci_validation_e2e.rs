@@ -724,8 +724,9 @@ fn prestart_fail() {
     let stop_log = b.dir.join("poststop-ran");
     let ps = hook(&b, &format!("touch {}", stop_log.display()));
     b.config["hooks"] = json!({"prestart": [{"path": f, "args": ["false"]}], "poststop": [ps]});
-    b.write();
     let id = lab.id("prefail");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+    b.write();
     let o = lab.create(&b, &id, None);
     let started = o.ok && lab.rt(&["start", &id]).ok;
     t.ok(
@@ -743,6 +744,8 @@ fn prestart_fail() {
         "... the container is stopped and deleted",
         "",
     );
+    let left = common::cgroupfs::leftovers(std::slice::from_ref(&id));
+    t.ok(left.is_empty(), "... with its cgroups", format!("{left:?}"));
     t.ok(
         stop_log.exists(),
         "... and the lifecycle continues: poststop hooks run",
@@ -943,12 +946,25 @@ fn process_capabilities_fail() {
     let mut lab = Lab::new();
     let mut b = lab.bundle(&["true"]);
     b.config["process"]["capabilities"]["bounding"] = json!(["CAP_TEST"]);
+    let id = lab.id("capfail");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
     b.write();
-    let r = lab.run_to_stop(&b, "capfail");
+    let o = lab.create(&b, &id, None);
+    t.ok(!o.ok, "an unknown capability MUST generate an error", &o);
+    // runtime.md: if the container cannot be created as specified, a new
+    // container MUST NOT be created.
+    t.ok(!lab.rt(&["state", &id]).ok, "no container was created", "");
+    let left = common::cgroupfs::leftovers(std::slice::from_ref(&id));
     t.ok(
-        r.is_err(),
-        "an unknown capability MUST generate an error",
-        format!("{r:?}"),
+        left.is_empty(),
+        "no cgroup of it is left",
+        format!("{left:?}"),
+    );
+    let state_dir = lab.dir.path().join("state").join(&id);
+    t.ok(
+        !state_dir.exists(),
+        "no state of it is left",
+        state_dir.display(),
     );
     t.finish();
 }
