@@ -754,6 +754,36 @@ fn prestart_fail() {
     t.finish();
 }
 
+/// The 1.0.2 stages that fail like prestart: createRuntime and
+/// createContainer (not in runtime-tools' suite).
+#[test]
+fn create_hooks_fail() {
+    let mut t = Tap::new("create_hooks_fail");
+    let mut lab = Lab::new();
+    for stage in ["createRuntime", "createContainer"] {
+        let mut b = lab.bundle(&["sh", "-c", "touch /output"]);
+        let f = b.dir.join("bin/false");
+        let stop_log = b.dir.join("poststop-ran");
+        let ps = hook(&b, &format!("touch {}", stop_log.display()));
+        b.config["hooks"] = json!({ stage: [{"path": f, "args": ["false"]}], "poststop": [ps] });
+        let id = lab.id("crfail");
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        b.write();
+        let o = lab.create(&b, &id, None);
+        t.ok(!o.ok, &format!("a failing {stage} hook fails create"), &o);
+        t.ok(
+            !b.dir.join("output").exists(),
+            "... the process does not run",
+            "",
+        );
+        t.ok(!lab.rt(&["state", &id]).ok, "... no container is left", "");
+        let left = common::cgroupfs::leftovers(std::slice::from_ref(&id));
+        t.ok(left.is_empty(), "... nor its cgroups", format!("{left:?}"));
+        t.ok(stop_log.exists(), "... and the poststop hooks run", "");
+    }
+    t.finish();
+}
+
 fn failing_hook_continues(name: &'static str, stage: &str) {
     let mut t = Tap::new(name);
     let mut lab = Lab::new();

@@ -98,10 +98,18 @@ impl Runtime {
                 if let Err(ce) = cg.destroy() {
                     tracing::warn!("cleanup after failed create: {ce}");
                 }
-                if matches!(e, Error::Process(crate::process::ProcessError::Hook(_))) {
-                    // A failed prestart/createRuntime hook stops the container
-                    // and the lifecycle goes on with delete, whose poststop
-                    // hooks run (runtime spec, lifecycle).
+                let hook_failed = match &e {
+                    Error::Process(crate::process::ProcessError::Hook(_)) => true,
+                    // createContainer hooks run in init, which reports them so.
+                    Error::Process(crate::process::ProcessError::Init(m)) => {
+                        m.starts_with("createContainer hook")
+                    }
+                    _ => false,
+                };
+                if hook_failed {
+                    // A failed prestart/createRuntime/createContainer hook
+                    // stops the container and the lifecycle goes on with
+                    // delete, whose poststop hooks run (runtime spec, lifecycle).
                     if let Ok(rec) = dir.load() {
                         let mut st = rec.state.clone();
                         st.status = Status::Stopped;
