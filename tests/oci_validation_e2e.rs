@@ -781,6 +781,38 @@ fn create_hooks_fail() {
         t.ok(left.is_empty(), "... nor its cgroups", format!("{left:?}"));
         t.ok(stop_log.exists(), "... and the poststop hooks run", "");
     }
+    // startContainer runs in the container after start: start fails, the
+    // container is stopped, delete runs the poststop hooks.
+    let mut b = lab.bundle(&["sh", "-c", "touch /output"]);
+    let stop_log = b.dir.join("poststop-ran");
+    let ps = hook(&b, &format!("touch {}", stop_log.display()));
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/false"}], "poststop": [ps]});
+    b.write();
+    let id = lab.id("scfail");
+    let o = lab.create(&b, &id, None);
+    t.ok(o.ok, "create with a failing startContainer hook", &o);
+    let o = lab.rt(&["start", &id]);
+    t.ok(
+        !o.ok && o.stderr.contains("startContainer"),
+        "a failing startContainer hook fails start",
+        &o,
+    );
+    t.ok(
+        lab.wait_status(&id, &["stopped"], T),
+        "... the container is stopped",
+        lab.status(&id),
+    );
+    t.ok(
+        !b.dir.join("output").exists(),
+        "... the process did not run",
+        "",
+    );
+    let o = lab.rt(&["delete", &id]);
+    t.ok(
+        o.ok && stop_log.exists(),
+        "... delete runs the poststop hooks",
+        &o,
+    );
     t.finish();
 }
 

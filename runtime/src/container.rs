@@ -334,7 +334,22 @@ impl Runtime {
                 return Err(Error::Start(id.into()));
             }
         }
+        let starts = rec
+            .hooks
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref())
+            .is_some_and(|v| !v.is_empty());
+        let verdict = if starts {
+            start_container_verdict(&fd)
+        } else {
+            Ok(())
+        };
         let _ = std::fs::remove_file(&fifo);
+        if let Err(msg) = verdict {
+            // The spec: a failed startContainer hook is an error of start;
+            // init exits, the container is stopped and waits for delete.
+            return Err(Error::StartHook(id.into(), msg));
+        }
         // No state write: "running" is derived from the fifo being gone.
         rec.state.status = Status::Running;
         let js = serde_json::to_string(&rec.state).unwrap_or_default();
@@ -561,6 +576,39 @@ impl Runtime {
         let code = wait(st.pid);
         self.delete(id, true)?;
         Ok(code)
+    }
+}
+
+/// After init's first byte: read the exec fifo to its end, which init's
+/// exec (close-on-exec) or exit makes; "!" and a message mean a
+/// startContainer hook failed.
+fn start_container_verdict(fd: &OwnedFd) -> Result<(), String> {
+    let mut got = vec![];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one fd we own.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        let mut b = [0u8; 4096];
+        // SAFETY: read into a local buffer.
+        let r = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+        match r {
+            0 => break,
+            n if n > 0 => got.extend_from_slice(&b[..n as usize]),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EAGAIN) && e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(format!("read exec fifo: {e}"));
+                }
+            }
+        }
+    }
+    match got.split_first() {
+        Some((b'!', msg)) => Err(String::from_utf8_lossy(msg).into_owned()),
+        _ => Ok(()),
     }
 }
 

@@ -247,12 +247,23 @@ fn init(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
     // SAFETY: our copy of the socket is no longer needed.
     unsafe { libc::close(sock) };
 
-    if let Some(fifo) = &plan.fifo {
-        wait_fifo(fifo.as_raw_fd())?;
-    }
+    // With startContainer hooks, `start` waits for their verdict on the
+    // fifo: "!" and the error, or the end of file that exec (close-on-exec)
+    // or our exit makes.
+    let verdict = match &plan.fifo {
+        Some(fifo) => wait_fifo(
+            fifo.as_raw_fd(),
+            (!plan.start_container_hooks.is_empty()).then_some(plan.preserve_fds),
+        )?,
+        None => None,
+    };
     for h in &plan.start_container_hooks {
         if let Err(e) = crate::hooks::run(h, &plan.hook_state) {
-            return Err(Fail::Exec(1, format!("startContainer hook: {e}")));
+            let msg = format!("startContainer hook: {e}");
+            if let Some(w) = verdict {
+                raw_write(w, format!("!{msg}").as_bytes());
+            }
+            return Err(Fail::Exec(1, msg));
         }
     }
     let resolved = match resolved {
@@ -468,7 +479,11 @@ fn set_user(plan: &Plan, cwd_verified: bool) -> R<()> {
 }
 
 /// Block until `start` opens exec.fifo for reading, then tell it we go on.
-fn wait_fifo(fd: RawFd) -> Result<(), Fail> {
+/// Blocks until `start` opens the exec fifo, then tells it so. With
+/// `keep` (the number of preserved fds) the write end stays open and is
+/// returned, for a verdict: close-on-exec, and above the preserved fds,
+/// whose close-on-exec flag is cleared before exec.
+fn wait_fifo(fd: RawFd, keep: Option<u32>) -> Result<Option<RawFd>, Fail> {
     let p = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| Fail::Setup("fifo".into()))?;
     // SAFETY: open through our own O_PATH fd.
     let w = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
@@ -477,11 +492,19 @@ fn wait_fifo(fd: RawFd) -> Result<(), Fail> {
     }
     raw_write(w, b"0");
     // SAFETY: closing fds we own.
-    unsafe {
-        libc::close(w);
-        libc::close(fd);
+    unsafe { libc::close(fd) };
+    if let Some(preserved) = keep {
+        // SAFETY: duplicating an fd we own, then closing the original.
+        let high = unsafe { libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 3 + preserved as RawFd) };
+        unsafe { libc::close(w) };
+        if high < 0 {
+            return Err(Fail::Exec(1, last("duplicate exec fifo")));
+        }
+        return Ok(Some(high));
     }
-    Ok(())
+    // SAFETY: closing an fd we own.
+    unsafe { libc::close(w) };
+    Ok(None)
 }
 
 fn reset_signals() {
