@@ -46,7 +46,7 @@ secs=$(( $(date +%s) - start ))
 echo
 echo "# OCI runtime validation summary (${secs}s)"
 results=$(grep -E '^ +(PASS|FAIL) \[' "$log" | grep -v exclusions_are_documented |
-  sed -E 's/^ +PASS .*oci_validation_e2e /ok - /; s/^ +FAIL .*oci_validation_e2e /not ok - /' |
+  sed -E 's/^ +PASS .*oci_validation_e2e ([a-z_]+::)*/ok - /; s/^ +FAIL .*oci_validation_e2e ([a-z_]+::)*/not ok - /' |
   sort -u || true)
 skips=$(grep -E '^ +ok - # SKIP ' "$log" | sed -E 's/^ +//' | sort -u || true)
 echo "$results"

@@ -14,6 +14,10 @@ use serde_json::{json, Value};
 use crate::common::berth::berth_bin;
 use crate::common::ctr::set_subreaper;
 
+/// How long a program waits for a status. Generous: a loaded CI machine
+/// is slow, and only a failure waits this long.
+pub const T: Duration = Duration::from_secs(30);
+
 /// The 14 capabilities runtime-tools' generator puts in every set.
 pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",

@@ -1,7 +1,15 @@
-//! Harness of tests/oci_validation_e2e.rs.
+//! tests/oci_validation_e2e.rs: the harness (lab: the wrapper, bundles,
+//! TAP; inside: runtimetest's in-container checks) and the programs, one
+//! test each, grouped as runtime-tools' validation/ is: lifecycle, hooks,
+//! config fields, namespaces, cgroups.
 
+mod cgroups;
+mod config;
+mod hooks;
 pub mod inside;
 pub mod lab;
+mod lifecycle;
+mod namespaces;
 
 use lab::{Bundle, Lab, Tap};
 
