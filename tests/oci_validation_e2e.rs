@@ -26,7 +26,6 @@ pub const EXCLUDED: &[(&str, &str)] = &[
     ("linux_process_apparmor_profile", "no AppArmor on this host; berth refuses process.apparmorProfile with an error"),
     ("linux_mount_label", "no SELinux on this host; berth refuses process.selinuxLabel / linux.mountLabel"),
     ("linux_ns_itype (mount)", "berth requires a mount namespace, new or joined by path (setting the rootfs up in the runtime's own would pivot the host's root); runc refuses this config too, for its maskedPaths"),
-    ("linux_intelRdt", "no resctrl filesystem on this host"),
 ];
 
 /// The exclusions are written down, each with its reason.
