@@ -239,9 +239,13 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
     }
     joins.sort_by_key(|(f, _)| *f != libc::CLONE_NEWUSER);
     plan.join = joins;
-    if !has_mnt || plan.unshare & libc::CLONE_NEWNS == 0 {
+    // The rootfs is set up (and pivoted to) inside the container's mount
+    // namespace: a new one, or the one at `path` (as runc, this then also
+    // moves the root of that namespace's other processes). Never the
+    // runtime's own, whose root would be the one pivoted.
+    if !has_mnt {
         return Err(Error::Config(
-            "linux.namespaces must contain a new mount namespace".into(),
+            "linux.namespaces must contain a mount namespace (new, or joined by path)".into(),
         ));
     }
     plan.uid_maps = linux.uid_mappings().clone().unwrap_or_default();
@@ -341,10 +345,23 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
         Some("private") | Some("rprivate") => libc::MS_PRIVATE,
         Some("shared") | Some("rshared") => libc::MS_PRIVATE,
         Some("slave") | Some("rslave") | None | Some("") => libc::MS_SLAVE,
-        Some(o) => return Err(Error::Config(format!("linux.rootfsPropagation {o:?} is not one of private, rprivate, slave, rslave, shared, rshared"))),
+        Some("unbindable") | Some("runbindable") => libc::MS_SLAVE,
+        Some(o) => return Err(Error::Config(format!("linux.rootfsPropagation {o:?} is not one of private, rprivate, slave, rslave, shared, rshared, unbindable, runbindable"))),
     };
-    let path_list = |v: &Option<Vec<String>>| -> Result<Vec<CString>, Error> {
-        v.iter().flatten().map(|s| cstring(s, "path")).collect()
+    // Paths inside the container: a relative one has no meaning there (it
+    // would land wherever init's cwd is), so it is an error, not a guess.
+    let path_list = |v: &Option<Vec<String>>, field: &str| -> Result<Vec<CString>, Error> {
+        v.iter()
+            .flatten()
+            .map(|s| {
+                if !s.starts_with('/') {
+                    return Err(Error::Config(format!(
+                        "linux.{field} entry {s:?} must be an absolute path inside the container"
+                    )));
+                }
+                cstring(s, field)
+            })
+            .collect()
     };
     let mut sysctls = vec![];
     for (k, v) in linux.sysctl().iter().flatten() {
@@ -361,15 +378,16 @@ pub fn create_plan(c: CreateInputs<'_>, p: ProcessInputs<'_>) -> Result<Plan, Er
     plan.rootfs = Some(RootfsPlan {
         rootfs: cstring(c.rootfs.as_os_str().as_encoded_bytes(), "rootfs")?,
         root_propagation: prop,
-        make_shared: matches!(
-            linux.rootfs_propagation().as_deref(),
-            Some("shared") | Some("rshared")
-        ),
+        root_after_pivot: match linux.rootfs_propagation().as_deref() {
+            Some("shared") | Some("rshared") => libc::MS_SHARED,
+            Some("unbindable") | Some("runbindable") => libc::MS_UNBINDABLE,
+            _ => 0,
+        },
         mounts,
         devices,
         default_dev: true,
-        masked: path_list(linux.masked_paths())?,
-        readonly: path_list(linux.readonly_paths())?,
+        masked: path_list(linux.masked_paths(), "maskedPaths")?,
+        readonly: path_list(linux.readonly_paths(), "readonlyPaths")?,
         readonly_root: spec
             .root()
             .as_ref()

@@ -98,6 +98,26 @@ impl Runtime {
                 if let Err(ce) = cg.destroy() {
                     tracing::warn!("cleanup after failed create: {ce}");
                 }
+                let hook_failed = match &e {
+                    Error::Process(crate::process::ProcessError::Hook(_)) => true,
+                    // createContainer hooks run in init, which reports them so.
+                    Error::Process(crate::process::ProcessError::Init(m)) => {
+                        m.starts_with("createContainer hook")
+                    }
+                    _ => false,
+                };
+                if hook_failed {
+                    // A failed prestart/createRuntime/createContainer hook
+                    // stops the container and the lifecycle goes on with
+                    // delete, whose poststop hooks run (runtime spec, lifecycle).
+                    if let Ok(rec) = dir.load() {
+                        let mut st = rec.state.clone();
+                        st.status = Status::Stopped;
+                        let js = serde_json::to_string(&st).unwrap_or_default();
+                        let hooks = rec.hooks.unwrap_or_default();
+                        crate::hooks::run_all_warn(hooks.poststop().as_ref(), &js, "poststop");
+                    }
+                }
                 let _ = dir.remove();
                 Err(e)
             }
@@ -128,10 +148,15 @@ impl Runtime {
         };
         let rootfs = std::fs::canonicalize(&rootfs)
             .map_err(|e| Error::Io(format!("rootfs {}", rootfs.display()), e))?;
+        crate::version::check(spec.version())?;
+        // The spec allows a bundle without a process: create succeeds and
+        // `start` is the operation that must fail. Init still needs a
+        // process to plan, one it never reaches (it waits for `start`).
+        let has_process = spec.process().is_some();
         let process = spec
             .process()
             .clone()
-            .ok_or_else(|| Error::Config("config.json has no process".into()))?;
+            .unwrap_or_else(crate::version::placeholder_process);
         let linux = spec.linux().clone().unwrap_or_default();
 
         // Cgroups first: init joins them before it unshares anything.
@@ -161,6 +186,7 @@ impl Runtime {
             created: now(),
             hooks: spec.hooks().clone(),
             cgroup: cg.clone(),
+            no_process: !has_process,
         };
         dir.save(&rec)?;
         if let Some(r) = linux.resources() {
@@ -264,6 +290,9 @@ impl Runtime {
                 op: "start",
             });
         }
+        if rec.no_process {
+            return Err(Error::NoProcess(id.into()));
+        }
         let fifo = dir.fifo();
         let c = CString::new(fifo.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Config("state path has NUL".into()))?;
@@ -305,14 +334,27 @@ impl Runtime {
                 return Err(Error::Start(id.into()));
             }
         }
+        let starts = rec
+            .hooks
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref())
+            .is_some_and(|v| !v.is_empty());
+        let verdict = if starts {
+            start_container_verdict(&fd)
+        } else {
+            Ok(())
+        };
         let _ = std::fs::remove_file(&fifo);
+        if let Err(msg) = verdict {
+            // The spec: a failed startContainer hook is an error of start;
+            // init exits, the container is stopped and waits for delete.
+            return Err(Error::StartHook(id.into(), msg));
+        }
         // No state write: "running" is derived from the fifo being gone.
         rec.state.status = Status::Running;
         let js = serde_json::to_string(&rec.state).unwrap_or_default();
         let hooks = rec.hooks.clone().unwrap_or_default();
-        if let Err(e) = crate::hooks::run_all(hooks.poststart().as_ref(), &js, "poststart") {
-            tracing::warn!("container {id}: {e}");
-        }
+        crate::hooks::run_all_warn(hooks.poststart().as_ref(), &js, "poststart");
         Ok(())
     }
 
@@ -323,6 +365,12 @@ impl Runtime {
         let rec = state::load(&d, id)?;
         let mut s = rec.state.clone();
         s.status = status_of(&d, &rec);
+        // A record still "creating" with a creator alive (it holds the
+        // container's lock until create returns) is "creating", not a
+        // stopped container; a creator that died left it stopped.
+        if rec.state.status == Status::Creating && state::lock_held(&d) {
+            s.status = Status::Creating;
+        }
         if s.status == Status::Stopped {
             s.pid = 0;
         }
@@ -424,9 +472,7 @@ impl Runtime {
             s.status = Status::Stopped;
             let js = serde_json::to_string(&s).unwrap_or_default();
             let hooks = rec.hooks.clone().unwrap_or_default();
-            if let Err(e) = crate::hooks::run_all(hooks.poststop().as_ref(), &js, "poststop") {
-                tracing::warn!("container {id}: {e}");
-            }
+            crate::hooks::run_all_warn(hooks.poststop().as_ref(), &js, "poststop");
         }
         dir.remove()?;
         Ok(())
@@ -530,6 +576,39 @@ impl Runtime {
         let code = wait(st.pid);
         self.delete(id, true)?;
         Ok(code)
+    }
+}
+
+/// After init's first byte: read the exec fifo to its end, which init's
+/// exec (close-on-exec) or exit makes; "!" and a message mean a
+/// startContainer hook failed.
+fn start_container_verdict(fd: &OwnedFd) -> Result<(), String> {
+    let mut got = vec![];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one fd we own.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        let mut b = [0u8; 4096];
+        // SAFETY: read into a local buffer.
+        let r = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+        match r {
+            0 => break,
+            n if n > 0 => got.extend_from_slice(&b[..n as usize]),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EAGAIN) && e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(format!("read exec fifo: {e}"));
+                }
+            }
+        }
+    }
+    match got.split_first() {
+        Some((b'!', msg)) => Err(String::from_utf8_lossy(msg).into_owned()),
+        _ => Ok(()),
     }
 }
 

@@ -55,3 +55,57 @@ pub fn run_all(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) -> Resu
     }
     Ok(())
 }
+
+/// Runs every hook of a stage whose failure must not stop the lifecycle
+/// (poststart, poststop): the runtime spec wants a warning for each failed
+/// hook and the remaining hooks run as if it had succeeded. Returns the
+/// warnings, which have also been printed.
+pub fn run_all_warn(hooks: Option<&Vec<Hook>>, state_json: &str, stage: &str) -> Vec<String> {
+    let mut warnings = vec![];
+    for h in hooks.into_iter().flatten() {
+        if let Err(e) = run(h, state_json) {
+            let msg = format!("{stage} hook {e} (continuing, as the runtime spec requires)");
+            crate::util::warn(&msg);
+            warnings.push(msg);
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(args: &[&str]) -> Hook {
+        serde_json::from_value(serde_json::json!({"path": "/bin/sh", "args": args})).unwrap()
+    }
+
+    #[test]
+    fn a_failing_hook_warns_and_the_rest_still_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let hooks = vec![
+            hook(&["sh", "-c", "exit 3"]),
+            hook(&["sh", "-c", &format!("cat > {}", out.display())]),
+        ];
+        let warnings = run_all_warn(Some(&hooks), "{\"id\":\"x\"}", "poststop");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("poststop hook /bin/sh"),
+            "{warnings:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"x\"}");
+    }
+
+    #[test]
+    fn run_all_stops_at_the_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let hooks = vec![
+            hook(&["sh", "-c", "exit 1"]),
+            hook(&["sh", "-c", &format!("touch {}", out.display())]),
+        ];
+        assert!(run_all(Some(&hooks), "{}", "prestart").is_err());
+        assert!(!out.exists());
+    }
+}

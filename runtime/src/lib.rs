@@ -16,6 +16,7 @@ pub mod state;
 pub mod sysctl;
 mod util;
 mod util_caps;
+mod version;
 
 pub use cli::cli_main;
 pub use container::{wait, CreateOpts, ExecOpts, Runtime, Stdio};
@@ -50,4 +51,8 @@ pub enum Error {
     NotStopped { id: String, status: Status },
     #[error("cannot start container {0}: its process exited before start")]
     Start(String),
+    #[error("cannot start container {0}: {1}; the container is stopped, delete it")]
+    StartHook(String, String),
+    #[error("cannot start container {0}: its config.json has no process; delete it and create it from a bundle whose config.json sets process")]
+    NoProcess(String),
 }

@@ -91,6 +91,9 @@ pub struct Record {
     /// Cgroup directories berth created for this container (only these are removed).
     #[serde(default)]
     pub cgroup: crate::cgroups::CgroupRecord,
+    /// config.json had no process: `start` must fail (runtime spec).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_process: bool,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -266,6 +269,17 @@ pub fn load(dir: &Path, id: &str) -> Result<Record, StateError> {
         path,
         err,
     })
+}
+
+/// Whether some process holds the container's lock now (a `create` in
+/// progress does, from its first record until it returns). For readers
+/// that do not take the lock themselves.
+pub fn lock_held(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join("lock")) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 /// Start time of a process (clock ticks since boot), `None` if it is gone or a zombie.

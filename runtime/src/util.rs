@@ -70,6 +70,13 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// A warning the user must see even when no tracing subscriber is set up
+/// (`berth runtime` has none): stderr, as runc prints its warnings.
+pub fn warn(msg: &str) {
+    tracing::warn!("{msg}");
+    eprintln!("warning: {msg}");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -49,8 +49,14 @@ fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             if d.join("memory.memsw.limit_in_bytes").exists() {
                 write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
             } else {
-                tracing::warn!("memory swap limit not applied: the kernel has no swap accounting (memory.memsw.*)");
+                crate::util::warn("linux.resources.memory.swap not applied: the kernel has no swap accounting (memory.memsw.*)");
             }
+        }
+        if let Some(k) = m.kernel() {
+            kernel_memory_v1(d, k)?;
+        }
+        if let Some(t) = m.kernel_tcp() {
+            write(d, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
         }
         if let Some(s) = m.swappiness() {
             write(d, "memory.swappiness", &s.to_string())?;
@@ -101,7 +107,28 @@ fn apply_v1(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
             };
             write(d, f, &w.to_string())?;
         }
+        // Leaf weights exist only with CFQ (gone since Linux 5.0): an
+        // error naming the field, rather than a limit silently dropped.
+        let leaf = |d: &Path, file: &str, value: &str| {
+            if d.join(file).exists() {
+                write(d, file, value)
+            } else {
+                Err(CgroupError::Invalid(format!(
+                    "linux.resources.blockIO leafWeight needs {file}, which this kernel does not have (no CFQ); remove it"
+                )))
+            }
+        };
+        if let Some(w) = b.leaf_weight() {
+            leaf(need(rec, "blkio")?, "blkio.leaf_weight", &w.to_string())?;
+        }
         for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.leaf_weight() {
+                leaf(
+                    need(rec, "blkio")?,
+                    "blkio.leaf_weight_device",
+                    &format!("{}:{} {w}", wd.major(), wd.minor()),
+                )?;
+            }
             if let Some(w) = wd.weight() {
                 let d = need(rec, "blkio")?;
                 let f = if d.join("blkio.weight_device").exists() {
@@ -227,7 +254,9 @@ pub fn with_default_devices(r: &LinuxResources, devices: &[LinuxDevice]) -> Linu
     for d in devices {
         let t = match d.typ() {
             LinuxDeviceType::B => B,
-            LinuxDeviceType::P => LinuxDeviceType::P,
+            // A fifo is no device to the devices controller, which
+            // refuses a "p" rule (EINVAL): opening one needs no allow.
+            LinuxDeviceType::P => continue,
             _ => C,
         };
         // A rule the config gives for this very device wins: docker's
@@ -271,9 +300,36 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
     1 + (u64::from(w.clamp(10, 1000)) - 10) * 9999 / 990
 }
 
+/// memory.kmem.limit_in_bytes: deprecated since Linux 5.4; from 6.1 the
+/// kernel takes the write and enforces nothing. The spec marks the field
+/// NOT RECOMMENDED; say so when it has no effect rather than pretend.
+fn kernel_memory_v1(d: &Path, k: i64) -> Result<(), CgroupError> {
+    const FILE: &str = "memory.kmem.limit_in_bytes";
+    if !d.join(FILE).exists() {
+        crate::util::warn(&format!(
+            "linux.resources.memory.kernel {k} not applied: this kernel has no {FILE}"
+        ));
+        return Ok(());
+    }
+    write(d, FILE, &k.to_string())?;
+    // The kernel rounds a limit down to whole pages.
+    let page = 4096;
+    if k >= 0 && read_u64(d, FILE) != Some(k as u64 / page * page) {
+        crate::util::warn(&format!(
+            "linux.resources.memory.kernel {k} is not enforced: this kernel ignores kernel memory limits (removed in Linux 6.1); remove it"
+        ));
+    }
+    Ok(())
+}
+
 fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
     let d = need(rec, "")?;
     if let Some(m) = r.memory() {
+        if m.kernel().is_some() || m.kernel_tcp().is_some() {
+            crate::util::warn(
+                "linux.resources.memory.kernel / kernelTCP not applied: cgroup v2 has no kernel memory limits",
+            );
+        }
         if let Some(l) = m.limit() {
             write(d, "memory.max", &max_or(l))?;
         }
@@ -320,6 +376,19 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         };
         if let Some(w) = b.weight() {
             write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+        }
+        // v2 has no leaf weights: an error naming the field, rather than a
+        // weight silently dropped.
+        if b.leaf_weight().is_some()
+            || b.weight_device()
+                .iter()
+                .flatten()
+                .any(|w| w.leaf_weight().is_some())
+        {
+            return Err(CgroupError::Invalid(
+                "linux.resources.blockIO leafWeight is not available on cgroup v2; remove it"
+                    .into(),
+            ));
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {

@@ -209,3 +209,24 @@ fn v2_device_filter_is_enforced_by_the_kernel() {
     unsafe { libc::waitpid(pid, &mut st, 0) };
     assert_eq!(libc::WEXITSTATUS(st), 0, "bitmask of failed checks");
 }
+
+/// A fifo in linux.devices gets no devices-cgroup rule: the controller
+/// refuses type "p" (runtime-tools' linux_devices config has one).
+#[test]
+fn fifo_devices_get_no_cgroup_rule() {
+    let r: LinuxResources =
+        serde_json::from_str(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#).unwrap();
+    let devs: Vec<oci_spec::runtime::LinuxDevice> = serde_json::from_str(
+        r#"[{"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0},
+            {"path": "/dev/blk", "type": "b", "major": 7, "minor": 200}]"#,
+    )
+    .unwrap();
+    let rules: Vec<String> = resources::with_default_devices(&r, &devs)
+        .devices()
+        .iter()
+        .flatten()
+        .map(resources::device_rule)
+        .collect();
+    assert!(rules.iter().all(|r| !r.starts_with('p')), "{rules:?}");
+    assert!(rules.contains(&"b 7:200 rwm".to_string()), "{rules:?}");
+}

@@ -226,13 +226,17 @@ fn init(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
     } else if let Some(s) = plan.stdio {
         install_stdio(s)?;
     }
+    let mut cwd_verified = false;
     if !plan.no_new_privileges {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: load it now.
         if let Some(p) = &plan.seccomp {
+            // The filter may deny getcwd (runtime-tools' linux_seccomp
+            // does), so the CVE-2024-21626 check runs before it.
+            cwd_verified = verify_cwd_before_seccomp(plan)?;
             crate::seccomp::load(p).map_err(|e| e.to_string())?;
         }
     }
-    set_user(plan)?;
+    set_user(plan, cwd_verified)?;
     let resolved = plan
         .args
         .first()
@@ -243,12 +247,23 @@ fn init(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
     // SAFETY: our copy of the socket is no longer needed.
     unsafe { libc::close(sock) };
 
-    if let Some(fifo) = &plan.fifo {
-        wait_fifo(fifo.as_raw_fd())?;
-    }
+    // With startContainer hooks, `start` waits for their verdict on the
+    // fifo: "!" and the error, or the end of file that exec (close-on-exec)
+    // or our exit makes.
+    let verdict = match &plan.fifo {
+        Some(fifo) => wait_fifo(
+            fifo.as_raw_fd(),
+            (!plan.start_container_hooks.is_empty()).then_some(plan.preserve_fds),
+        )?,
+        None => None,
+    };
     for h in &plan.start_container_hooks {
         if let Err(e) = crate::hooks::run(h, &plan.hook_state) {
-            return Err(Fail::Exec(1, format!("startContainer hook: {e}")));
+            let msg = format!("startContainer hook: {e}");
+            if let Some(w) = verdict {
+                raw_write(w, format!("!{msg}").as_bytes());
+            }
+            return Err(Fail::Exec(1, msg));
         }
     }
     let resolved = match resolved {
@@ -381,7 +396,34 @@ fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> R<()> {
     Ok(())
 }
 
-fn set_user(plan: &Plan) -> R<()> {
+/// chdir to process.cwd with init's credentials and check that it lies
+/// inside the root; false when init cannot enter it (the chdir as the
+/// container user in `set_user` then reports the error, and checks).
+fn verify_cwd_before_seccomp(plan: &Plan) -> R<bool> {
+    // SAFETY: chdir to a C string.
+    if unsafe { libc::chdir(plan.cwd.as_ptr()) } != 0 {
+        return Ok(false);
+    }
+    check_cwd_inside_root(plan)?;
+    Ok(true)
+}
+
+/// CVE-2024-21626: a cwd reached through a leaked fd lies outside the
+/// root, and getcwd(2) then fails with ENOENT or answers "(unreachable)".
+fn check_cwd_inside_root(plan: &Plan) -> R<()> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: getcwd into a buffer we own.
+    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
+    if p.is_null() || buf[0] != b'/' {
+        return Err(format!(
+            "current working directory {:?} is outside of the container's root filesystem",
+            plan.cwd
+        ));
+    }
+    Ok(())
+}
+
+fn set_user(plan: &Plan, cwd_verified: bool) -> R<()> {
     if let Some(c) = &plan.caps {
         // SAFETY: prctl with integer args.
         check(
@@ -419,15 +461,10 @@ fn set_user(plan: &Plan) -> R<()> {
             plan.cwd
         )));
     }
-    // CVE-2024-21626: a cwd reached through a leaked fd lies outside the root.
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: getcwd into a buffer we own.
-    let p = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
-    if p.is_null() || buf[0] != b'/' {
-        return Err(format!(
-            "current working directory {:?} is outside of the container's root filesystem",
-            plan.cwd
-        ));
+    // The same path in the same root as the check before seccomp: checked
+    // once is enough, and a filter may deny getcwd now.
+    if !cwd_verified {
+        check_cwd_inside_root(plan)?;
     }
     if let Some(c) = &plan.caps {
         crate::caps::apply_sets(c).map_err(|e| e.to_string())?;
@@ -442,7 +479,11 @@ fn set_user(plan: &Plan) -> R<()> {
 }
 
 /// Block until `start` opens exec.fifo for reading, then tell it we go on.
-fn wait_fifo(fd: RawFd) -> Result<(), Fail> {
+/// Blocks until `start` opens the exec fifo, then tells it so. With
+/// `keep` (the number of preserved fds) the write end stays open and is
+/// returned, for a verdict: close-on-exec, and above the preserved fds,
+/// whose close-on-exec flag is cleared before exec.
+fn wait_fifo(fd: RawFd, keep: Option<u32>) -> Result<Option<RawFd>, Fail> {
     let p = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| Fail::Setup("fifo".into()))?;
     // SAFETY: open through our own O_PATH fd.
     let w = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
@@ -451,11 +492,19 @@ fn wait_fifo(fd: RawFd) -> Result<(), Fail> {
     }
     raw_write(w, b"0");
     // SAFETY: closing fds we own.
-    unsafe {
-        libc::close(w);
-        libc::close(fd);
+    unsafe { libc::close(fd) };
+    if let Some(preserved) = keep {
+        // SAFETY: duplicating an fd we own, then closing the original.
+        let high = unsafe { libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 3 + preserved as RawFd) };
+        unsafe { libc::close(w) };
+        if high < 0 {
+            return Err(Fail::Exec(1, last("duplicate exec fifo")));
+        }
+        return Ok(Some(high));
     }
-    Ok(())
+    // SAFETY: closing an fd we own.
+    unsafe { libc::close(w) };
+    Ok(None)
 }
 
 fn reset_signals() {

@@ -46,8 +46,10 @@ pub struct DevicePlan {
 pub struct RootfsPlan {
     pub rootfs: CString,
     pub root_propagation: libc::c_ulong,
-    /// `rootfsPropagation` asked for shared: applied after pivot_root.
-    pub make_shared: bool,
+    /// What `rootfsPropagation` asks of the container's `/` once it is
+    /// the root (MS_SHARED or MS_UNBINDABLE, 0 for nothing more): applied
+    /// after pivot_root, as the rootfs bind itself needs a bindable source.
+    pub root_after_pivot: libc::c_ulong,
     pub mounts: Vec<MountPlan>,
     pub devices: Vec<DevicePlan>,
     /// /dev/* symlinks and the standard devices only when /dev is a fresh tmpfs.
@@ -583,7 +585,7 @@ pub fn pivot(root: &OwnedFd, p: &RootfsPlan) -> R<()> {
         }
     }
     rustix::process::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
-    if p.make_shared {
+    if p.root_after_pivot == libc::MS_SHARED {
         mount(None, c"/", None, libc::MS_SHARED | libc::MS_REC, None)
             .map_err(|e| format!("make / rshared: {e}"))?;
     }
@@ -621,6 +623,12 @@ pub fn finish(p: &RootfsPlan) -> R<()> {
     }
     if p.readonly_root {
         remount(c"/", libc::MS_RDONLY, true).map_err(|e| format!("remount / read-only: {e}"))?;
+    }
+    if p.root_after_pivot == libc::MS_UNBINDABLE {
+        // Last, and `/` alone: the masks above bind from submounts, which
+        // an unbindable tree would refuse.
+        mount(None, c"/", None, libc::MS_UNBINDABLE, None)
+            .map_err(|e| format!("make / unbindable: {e}"))?;
     }
     Ok(())
 }
