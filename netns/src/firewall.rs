@@ -1,7 +1,11 @@
-//! nftables rules in berth's own `ip` table, driven through the `nft`
-//! binary: a text script on stdin is one atomic transaction, and
-//! `nft -j list table` gives rule handles for exact removal. Only the table
-//! named by `table` is ever created, changed or deleted.
+//! nftables rules in berth's own `ip` table. Network-wide rules (rare)
+//! go through the `nft` binary: a text script on stdin is one atomic
+//! transaction, and `nft -j list table` gives rule handles for exact
+//! removal. A container's published ports, added and removed on every
+//! start and exit, go over nf_tables netlink in process ([`crate::nfnl`],
+//! [`crate::nfnl_rule`]): no process run and no RCU wait on the caller's
+//! path. Only the table named by `table` is ever created, changed or
+//! deleted.
 //!
 //! Every rule carries a comment tag: `net:<network>` for a network's rules,
 //! `ctr:<container id>` for a container's published ports, so removing a
@@ -9,14 +13,16 @@
 //! no-op.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 
 use ipnet::Ipv4Net;
 
 use crate::error::{Error, Result};
 use crate::nfnl::{self, Del};
-use crate::types::{PortMapping, Proto, RuleHandle};
+use crate::nfnl_rule;
+pub use crate::nfnl_rule::{Dnat, TableFamily};
+use crate::types::{PortMapping, RuleHandle};
 
 /// Rules of one network.
 pub struct NetRules<'a> {
@@ -213,82 +219,92 @@ fn ctr_chains(container: &str) -> [(&'static str, String); 2] {
     ]
 }
 
-/// Adds DNAT rules for a container's published ports in one `nft` run and
-/// returns the handles of the jump rules that lead to them, for
-/// [`remove_ports_by_handle`]. The rules live in the container's own
-/// chains (`ctr_<id>`, `ctrl_<id>`), so removal needs only the jumps'
-/// handles, and the kernel refuses to delete a chain still jumped to: a
-/// stale handle can never delete another rule (see there).
+/// Adds DNAT rules for a container's published ports (the `ip` table,
+/// IPv4) and returns the handles of the jump rules that lead to them, for
+/// [`remove_ports_by_handle`]; see [`add_dnat`].
 pub fn add_ports(
     table: &str,
     container: &str,
     ip: Ipv4Addr,
     ports: &[PortMapping],
 ) -> Result<Vec<RuleHandle>> {
-    if ports.is_empty() {
+    let rules: Vec<Dnat> = ports
+        .iter()
+        .map(|p| Dnat {
+            daddr: p.host_ip.map(IpAddr::V4),
+            proto: p.proto,
+            dport: p.host_port,
+            to: IpAddr::V4(ip),
+            to_port: p.container_port,
+        })
+        .collect();
+    add_dnat(TableFamily::Ip, table, container, &rules)
+}
+
+/// Adds a container's DNAT rules in one nf_tables transaction sent over
+/// netlink in process ([`crate::nfnl_rule`]: no `nft` run, and the socket
+/// is closed off the caller's path, so nothing waits for RCU) and returns
+/// the handles of the jump rules the kernel echoed back. The rules live in
+/// the container's own chains (`ctr_<id>`, `ctrl_<id>`), so removal needs
+/// only the jumps' handles, and the kernel refuses to delete a chain still
+/// jumped to: a stale handle can never delete another rule (see
+/// [`remove_ports_by_handle`]). A `daddr` of `None` or the unspecified
+/// address matches every host address; a loopback `daddr` goes to the
+/// chain jumped to from the output hook only, so a loopback-bound port is
+/// never reachable from another host (moby#41872).
+pub fn add_dnat(
+    family: TableFamily,
+    table: &str,
+    container: &str,
+    rules: &[Dnat],
+) -> Result<Vec<RuleHandle>> {
+    if rules.is_empty() {
         return Ok(Vec::new());
     }
     let tag = format!("ctr:{container}");
     let [(_, ctr), (_, ctrl)] = ctr_chains(container);
-    let (mut global, mut local) = (String::new(), String::new());
-    for p in ports {
-        let proto = match p.proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
+    let (mut global, mut local) = (Vec::new(), Vec::new());
+    for r in rules {
+        r.check(family)?;
+        let mut r = r.clone();
+        r.daddr = r.daddr.filter(|a| !a.is_unspecified());
+        let (out, chain) = match r.daddr {
+            Some(a) if a.is_loopback() => (&mut local, &ctrl),
+            _ => (&mut global, &ctr),
         };
-        let (out, chain, daddr) = match p.host_ip {
-            None => (&mut global, &ctr, String::new()),
-            Some(h) if h.is_unspecified() => (&mut global, &ctr, String::new()),
-            // Jumped to from the output hook only, so a loopback-bound port
-            // is never reachable from another host (moby#41872).
-            Some(h) if h.is_loopback() => (&mut local, &ctrl, format!("ip daddr {h} ")),
-            Some(h) => (&mut global, &ctr, format!("ip daddr {h} ")),
-        };
-        out.push_str(&format!(
-            "add rule ip {table} {chain} {daddr}{proto} dport {} dnat to {ip}:{} comment \"{tag}\"\n",
-            p.host_port, p.container_port
-        ));
+        out.push(nfnl_rule::dnat_rule(family, table, chain, &r, &tag));
     }
-    let mut s = String::new();
-    for (parent, chain, rules) in [("ports", &ctr, &global), ("ports_local", &ctrl, &local)] {
+    let jumps = usize::from(!global.is_empty()) + usize::from(!local.is_empty());
+    let mut msgs = Vec::new();
+    for (parent, chain, rules) in [("ports", &ctr, global), ("ports_local", &ctrl, local)] {
         if rules.is_empty() {
             continue;
         }
-        s.push_str(&format!("add chain ip {table} {chain}\n{rules}"));
-        s.push_str(&format!(
-            "add rule ip {table} {parent} jump {chain} comment \"{tag}\"\n"
-        ));
+        msgs.push(nfnl_rule::new_chain(table, chain));
+        msgs.extend(rules);
+        msgs.push(nfnl_rule::jump_rule(table, parent, chain, &tag));
     }
     let op = format!("publish ports of container {container}");
-    let out = nft(table, &op, &["--echo", "--handle", "-f", "-"], Some(&s))?;
-    let handles = jump_handles(&out, table);
-    if handles.len() != usize::from(!global.is_empty()) + usize::from(!local.is_empty()) {
+    let echoed = nfnl::commit(family.nfproto(), table, &op, &msgs)?;
+    let handles: Vec<RuleHandle> = echoed
+        .into_iter()
+        .filter(|e| e.chain == "ports" || e.chain == "ports_local")
+        .map(|e| RuleHandle {
+            chain: e.chain,
+            handle: e.handle,
+        })
+        .collect();
+    if handles.len() != jumps {
         return Err(Error::Nft {
             op,
             table: table.into(),
-            stderr: format!("no rule handle in nft --echo output: {out}"),
+            stderr: format!(
+                "the kernel echoed {} of {jumps} jump rules; remove the container's rules with `berth rm -f` and retry",
+                handles.len()
+            ),
         });
     }
     Ok(handles)
-}
-
-/// The handles of the `jump` rules in `nft --echo --handle` output
-/// (lines like `add rule ip T ports jump ctr_X comment "..." # handle 7`).
-fn jump_handles(echo: &str, table: &str) -> Vec<RuleHandle> {
-    echo.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(&format!("add rule ip {table} "))?;
-            let (chain, rule) = rest.split_once(' ')?;
-            if !rule.starts_with("jump ") {
-                return None;
-            }
-            let handle = rule.rsplit_once("# handle ")?.1.trim().parse().ok()?;
-            Some(RuleHandle {
-                chain: chain.to_string(),
-                handle,
-            })
-        })
-        .collect()
 }
 
 /// Removes a container's DNAT rules in one transaction sent over
@@ -357,29 +373,4 @@ pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
     ids.sort();
     ids.dedup();
     Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jump_handles_come_from_echoed_jump_rules_only() {
-        let echo = "add chain ip t ctr_x # handle 9
-add rule ip t ctr_x tcp dport 8080 dnat to 10.1.1.2:80 comment \"ctr:x\" # handle 10
-add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 11
-add rule ip t ports_local jump ctrl_x comment \"ctr:x\" # handle 13
-add rule ip other ports jump ctr_x comment \"ctr:x\" # handle 14
-# new generation 5 by process 1 (nft)
-";
-        let h = |chain: &str, handle| RuleHandle {
-            chain: chain.into(),
-            handle,
-        };
-        assert_eq!(
-            jump_handles(echo, "t"),
-            vec![h("ports", 11), h("ports_local", 13)]
-        );
-        assert!(jump_handles("", "t").is_empty());
-    }
 }
