@@ -36,7 +36,11 @@ fn nft(script: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = c.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -201,8 +205,12 @@ fn ip_table_rules_match_the_nft_script() {
         nft(&old_script(&old, ctr, ip, ports));
         let handles = firewall::add_ports(&new, ctr, ip, ports).unwrap();
         assert_eq!(handles, jump_handles(&listing("ip", &new), ctr), "{ctr}");
-        let local = ports.iter().any(|p| p.host_ip.is_some_and(|h| h.is_loopback()));
-        let global = ports.iter().any(|p| !p.host_ip.is_some_and(|h| h.is_loopback()));
+        let local = ports
+            .iter()
+            .any(|p| p.host_ip.is_some_and(|h| h.is_loopback()));
+        let global = ports
+            .iter()
+            .any(|p| !p.host_ip.is_some_and(|h| h.is_loopback()));
         assert_eq!(handles.len(), usize::from(local) + usize::from(global));
     }
     let (lo, ln) = (listing("ip", &old), listing("ip", &new));
@@ -221,7 +229,9 @@ fn ip_table_rules_match_the_nft_script() {
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("ip daddr 10.123.41.7 udp dport 9000 dnat to 10.123.40.2:9000 comment \"ctr:a\""),
+        text.contains(
+            "ip daddr 10.123.41.7 udp dport 9000 dnat to 10.123.40.2:9000 comment \"ctr:a\""
+        ),
         "{text}"
     );
     // The handles remove exactly the container's rules on the netlink path.
