@@ -6,8 +6,9 @@
 //! starting at a different path) and the medians are reported, so a load
 //! change from other work on the machine hits every path alike.
 //! Run as root, with iperf3 installed (scripts/install-deps.sh --bench):
-//! `cargo run --release -p netns --example port_throughput -- 5 5`
-//! (rounds, seconds per transfer).
+//! `cargo run --release -p netns --example port_throughput -- 5 5 [MTU]`
+//! (rounds, seconds per transfer, and the network's MTU: docker's 1500
+//! when not given, as `network create -o com.docker.network.driver.mtu`).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -92,6 +93,7 @@ fn main() -> Res<()> {
     let mut args = std::env::args().skip(1).map(|s| s.parse::<u32>());
     let rounds = args.next().transpose()?.unwrap_or(5).max(1);
     let secs = args.next().transpose()?.unwrap_or(5).max(1);
+    let mtu = args.next().transpose()?;
     let dir = tempfile::tempdir()?;
     let mut env = NetEnv::new(dir.path().join("state"));
     env.table = format!("tput_{}", std::process::id());
@@ -99,6 +101,7 @@ fn main() -> Res<()> {
         name: "tput".into(),
         bridge: Some(format!("bttput{}", std::process::id() % 10000)),
         subnet: Some("10.123.201.0/24".parse()?),
+        mtu,
         ..Default::default()
     };
     Network::create(&env, &cfg)?;
@@ -158,7 +161,8 @@ fn main() -> Res<()> {
         }
         let base = median(got[0].clone());
         println!(
-            "\n| iperf3, 1 TCP stream, {secs} s x {rounds} interleaved rounds | median Gbit/s | min-max | / loopback median | median of per-round ratios |"
+            "\n| iperf3, 1 TCP stream, {secs} s x {rounds} interleaved rounds, MTU {} | median Gbit/s | min-max | / loopback median | median of per-round ratios |",
+            mtu.unwrap_or(1500)
         );
         println!("|---|---|---|---|---|");
         for (i, (name, ..)) in paths.iter().enumerate() {
