@@ -27,6 +27,9 @@ const NFTA_RULE_HANDLE: u16 = 3;
 pub(crate) const NFTA_CHAIN_TABLE: u16 = 1;
 pub(crate) const NFTA_CHAIN_NAME: u16 = 3;
 pub(crate) const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
+const SOL_NETLINK: i32 = 270;
+const NETLINK_CAP_ACK: i32 = 10;
 const NLMSG_ERROR: u16 = 2;
 
 /// One step of a deletion transaction in an `ip` table.
@@ -75,8 +78,10 @@ fn message(
     buf.extend_from_slice(attrs);
 }
 
-/// One request of a batch: an `NFT_MSG_*` type, its extra netlink flags
-/// (request and ack are always set) and its encoded attributes.
+/// One request of a batch: an `NFT_MSG_*` type, its netlink flags besides
+/// NLM_F_REQUEST, and its encoded attributes. The kernel reports an error
+/// for any message; a success only for one with NLM_F_ACK (each answer is
+/// a separate buffer on the socket, so a large batch asks for few).
 pub(crate) struct Msg {
     pub kind: u16,
     pub flags: u16,
@@ -115,17 +120,17 @@ fn del_msgs(table: &str, steps: &[Del]) -> Vec<Msg> {
             };
             Msg {
                 kind,
-                flags: 0,
+                flags: NLM_F_ACK,
                 attrs: a,
             }
         })
         .collect()
 }
 
-/// Encodes the batch (begin, each message with an ack requested, end);
+/// Encodes the batch (begin, the messages, end);
 /// `family` is the table's (`NFPROTO_IPV4` for `ip`, `NFPROTO_INET`).
 fn encode(family: u8, msgs: &[Msg]) -> Vec<u8> {
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+    let flags = libc::NLM_F_REQUEST as u16;
     let mut buf = Vec::new();
     message(
         &mut buf,
@@ -266,10 +271,11 @@ pub(crate) fn commit(family: u8, table: &str, op: &str, msgs: &[Msg]) -> Result<
     // grace period: let a detached thread pay it (or process exit).
     std::thread::spawn(move || drop(sock));
     let a = res?;
+    let want = msgs.iter().filter(|m| m.flags & NLM_F_ACK != 0).count();
     let stderr = match a.err {
-        None if a.acks == msgs.len() => return Ok(a.rules),
+        None if a.acks == want => return Ok(a.rules),
         Some(e) => io::Error::from_raw_os_error(e).to_string(),
-        None => format!("{} of {} steps acknowledged", a.acks, msgs.len()),
+        None => format!("{} of {want} steps acknowledged", a.acks),
     };
     Err(Error::Nft {
         op: op.into(),
@@ -278,8 +284,36 @@ pub(crate) fn commit(family: u8, table: &str, op: &str, msgs: &[Msg]) -> Result<
     })
 }
 
+fn setsockopt(sock: &OwnedFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
+    // SAFETY: `v` is a live c_int for the call's duration.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&v as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn transact(sock: &OwnedFd, family: u8, msgs: &[Msg]) -> Result<Answers> {
     let buf = encode(family, msgs);
+    // Answers carry only the failing header, not a copy of each request.
+    // Best effort: without it an error answer is just longer.
+    let _ = setsockopt(sock, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+    // A batch goes in one send(), refused when larger than the send buffer
+    // (~208 KiB by default; a published range of a few hundred ports).
+    if buf.len() > 64 * 1024 {
+        let len = i32::try_from(buf.len() + 4096).unwrap_or(i32::MAX);
+        setsockopt(sock, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, len)
+            .or_else(|_| setsockopt(sock, libc::SOL_SOCKET, libc::SO_SNDBUF, len))
+            .map_err(|e| nl_io("size the send buffer of", e))?;
+    }
     // SAFETY: `buf` is valid for its length; a netlink socket with no
     // address sends to the kernel.
     let sent = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use crate::error::{Error, Result};
 use crate::nfnl::{
     attr, cstr, Msg, NFTA_CHAIN_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_TABLE,
-    NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE,
+    NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NLM_F_ACK,
 };
 use crate::types::Proto;
 
@@ -242,16 +242,23 @@ fn comment(text: &str) -> Vec<u8> {
     u
 }
 
-fn rule(table: &str, chain: &str, exprs: &[u8], tag: &str) -> Msg {
+/// A NEWRULE message; `echo` asks the kernel for the committed rule
+/// (with its handle) and an ack, else only an error is answered.
+fn rule(table: &str, chain: &str, exprs: &[u8], tag: &str, echo: bool) -> Msg {
     let mut a = Vec::new();
     attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
     attr(&mut a, NFTA_RULE_CHAIN, &cstr(chain));
     nested(&mut a, NFTA_RULE_EXPRESSIONS, exprs);
     attr(&mut a, NFTA_RULE_USERDATA, &comment(tag));
-    // `add rule` (append), echoed so the caller learns the handle.
+    // `add rule`: append.
+    let flags = NLM_F_CREATE | NLM_F_APPEND;
     Msg {
         kind: NFT_MSG_NEWRULE,
-        flags: NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO,
+        flags: if echo {
+            flags | NLM_F_ECHO | NLM_F_ACK
+        } else {
+            flags
+        },
         attrs: a,
     }
 }
@@ -270,12 +277,12 @@ pub(crate) fn new_chain(table: &str, chain: &str) -> Msg {
 
 /// `add rule <table> <chain> <r> comment "<tag>"`.
 pub(crate) fn dnat_rule(family: TableFamily, table: &str, chain: &str, r: &Dnat, tag: &str) -> Msg {
-    rule(table, chain, &dnat_exprs(family, r), tag)
+    rule(table, chain, &dnat_exprs(family, r), tag, false)
 }
 
-/// `add rule <table> <chain> jump <target> comment "<tag>"`.
+/// `add rule <table> <chain> jump <target> comment "<tag>"`, echoed.
 pub(crate) fn jump_rule(table: &str, chain: &str, target: &str, tag: &str) -> Msg {
-    rule(table, chain, &jump_exprs(target), tag)
+    rule(table, chain, &jump_exprs(target), tag, true)
 }
 
 #[cfg(test)]
@@ -415,7 +422,7 @@ mod tests {
         );
         assert_eq!(get(&m.attrs, NFTA_RULE_USERDATA), b"\x00\x06ctr:x\x00");
         assert_eq!(m.kind, NFT_MSG_NEWRULE);
-        assert_eq!(m.flags, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO);
+        assert_eq!(m.flags, NLM_F_CREATE | NLM_F_APPEND);
     }
 
     #[test]
@@ -491,6 +498,10 @@ mod tests {
     fn jump_and_chain() {
         let m = jump_rule("t", "ports", "ctr_x", "ctr:x");
         assert_eq!(exprs_of(&m), ["[ immediate reg 0 jump -> ctr_x ]"]);
+        assert_eq!(
+            m.flags,
+            NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO | NLM_F_ACK
+        );
         assert_eq!(get(&m.attrs, NFTA_RULE_CHAIN), b"ports\0");
         let c = new_chain("t", "ctr_x");
         assert_eq!((c.kind, c.flags), (NFT_MSG_NEWCHAIN, NLM_F_CREATE));

@@ -318,3 +318,23 @@ fn missing_table_is_an_error_and_adds_nothing() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_large_range_goes_in_one_batch() {
+    // 2000 ports: a batch of ~400 KiB, beyond the default socket buffers.
+    let tag = rand_hex(6);
+    let t = format!("bt_{tag}r");
+    let _guard = Tables(vec![("ip", t.clone())]);
+    nft(&base("ip", &t));
+    let ip = Ipv4Addr::new(10, 123, 40, 2);
+    let ports: Vec<PortMapping> = (0..2000u16)
+        .map(|i| port(None, 30000 + i, 80, Proto::Tcp))
+        .collect();
+    let handles = firewall::add_ports(&t, "big", ip, &ports).unwrap();
+    let l = listing("ip", &t);
+    assert_eq!(handles, jump_handles(&l, "big"));
+    let in_chain = rules(&l).iter().filter(|r| r.0 == "ctr_big").count();
+    assert_eq!(in_chain, 2000);
+    firewall::remove_ports_by_handle(&t, "big", &handles).unwrap();
+    assert!(!chains(&listing("ip", &t)).contains(&"ctr_big".to_string()));
+}
