@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BERTH=${BERTH:-$PWD/target/release/berth}
 RUNS=${RUNS:-30}
-MIB=${MIB:-1024}
+# Throughput: iperf3 rounds and seconds per transfer (port_throughput).
+TPUT_ROUNDS=${TPUT_ROUNDS:-7}
+TPUT_SECS=${TPUT_SECS:-3}
 here=$PWD
 . scripts/registry.sh
 work=$(mktemp -d /tmp/berth-bench-net.XXXXXX)
@@ -102,6 +104,6 @@ printf '\nberth, %s interleaved triples: median (bridge - none) %.1f ms, median 
   "$(printf '%s\n' "${dn[@]}" | median | awk '{print $1/1000}')" "$(printf '%s\n' "${dp[@]}" | median | awk '{print $1/1000}')"
 
 echo
-echo "published-port TCP throughput ($MIB MiB per transfer, kernel DNAT):"
+echo "published-port TCP throughput (iperf3, kernel DNAT):"
 cargo build -q --release -p netns --example port_throughput
-"$here/target/release/examples/port_throughput" "$MIB"
+"$here/target/release/examples/port_throughput" "$TPUT_ROUNDS" "$TPUT_SECS"

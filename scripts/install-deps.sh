@@ -3,7 +3,7 @@
 # Idempotent: skips apt entirely when everything is already present.
 set -euo pipefail
 want=(docker-registry busybox-static skopeo apache2-utils openssl nftables iptables iproute2 zstd pigz file podman conmon)
-if [ "${1:-}" = "--bench" ]; then want+=(crun runc hyperfine golang-github-containers-common bc netavark jq python3); fi
+if [ "${1:-}" = "--bench" ]; then want+=(crun runc hyperfine golang-github-containers-common bc netavark jq python3 iperf3); fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,42 +1,99 @@
-//! TCP throughput through a published port (kernel DNAT, from the host to
-//! 127.0.0.1 and to the bridge gateway) against the host's own loopback.
-//! Run as root: `cargo run --release -p netns --example port_throughput -- 2048`
-//! (MiB per transfer).
+//! TCP throughput through a published port (kernel DNAT) against the
+//! host's own loopback, with iperf3 on every path: the same client (on the
+//! host, or in a second container), the same server program (on the host
+//! for loopback, in the container otherwise), the same duration and
+//! buffer sizes. Rounds are interleaved (each round runs every path once,
+//! starting at a different path) and the medians are reported, so a load
+//! change from other work on the machine hits every path alike.
+//! Run as root, with iperf3 installed (scripts/install-deps.sh --bench):
+//! `cargo run --release -p netns --example port_throughput -- 5 5 [MTU]`
+//! (rounds, seconds per transfer, and the network's MTU: docker's 1500
+//! when not given, as `network create -o com.docker.network.driver.mtu`).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::time::Instant;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use netns::{attach, namespace, AttachOpts, NetEnv, Network, NetworkConfig, PortMapping, Proto};
 
-fn sink(l: TcpListener) {
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 20];
-        for mut c in l.incoming().flatten() {
-            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
-            let _ = c.write_all(b"k");
-        }
-    });
-}
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn send(ip: Ipv4Addr, port: u16, mib: usize) -> std::io::Result<f64> {
-    let mut s = TcpStream::connect((ip, port))?;
-    let buf = vec![7u8; 1 << 20];
-    let t = Instant::now();
-    for _ in 0..mib {
-        s.write_all(&buf)?;
+/// An iperf3 server, killed on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    s.shutdown(std::net::Shutdown::Write)?;
-    let mut ack = [0u8; 1];
-    s.read_exact(&mut ack)?;
-    Ok(mib as f64 * 8.0 / 1024.0 / t.elapsed().as_secs_f64())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mib: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1024);
+/// `iperf3 -s` on `port`, in the namespace `ns` or on the host.
+fn server(ns: Option<&Path>, bind: Option<Ipv4Addr>, port: u16) -> Res<Server> {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg("iperf3");
+            c
+        }
+        None => Command::new("iperf3"),
+    };
+    c.args(["-s", "-p", &port.to_string()]);
+    if let Some(b) = bind {
+        c.args(["-B", &b.to_string()]);
+    }
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("run iperf3 (install it: scripts/install-deps.sh --bench): {e}"))?;
+    Ok(Server(child))
+}
+
+/// One `iperf3 -c` transfer of `secs` seconds; Gbit/s received. The
+/// first try may meet a server that is not listening yet: retried.
+fn client(ns: Option<&Path>, ip: Ipv4Addr, port: u16, secs: u32) -> Res<f64> {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut c = match ns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("iperf3");
+                c
+            }
+            None => Command::new("iperf3"),
+        };
+        let out = c
+            .args(["-c", &ip.to_string(), "-p", &port.to_string()])
+            .args(["-t", &secs.to_string(), "-J"])
+            .stderr(Stdio::null())
+            .output()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(bps) = v["end"]["sum_received"]["bits_per_second"].as_f64() {
+            return Ok(bps / 1e9);
+        }
+        last = v["error"].as_str().unwrap_or("no output").to_string();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("iperf3 to {ip}:{port}: {last}").into())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1).map(|s| s.parse::<u32>());
+    let rounds = args.next().transpose()?.unwrap_or(5).max(1);
+    let secs = args.next().transpose()?.unwrap_or(5).max(1);
+    let mtu = args.next().transpose()?;
     let dir = tempfile::tempdir()?;
     let mut env = NetEnv::new(dir.path().join("state"));
     env.table = format!("tput_{}", std::process::id());
@@ -44,20 +101,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "tput".into(),
         bridge: Some(format!("bttput{}", std::process::id() % 10000)),
         subnet: Some("10.123.201.0/24".parse()?),
+        mtu,
         ..Default::default()
     };
     Network::create(&env, &cfg)?;
-    let ns = dir.path().join("netns/c");
-    let res = (|| -> Result<(), Box<dyn std::error::Error>> {
+    let (ns, ns2) = (dir.path().join("netns/c"), dir.path().join("netns/c2"));
+    let res = (|| -> Res<()> {
         namespace::create(&ns)?;
-        let l = namespace::run_in(&ns, || {
-            TcpListener::bind("0.0.0.0:5001").map_err(|e| netns::Error::Io {
-                op: "bind",
-                path: "0.0.0.0:5001".into(),
-                source: e,
-            })
-        })?;
-        sink(l);
         let a = attach(
             &env,
             "tput",
@@ -67,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ports: vec![PortMapping {
                     host_ip: None,
                     host_port: 0,
-                    container_port: 5001,
+                    container_port: 5201,
                     proto: Proto::Tcp,
                     host_port_end: 0,
                 }],
@@ -75,37 +125,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
         let hp = a.lease.ports[0].host_port;
-        // A second container on the same bridge, sending from its namespace.
-        let ns2 = dir.path().join("netns/c2");
+        // A second container on the same bridge, as a client.
         namespace::create(&ns2)?;
         attach(&env, "tput", "c2", &ns2, &AttachOpts::default())?;
-        let lo = TcpListener::bind("127.0.0.1:0")?;
-        let lp = lo.local_addr()?.port();
-        sink(lo);
-        for round in 0..3 {
-            let base = send(Ipv4Addr::LOCALHOST, lp, mib)?;
-            let pubd = send(Ipv4Addr::LOCALHOST, hp, mib)?;
-            let gw = send(a.gateway, hp, mib)?;
-            let direct = send(a.lease.ip, 5001, mib)?;
-            let ip = a.lease.ip;
-            let c2c = namespace::run_in(&ns2, move || {
-                send(ip, 5001, mib).map_err(|e| netns::Error::Io {
-                    op: "send",
-                    path: "container to container".into(),
-                    source: e,
-                })
-            })?;
+        let lp = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let _lo = server(None, Some(Ipv4Addr::LOCALHOST), lp)?;
+        let _ctr = server(Some(&ns), None, 5201)?;
+        let ip = a.lease.ip;
+        let paths: [(&str, Option<&Path>, Ipv4Addr, u16); 5] = [
+            (
+                "loopback (host -> 127.0.0.1)",
+                None,
+                Ipv4Addr::LOCALHOST,
+                lp,
+            ),
+            (
+                "published (host -> 127.0.0.1:port)",
+                None,
+                Ipv4Addr::LOCALHOST,
+                hp,
+            ),
+            ("published (host -> gateway:port)", None, a.gateway, hp),
+            ("host -> container IP (no DNAT)", None, ip, 5201),
+            ("container -> container", Some(&ns2), ip, 5201),
+        ];
+        let mut got = vec![Vec::new(); paths.len()];
+        for round in 0..rounds as usize {
+            for k in 0..paths.len() {
+                let i = (round + k) % paths.len();
+                let (_, cns, ip, port) = paths[i];
+                got[i].push(client(cns, ip, port, secs)?);
+            }
+            let line: Vec<String> = got.iter().map(|g| format!("{:.1}", g[round])).collect();
+            eprintln!("round {round}: {} Gbit/s", line.join(" | "));
+        }
+        let base = median(got[0].clone());
+        println!(
+            "\n| iperf3, 1 TCP stream, {secs} s x {rounds} interleaved rounds, MTU {} | median Gbit/s | min-max | / loopback median | median of per-round ratios |",
+            mtu.unwrap_or(1500)
+        );
+        println!("|---|---|---|---|---|");
+        for (i, (name, ..)) in paths.iter().enumerate() {
+            let m = median(got[i].clone());
+            let ratios: Vec<f64> = got[i].iter().zip(&got[0]).map(|(a, b)| a / b).collect();
+            let (lo, hi) = got[i]
+                .iter()
+                .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
             println!(
-                "round {round}: loopback {base:.1} Gbit/s | 127.0.0.1:published {pubd:.1} ({:.0}%) | gateway:published {gw:.1} ({:.0}%) | host to container ip {direct:.1} | container to container {c2c:.1} ({:.0}%)",
-                pubd / base * 100.0,
-                gw / base * 100.0,
-                c2c / base * 100.0
+                "| {name} | {m:.1} | {lo:.1}-{hi:.1} | {:.0}% | {:.0}% |",
+                m / base * 100.0,
+                median(ratios) * 100.0
             );
         }
         Ok(())
     })();
     let _ = netns::release(&env, "c", &ns);
-    let _ = netns::release(&env, "c2", &dir.path().join("netns/c2"));
+    let _ = netns::release(&env, "c2", &ns2);
     Network::delete(&env, "tput")?;
     res
 }

@@ -1,9 +1,13 @@
 //! nftables rules in berth's own `inet` table (IPv4 and IPv6 in one
 //! table: one set of bridges, one container chain per container for both
-//! families; see docs/architecture.md), driven through the `nft` binary: a
-//! text script on stdin is one atomic transaction, and `nft -j list table`
-//! gives rule handles for exact removal. Only the table named by `table`
-//! is ever created, changed or deleted.
+//! families; see docs/architecture.md). Network-wide rules (rare) go
+//! through the `nft` binary: a text script on stdin is one atomic
+//! transaction, and `nft -j list table` gives rule handles for exact
+//! removal. A container's published ports, added and removed on every
+//! start and exit, go over nf_tables netlink in process ([`crate::nfnl`],
+//! [`crate::nfnl_rule`]): no process run and no RCU wait on the caller's
+//! path. Only the table named by `table` is ever created, changed or
+//! deleted.
 //!
 //! Every rule carries a comment tag: `net:<network>` for a network's rules,
 //! `ctr:<container id>` for a container's published ports, so removing a
@@ -18,7 +22,9 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::{Error, Result};
 use crate::nfnl::{self, Del};
-use crate::types::{PortMapping, Proto, RuleHandle};
+use crate::nfnl_rule;
+pub use crate::nfnl_rule::{Dnat, TableFamily};
+use crate::types::{PortMapping, RuleHandle};
 
 /// Rules of one network.
 pub struct NetRules<'a> {
@@ -250,12 +256,9 @@ fn ctr_chains(container: &str) -> [(&'static str, String); 2] {
     ]
 }
 
-/// Adds DNAT rules for a container's published ports in one `nft` run and
-/// returns the handles of the jump rules that lead to them, for
-/// [`remove_ports_by_handle`]. The rules live in the container's own
-/// chains (`ctr_<id>`, `ctrl_<id>`), so removal needs only the jumps'
-/// handles, and the kernel refuses to delete a chain still jumped to: a
-/// stale handle can never delete another rule (see there).
+/// Adds DNAT rules for a container's published ports (v4, and v6 for a
+/// dual-stack container) and returns the handles of the jump rules that
+/// lead to them, for [`remove_ports_by_handle`]; see [`add_dnat`].
 pub fn add_ports(
     table: &str,
     container: &str,
@@ -263,106 +266,113 @@ pub fn add_ports(
     ip6: Option<Ipv6Addr>,
     ports: &[PortMapping],
 ) -> Result<Vec<RuleHandle>> {
-    if ports.is_empty() {
+    add_dnat(
+        TableFamily::Inet,
+        table,
+        container,
+        &port_dnats(ip, ip6, ports),
+    )
+}
+
+/// The DNAT rules of a container's ports. v4: every mapping without a
+/// host address or on a v4 one. v6 (dual-stack containers only): no host
+/// address or `[::]` answers on every local v6 address but `::1` (the base
+/// `output` rule skips it: kernel DNAT cannot leave `::1`, the monitor's
+/// relay serves it), a v6 address on that address; v4 host addresses get
+/// no v6 rule. A wildcard rule matches its target's family only
+/// (`meta nfproto`, see [`crate::nfnl_rule`]).
+fn port_dnats(ip: Ipv4Addr, ip6: Option<Ipv6Addr>, ports: &[PortMapping]) -> Vec<Dnat> {
+    let rule = |daddr, to, p: &PortMapping| Dnat {
+        daddr,
+        proto: p.proto,
+        dport: p.host_port,
+        to,
+        to_port: p.container_port,
+    };
+    let mut v: Vec<Dnat> = ports
+        .iter()
+        .filter(|p| !matches!(p.host_ip, Some(IpAddr::V6(_))))
+        .map(|p| rule(p.host_ip, IpAddr::V4(ip), p))
+        .collect();
+    if let Some(ip6) = ip6 {
+        for p in ports {
+            let daddr = match p.host_ip {
+                None => None,
+                Some(IpAddr::V6(h)) if h.is_unspecified() => None,
+                Some(IpAddr::V6(h)) if h.is_loopback() => continue,
+                Some(IpAddr::V6(h)) => Some(IpAddr::V6(h)),
+                Some(IpAddr::V4(_)) => continue,
+            };
+            v.push(rule(daddr, IpAddr::V6(ip6), p));
+        }
+    }
+    v
+}
+
+/// Adds a container's DNAT rules in one nf_tables transaction sent over
+/// netlink in process ([`crate::nfnl_rule`]: no `nft` run, and the socket
+/// is closed off the caller's path, so nothing waits for RCU) and returns
+/// the handles of the jump rules the kernel echoed back. The rules live in
+/// the container's own chains (`ctr_<id>`, `ctrl_<id>`), so removal needs
+/// only the jumps' handles, and the kernel refuses to delete a chain still
+/// jumped to: a stale handle can never delete another rule (see
+/// [`remove_ports_by_handle`]). A `daddr` of `None` or the unspecified
+/// address matches every host address; a loopback `daddr` goes to the
+/// chain jumped to from the output hook only, so a loopback-bound port is
+/// never reachable from another host (moby#41872).
+pub fn add_dnat(
+    family: TableFamily,
+    table: &str,
+    container: &str,
+    rules: &[Dnat],
+) -> Result<Vec<RuleHandle>> {
+    if rules.is_empty() {
         return Ok(Vec::new());
     }
     let tag = format!("ctr:{container}");
     let [(_, ctr), (_, ctrl)] = ctr_chains(container);
-    let (mut global, mut local) = (String::new(), String::new());
-    // v6 host addresses get v6 rules only (`v6_port_rules`).
-    for p in ports
-        .iter()
-        .filter(|p| !matches!(p.host_ip, Some(IpAddr::V6(_))))
-    {
-        let proto = match p.proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
+    let (mut global, mut local) = (Vec::new(), Vec::new());
+    for r in rules {
+        r.check(family)?;
+        let mut r = r.clone();
+        r.daddr = r.daddr.filter(|a| !a.is_unspecified());
+        let (out, chain) = match r.daddr {
+            Some(a) if a.is_loopback() => (&mut local, &ctrl),
+            _ => (&mut global, &ctr),
         };
-        let (out, chain, daddr) = match p.host_ip {
-            None => (&mut global, &ctr, String::new()),
-            Some(h) if h.is_unspecified() => (&mut global, &ctr, String::new()),
-            // Jumped to from the output hook only, so a loopback-bound port
-            // is never reachable from another host (moby#41872).
-            Some(h) if h.is_loopback() => (&mut local, &ctrl, format!("ip daddr {h} ")),
-            Some(h) => (&mut global, &ctr, format!("ip daddr {h} ")),
-        };
-        out.push_str(&format!(
-            "add rule inet {table} {chain} {daddr}{proto} dport {} dnat ip to {ip}:{} comment \"{tag}\"\n",
-            p.host_port, p.container_port
-        ));
+        out.push(nfnl_rule::dnat_rule(family, table, chain, &r, &tag));
     }
-    if let Some(ip6) = ip6 {
-        global.push_str(&v6_port_rules(table, &ctr, &tag, ip6, ports));
-    }
-    let mut s = String::new();
-    for (parent, chain, rules) in [("ports", &ctr, &global), ("ports_local", &ctrl, &local)] {
+    let jumps = usize::from(!global.is_empty()) + usize::from(!local.is_empty());
+    let mut msgs = Vec::new();
+    for (parent, chain, rules) in [("ports", &ctr, global), ("ports_local", &ctrl, local)] {
         if rules.is_empty() {
             continue;
         }
-        s.push_str(&format!("add chain inet {table} {chain}\n{rules}"));
-        s.push_str(&format!(
-            "add rule inet {table} {parent} jump {chain} comment \"{tag}\"\n"
-        ));
+        msgs.push(nfnl_rule::new_chain(table, chain));
+        msgs.extend(rules);
+        msgs.push(nfnl_rule::jump_rule(table, parent, chain, &tag));
     }
     let op = format!("publish ports of container {container}");
-    let out = nft(table, &op, &["--echo", "--handle", "-f", "-"], Some(&s))?;
-    let handles = jump_handles(&out, table);
-    if handles.len() != usize::from(!global.is_empty()) + usize::from(!local.is_empty()) {
+    let echoed = nfnl::commit(family.nfproto(), table, &op, &msgs)?;
+    let handles: Vec<RuleHandle> = echoed
+        .into_iter()
+        .filter(|e| e.chain == "ports" || e.chain == "ports_local")
+        .map(|e| RuleHandle {
+            chain: e.chain,
+            handle: e.handle,
+        })
+        .collect();
+    if handles.len() != jumps {
         return Err(Error::Nft {
             op,
             table: table.into(),
-            stderr: format!("no rule handle in nft --echo output: {out}"),
+            stderr: format!(
+                "the kernel echoed {} of {jumps} jump rules; remove the container's rules with `berth rm -f` and retry",
+                handles.len()
+            ),
         });
     }
     Ok(handles)
-}
-
-/// The v6 DNAT rules of a dual-stack container's ports, for its `ctr_`
-/// chain: a mapping without host address or on `[::]` answers on every
-/// local v6 address but `::1` (the base `output` rule skips it: the relay
-/// serves `[::1]`), one on a v6 address on that address. v4 host
-/// addresses have no v6 rule; `[::1]` has none (relay).
-fn v6_port_rules(
-    table: &str,
-    chain: &str,
-    tag: &str,
-    ip6: Ipv6Addr,
-    ports: &[PortMapping],
-) -> String {
-    let mut out = String::new();
-    for p in ports {
-        let daddr = match p.host_ip {
-            None => "meta nfproto ipv6 ".to_string(),
-            Some(IpAddr::V6(h)) if h.is_unspecified() => "meta nfproto ipv6 ".to_string(),
-            Some(IpAddr::V6(h)) if h.is_loopback() => continue,
-            Some(IpAddr::V6(h)) => format!("ip6 daddr {h} "),
-            Some(IpAddr::V4(_)) => continue,
-        };
-        out.push_str(&format!(
-            "add rule inet {table} {chain} {daddr}{} dport {} dnat ip6 to [{ip6}]:{} comment \"{tag}\"\n",
-            p.proto, p.host_port, p.container_port
-        ));
-    }
-    out
-}
-
-/// The handles of the `jump` rules in `nft --echo --handle` output
-/// (lines like `add rule inet T ports jump ctr_X comment "..." # handle 7`).
-fn jump_handles(echo: &str, table: &str) -> Vec<RuleHandle> {
-    echo.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(&format!("add rule {FAMILY} {table} "))?;
-            let (chain, rule) = rest.split_once(' ')?;
-            if !rule.starts_with("jump ") {
-                return None;
-            }
-            let handle = rule.rsplit_once("# handle ")?.1.trim().parse().ok()?;
-            Some(RuleHandle {
-                chain: chain.to_string(),
-                handle,
-            })
-        })
-        .collect()
 }
 
 /// Removes a container's DNAT rules in one transaction sent over
@@ -432,34 +442,13 @@ pub fn containers_with_rules(table: &str) -> Result<Vec<String>> {
     ids.dedup();
     Ok(ids)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Proto;
 
     #[test]
-    fn jump_handles_come_from_echoed_jump_rules_only() {
-        let echo = "add chain inet t ctr_x # handle 9
-add rule inet t ctr_x tcp dport 8080 dnat ip to 10.1.1.2:80 comment \"ctr:x\" # handle 10
-add rule inet t ports jump ctr_x comment \"ctr:x\" # handle 11
-add rule inet t ports_local jump ctrl_x comment \"ctr:x\" # handle 13
-add rule inet other ports jump ctr_x comment \"ctr:x\" # handle 14
-add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 15
-# new generation 5 by process 1 (nft)
-";
-        let h = |chain: &str, handle| RuleHandle {
-            chain: chain.into(),
-            handle,
-        };
-        assert_eq!(
-            jump_handles(echo, "t"),
-            vec![h("ports", 11), h("ports_local", 13)]
-        );
-        assert!(jump_handles("", "t").is_empty());
-    }
-
-    #[test]
-    fn v6_rules_per_host_address() {
+    fn v4_and_v6_rules_per_host_address() {
         let m = |h: Option<&str>, port| PortMapping {
             host_ip: h.map(|s| s.parse().unwrap()),
             host_port: port,
@@ -474,14 +463,25 @@ add rule ip t ports jump ctr_x comment \"ctr:x\" # handle 15
             m(Some("fd00::2"), 8083),
             m(Some("127.0.0.1"), 8084),
         ];
-        let r = v6_port_rules("t", "ctr_x", "ctr:x", "fd12::2".parse().unwrap(), &ports);
-        let lines: Vec<&str> = r.lines().collect();
-        assert_eq!(lines.len(), 3, "{r}");
+        let (v4, v6): (Ipv4Addr, Ipv6Addr) =
+            ("10.1.1.2".parse().unwrap(), "fd12::2".parse().unwrap());
+        let r = port_dnats(v4, Some(v6), &ports);
+        let got: Vec<(Option<String>, u16, String)> = r
+            .iter()
+            .map(|d| (d.daddr.map(|a| a.to_string()), d.dport, d.to.to_string()))
+            .collect();
+        let e = |a: Option<&str>, p, to: &str| (a.map(str::to_string), p, to.to_string());
         assert_eq!(
-            lines[0],
-            "add rule inet t ctr_x meta nfproto ipv6 tcp dport 8080 dnat ip6 to [fd12::2]:80 comment \"ctr:x\""
+            got,
+            vec![
+                e(None, 8080, "10.1.1.2"),
+                e(Some("127.0.0.1"), 8084, "10.1.1.2"),
+                e(None, 8080, "fd12::2"),
+                e(None, 8081, "fd12::2"),
+                e(Some("fd00::2"), 8083, "fd12::2"),
+            ]
         );
-        assert!(lines[1].contains("meta nfproto ipv6 tcp dport 8081"));
-        assert!(lines[2].contains("ip6 daddr fd00::2 tcp dport 8083 dnat ip6 to [fd12::2]:80"));
+        // A v4-only container: v4 rules only, v6 host addresses skipped.
+        assert_eq!(port_dnats(v4, None, &ports).len(), 2);
     }
 }

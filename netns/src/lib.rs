@@ -10,6 +10,7 @@ pub mod link;
 pub mod namespace;
 mod network;
 mod nfnl;
+mod nfnl_rule;
 pub mod pool;
 pub mod ports;
 pub mod proxy;

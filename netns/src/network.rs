@@ -542,12 +542,12 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
-    // Rules exist only for recorded ports: skip the nft run otherwise.
+    // Rules exist only for recorded ports: nothing to send otherwise.
     if lease.ports.is_empty() {
         return Ok(());
     }
     let _f = state::lock(&env.firewall_lock())?;
-    // One nft run with the recorded handles; listing the table is the
+    // One netlink batch with the recorded handles; listing the table is the
     // fallback (no handles recorded, or the kernel refused stale ones).
     if !lease.port_rules.is_empty()
         && firewall::remove_ports_by_handle(&st.table, &lease.container_id, &lease.port_rules)

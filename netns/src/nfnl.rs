@@ -19,13 +19,18 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_DELRULE: u16 = 8;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
+pub(crate) const NFT_MSG_NEWCHAIN: u16 = 3;
+pub(crate) const NFT_MSG_NEWRULE: u16 = 6;
+pub(crate) const NFTA_RULE_TABLE: u16 = 1;
+pub(crate) const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-/// berth's table is `inet` (`firewall::FAMILY`).
-const NFPROTO_INET: u8 = 1;
+pub(crate) const NFTA_CHAIN_TABLE: u16 = 1;
+pub(crate) const NFTA_CHAIN_NAME: u16 = 3;
+#[cfg(test)]
+const NFPROTO_IPV4: u8 = 2;
+pub(crate) const NLM_F_ACK: u16 = libc::NLM_F_ACK as u16;
+const SOL_NETLINK: i32 = 270;
+const NETLINK_CAP_ACK: i32 = 10;
 const NLMSG_ERROR: u16 = 2;
 
 /// One step of a deletion transaction in berth's `inet` table.
@@ -38,7 +43,7 @@ pub enum Del<'a> {
     Chain { chain: &'a str },
 }
 
-fn attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
+pub(crate) fn attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
     let len = 4 + data.len();
     buf.extend_from_slice(&(len as u16).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
@@ -46,7 +51,7 @@ fn attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
     buf.resize(buf.len() + (4 - len % 4) % 4, 0);
 }
 
-fn cstr(s: &str) -> Vec<u8> {
+pub(crate) fn cstr(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
     v.push(0);
     v
@@ -74,9 +79,59 @@ fn message(
     buf.extend_from_slice(attrs);
 }
 
-/// Encodes the batch (begin, each step with an ack requested, end).
-fn encode(table: &str, steps: &[Del]) -> Vec<u8> {
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+/// One request of a batch: an `NFT_MSG_*` type, its netlink flags besides
+/// NLM_F_REQUEST, and its encoded attributes. The kernel reports an error
+/// for any message; a success only for one with NLM_F_ACK (each answer is
+/// a separate buffer on the socket, so a large batch asks for few).
+pub(crate) struct Msg {
+    pub kind: u16,
+    pub flags: u16,
+    pub attrs: Vec<u8>,
+}
+
+/// A rule the kernel echoed back (NLM_F_ECHO) after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Echoed {
+    pub chain: String,
+    pub handle: u64,
+}
+
+fn del_msgs(table: &str, steps: &[Del]) -> Vec<Msg> {
+    steps
+        .iter()
+        .map(|step| {
+            let mut a = Vec::new();
+            let kind = match step {
+                Del::Rule { chain, handle } => {
+                    attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
+                    attr(&mut a, NFTA_RULE_CHAIN, &cstr(chain));
+                    attr(&mut a, NFTA_RULE_HANDLE, &handle.to_be_bytes());
+                    NFT_MSG_DELRULE
+                }
+                Del::Flush { chain } => {
+                    attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
+                    attr(&mut a, NFTA_RULE_CHAIN, &cstr(chain));
+                    NFT_MSG_DELRULE
+                }
+                Del::Chain { chain } => {
+                    attr(&mut a, NFTA_CHAIN_TABLE, &cstr(table));
+                    attr(&mut a, NFTA_CHAIN_NAME, &cstr(chain));
+                    NFT_MSG_DELCHAIN
+                }
+            };
+            Msg {
+                kind,
+                flags: NLM_F_ACK,
+                attrs: a,
+            }
+        })
+        .collect()
+}
+
+/// Encodes the batch (begin, the messages, end);
+/// `family` is the table's (`NFPROTO_IPV4` for `ip`, `NFPROTO_INET`).
+fn encode(family: u8, msgs: &[Msg]) -> Vec<u8> {
+    let flags = libc::NLM_F_REQUEST as u16;
     let mut buf = Vec::new();
     message(
         &mut buf,
@@ -87,30 +142,19 @@ fn encode(table: &str, steps: &[Del]) -> Vec<u8> {
         NFNL_SUBSYS_NFTABLES,
         &[],
     );
-    for (i, step) in steps.iter().enumerate() {
-        let mut a = Vec::new();
-        let kind = match step {
-            Del::Rule { chain, handle } => {
-                attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
-                attr(&mut a, NFTA_RULE_CHAIN, &cstr(chain));
-                attr(&mut a, NFTA_RULE_HANDLE, &handle.to_be_bytes());
-                NFT_MSG_DELRULE
-            }
-            Del::Flush { chain } => {
-                attr(&mut a, NFTA_RULE_TABLE, &cstr(table));
-                attr(&mut a, NFTA_RULE_CHAIN, &cstr(chain));
-                NFT_MSG_DELRULE
-            }
-            Del::Chain { chain } => {
-                attr(&mut a, NFTA_CHAIN_TABLE, &cstr(table));
-                attr(&mut a, NFTA_CHAIN_NAME, &cstr(chain));
-                NFT_MSG_DELCHAIN
-            }
-        };
-        let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
-        message(&mut buf, kind, flags, i as u32 + 1, NFPROTO_INET, 0, &a);
+    for (i, m) in msgs.iter().enumerate() {
+        let kind = (NFNL_SUBSYS_NFTABLES << 8) | m.kind;
+        message(
+            &mut buf,
+            kind,
+            flags | m.flags,
+            i as u32 + 1,
+            family,
+            0,
+            &m.attrs,
+        );
     }
-    let end = steps.len() as u32 + 1;
+    let end = msgs.len() as u32 + 1;
     message(
         &mut buf,
         NFNL_MSG_BATCH_END,
@@ -123,9 +167,50 @@ fn encode(table: &str, steps: &[Del]) -> Vec<u8> {
     buf
 }
 
-/// The first error code in the kernel's answers, and how many acks came.
-fn parse_answers(data: &[u8]) -> (Option<i32>, usize) {
-    let (mut err, mut acks, mut off) = (None, 0, 0);
+/// What the kernel answered to a batch.
+#[derive(Debug, Default, PartialEq)]
+struct Answers {
+    /// The first error code (positive errno).
+    err: Option<i32>,
+    acks: usize,
+    /// Echoed NEWRULE messages, in commit order.
+    rules: Vec<Echoed>,
+}
+
+/// The chain and handle attributes of an echoed NEWRULE message body
+/// (after the netlink and nfgen headers).
+fn echoed_rule(mut body: &[u8]) -> Option<Echoed> {
+    let (mut chain, mut handle) = (None, None);
+    while body.len() >= 4 {
+        let len = u16::from_ne_bytes([body[0], body[1]]) as usize;
+        let kind = u16::from_ne_bytes([body[2], body[3]]) & 0x3fff;
+        if len < 4 || len > body.len() {
+            break;
+        }
+        let data = &body[4..len];
+        match kind {
+            NFTA_RULE_CHAIN => {
+                let s = data.split(|&b| b == 0).next().unwrap_or_default();
+                chain = Some(String::from_utf8_lossy(s).into_owned());
+            }
+            NFTA_RULE_HANDLE if data.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(data);
+                handle = Some(u64::from_be_bytes(b));
+            }
+            _ => {}
+        }
+        body = &body[((len + 3) & !3).min(body.len())..];
+    }
+    Some(Echoed {
+        chain: chain?,
+        handle: handle?,
+    })
+}
+
+fn parse_answers(data: &[u8]) -> Answers {
+    let mut a = Answers::default();
+    let mut off = 0;
     while off + 20 <= data.len() {
         let word = |o: usize| [data[o], data[o + 1], data[o + 2], data[o + 3]];
         let len = u32::from_ne_bytes(word(off)) as usize;
@@ -135,15 +220,17 @@ fn parse_answers(data: &[u8]) -> (Option<i32>, usize) {
         }
         if kind == NLMSG_ERROR {
             match i32::from_ne_bytes(word(off + 16)) {
-                0 => acks += 1,
+                0 => a.acks += 1,
                 e => {
-                    err.get_or_insert(-e);
+                    a.err.get_or_insert(-e);
                 }
             }
+        } else if kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE && len >= 20 {
+            a.rules.extend(echoed_rule(&data[off + 20..off + len]));
         }
         off += (len + 3) & !3;
     }
-    (err, acks)
+    a
 }
 
 fn nl_io(op: &'static str, e: io::Error) -> Error {
@@ -154,6 +241,19 @@ fn nl_io(op: &'static str, e: io::Error) -> Error {
 /// error names the kernel's errno (ENOENT: a rule or chain is gone;
 /// EBUSY: a chain is still jumped to).
 pub fn delete(table: &str, steps: &[Del]) -> Result<()> {
+    commit(
+        crate::nfnl_rule::TableFamily::Inet.nfproto(),
+        table,
+        "delete rules over netlink",
+        &del_msgs(table, steps),
+    )
+    .map(drop)
+}
+
+/// Sends `msgs` as one nf_tables transaction (all or nothing) and returns
+/// the rules the kernel echoed (messages sent with `NLM_F_ECHO`). `op`
+/// names the change in errors.
+pub(crate) fn commit(family: u8, table: &str, op: &str, msgs: &[Msg]) -> Result<Vec<Echoed>> {
     // SAFETY: plain socket(2); the result is checked before use.
     let fd = unsafe {
         libc::socket(
@@ -167,23 +267,63 @@ pub fn delete(table: &str, steps: &[Del]) -> Result<()> {
     }
     // SAFETY: `fd` is a fresh descriptor owned by nobody else.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let res = transact(&sock, table, steps);
+    let res = transact(&sock, family, msgs);
     // The close waits for the kernel to free the transaction after an RCU
     // grace period: let a detached thread pay it (or process exit).
     std::thread::spawn(move || drop(sock));
-    res
+    let a = res?;
+    let want = msgs.iter().filter(|m| m.flags & NLM_F_ACK != 0).count();
+    let stderr = match a.err {
+        None if a.acks == want => return Ok(a.rules),
+        Some(e) => io::Error::from_raw_os_error(e).to_string(),
+        None => format!("{} of {want} steps acknowledged", a.acks),
+    };
+    Err(Error::Nft {
+        op: op.into(),
+        table: table.into(),
+        stderr,
+    })
 }
 
-fn transact(sock: &OwnedFd, table: &str, steps: &[Del]) -> Result<()> {
-    let buf = encode(table, steps);
+fn setsockopt(sock: &OwnedFd, level: i32, opt: i32, v: i32) -> io::Result<()> {
+    // SAFETY: `v` is a live c_int for the call's duration.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&v as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn transact(sock: &OwnedFd, family: u8, msgs: &[Msg]) -> Result<Answers> {
+    let buf = encode(family, msgs);
+    // Answers carry only the failing header, not a copy of each request.
+    // Best effort: without it an error answer is just longer.
+    let _ = setsockopt(sock, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+    // A batch goes in one send(), refused when larger than the send buffer
+    // (~208 KiB by default; a published range of a few hundred ports).
+    if buf.len() > 64 * 1024 {
+        let len = i32::try_from(buf.len() + 4096).unwrap_or(i32::MAX);
+        setsockopt(sock, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, len)
+            .or_else(|_| setsockopt(sock, libc::SOL_SOCKET, libc::SO_SNDBUF, len))
+            .map_err(|e| nl_io("size the send buffer of", e))?;
+    }
     // SAFETY: `buf` is valid for its length; a netlink socket with no
     // address sends to the kernel.
     let sent = unsafe { libc::send(sock.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
     if sent < 0 {
         return Err(nl_io("send batch on", io::Error::last_os_error()));
     }
-    // The kernel runs the whole batch inside send(): every answer is queued
-    // by now, so read without blocking until none is left.
+    // The kernel runs the whole batch, commit and echoes included, inside
+    // send(): every answer is queued by now, so read without blocking
+    // until none is left.
     let mut answers = Vec::new();
     let mut chunk = vec![0u8; 16384];
     loop {
@@ -208,17 +348,7 @@ fn transact(sock: &OwnedFd, table: &str, steps: &[Del]) -> Result<()> {
         }
         answers.extend_from_slice(&chunk[..n as usize]);
     }
-    let (err, acks) = parse_answers(&answers);
-    let stderr = match err {
-        None if acks == steps.len() => return Ok(()),
-        Some(e) => io::Error::from_raw_os_error(e).to_string(),
-        None => format!("{acks} of {} steps acknowledged", steps.len()),
-    };
-    Err(Error::Nft {
-        op: "delete rules over netlink".into(),
-        table: table.into(),
-        stderr,
-    })
+    Ok(parse_answers(&answers))
 }
 
 #[cfg(test)]
@@ -228,11 +358,14 @@ mod tests {
     #[test]
     fn batch_is_framed_and_padded() {
         let b = encode(
-            "t",
-            &[Del::Rule {
-                chain: "ports",
-                handle: 7,
-            }],
+            NFPROTO_IPV4,
+            &del_msgs(
+                "t",
+                &[Del::Rule {
+                    chain: "ports",
+                    handle: 7,
+                }],
+            ),
         );
         // begin (20) + rule (16 + 4 + table 8 + chain 12 + handle 12) + end (20)
         assert_eq!(b.len(), 20 + 52 + 20);
@@ -253,7 +386,48 @@ mod tests {
         };
         let mut d = ack(0);
         d.extend(ack(-libc::EBUSY));
-        assert_eq!(parse_answers(&d), (Some(libc::EBUSY), 1));
-        assert_eq!(parse_answers(&ack(0)), (None, 1));
+        let a = parse_answers(&d);
+        assert_eq!((a.err, a.acks), (Some(libc::EBUSY), 1));
+        let a = parse_answers(&ack(0));
+        assert_eq!((a.err, a.acks), (None, 1));
+    }
+
+    #[test]
+    fn echoed_rules_give_chain_and_handle() {
+        let mut body = Vec::new();
+        attr(&mut body, NFTA_RULE_TABLE, &cstr("t"));
+        attr(&mut body, NFTA_RULE_CHAIN, &cstr("ports_local"));
+        attr(&mut body, NFTA_RULE_HANDLE, &42u64.to_be_bytes());
+        let mut d = Vec::new();
+        message(
+            &mut d,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE,
+            0,
+            3,
+            NFPROTO_IPV4,
+            0,
+            &body,
+        );
+        // A message without a handle is not a rule the caller can use.
+        let mut no_handle = Vec::new();
+        attr(&mut no_handle, NFTA_RULE_CHAIN, &cstr("ports"));
+        message(
+            &mut d,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE,
+            0,
+            4,
+            NFPROTO_IPV4,
+            0,
+            &no_handle,
+        );
+        let a = parse_answers(&d);
+        assert_eq!(
+            a.rules,
+            vec![Echoed {
+                chain: "ports_local".into(),
+                handle: 42
+            }]
+        );
+        assert_eq!((a.err, a.acks), (None, 0));
     }
 }
