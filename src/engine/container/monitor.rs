@@ -474,7 +474,7 @@ impl Monitor {
         // Compact: read back at once by the runtime (and by `exec`), 40%
         // smaller than pretty-printed.
         let b = serde_json::to_vec(&spec)?;
-        crate::engine::fsutil::atomic_replace(&dir.join("config.json"), &b)
+        crate::engine::fsutil::write_new_or_replace(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
         Ok(())
     }
