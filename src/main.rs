@@ -22,5 +22,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("runtime") {
         std::process::exit(runtime::cli_main(args.into_iter().skip(1).collect()));
     }
-    std::process::exit(cli::run());
+    // `run` only: fork its monitor now, small and single-threaded.
+    berth::engine::container::zygote::prefork(&args);
+    let code = cli::run();
+    berth::engine::container::zygote::release();
+    std::process::exit(code);
 }

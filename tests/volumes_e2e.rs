@@ -1083,19 +1083,14 @@ fn bind_propagation_is_honoured() {
     assert_clean(e.b.root());
 }
 
-/// The pid of the monitor of container `id` (a berth-monitor whose argv names it).
-fn monitor_pid(id: &str) -> i32 {
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("__monitor") && cmd.contains(id) {
-            return pid;
-        }
-    }
-    panic!("no monitor for {id}");
+/// The pid of the monitor of container `id`, as its state.json records it
+/// (a monitor forked by `run` carries the CLI's argv, not `__monitor ID`).
+fn monitor_pid(root: &std::path::Path, id: &str) -> i32 {
+    let st = std::fs::read_to_string(root.join("containers").join(id).join("state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let pid = v["MonitorPid"].as_i64().unwrap_or(0) as i32;
+    assert!(pid > 0, "no monitor for {id}: {st}");
+    pid
 }
 
 #[test]
@@ -1117,7 +1112,7 @@ fn local_driver_mount_survives_a_killed_monitor_cleanly() {
     assert!(common::berth::mounts_under(&e.b.root().join("volumes")).contains(&data));
     let pid: i32 = e.inspect(&id, "{{.State.Pid}}").parse().unwrap();
     unsafe {
-        libc::kill(monitor_pid(&id), libc::SIGKILL);
+        libc::kill(monitor_pid(e.b.root(), &id), libc::SIGKILL);
         libc::kill(pid, libc::SIGKILL);
     }
     common::ctr::reap_monitors(std::time::Duration::from_secs(10));

@@ -7,7 +7,7 @@
 //! ~30 ms per write on this machine's disk).
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -118,19 +118,17 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
+    /// The lock is an `flock` on the directory itself: a separate lock file
+    /// would cost one more inode to create and delete per container (each
+    /// 0.1-0.5 ms on a busy ext4).
     fn lock_file(id: &str, dir: &Path) -> Result<File, StateError> {
-        let path = dir.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|err| StateError::Io {
-                id: id.into(),
-                what: "open",
-                path: path.clone(),
-                err,
-            })?;
+        let path = dir.to_path_buf();
+        let f = File::open(&path).map_err(|err| StateError::Io {
+            id: id.into(),
+            what: "open",
+            path: path.clone(),
+            err,
+        })?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             let err = std::io::Error::last_os_error();
@@ -202,7 +200,7 @@ impl ContainerDir {
         if !dir.is_dir() || dir.join("state.json").exists() {
             return Ok(false);
         }
-        let Ok(f) = File::open(dir.join("lock")) else {
+        let Ok(f) = File::open(&dir) else {
             return Ok(false);
         };
         // SAFETY: flock on an fd we own; a creator alive holds it.

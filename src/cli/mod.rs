@@ -21,6 +21,7 @@ mod ctr_sysctl;
 mod df_containers;
 pub mod errors;
 mod exec_detach;
+mod fast_parse;
 pub mod format;
 mod images;
 mod net_flags;
@@ -50,7 +51,8 @@ pub struct Reported {
 
 /// Parses arguments, runs the command, prints errors by `errors::line`.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match fast_parse::run_only(&argv).map_or_else(|| Cli::try_parse_from(argv), Ok) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };

@@ -39,6 +39,24 @@ pub fn atomic_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }
 
+/// Like `atomic_replace`, but a file that does not exist yet is written in
+/// place (no temp name, no rename): for per-start files of the monitor
+/// (hosts, hostname, resolv.conf, config.json) that nothing reads before
+/// the container runs. A process killed half-way leaves a short file,
+/// which the next start replaces atomically (the file exists then).
+pub fn write_new_or_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+    {
+        Ok(mut f) => f.write_all(bytes),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => replace(path, bytes, false),
+        Err(e) => Err(e),
+    }
+}
+
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory")

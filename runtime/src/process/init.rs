@@ -23,8 +23,10 @@ fn check(rc: libc::c_long, what: impl std::fmt::Display) -> R<()> {
     }
 }
 
-pub fn main(plan: &Plan, sock: RawFd) -> ! {
-    let code = match run(plan, sock) {
+/// `direct`: this process was cloned with the plan's new namespaces (all
+/// but cgroup) and is init already (see `direct_clone_flags`).
+pub fn main(plan: &Plan, sock: RawFd, direct: bool) -> ! {
+    let code = match run(plan, sock, direct) {
         Ok(never) => match never {},
         Err(Fail::Setup(msg)) => {
             let _ = channel::send(sock, &Msg::Error(msg));
@@ -73,7 +75,7 @@ fn close_others(keep: &[RawFd], preserve: u32) {
     unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0) };
 }
 
-fn run(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
+fn run(plan: &Plan, sock: RawFd, direct: bool) -> Result<Never, Fail> {
     // Until execve replaces this image, /proc/<pid>/exe is the host's
     // binary; a non-dumpable process keeps container processes (which lack
     // CAP_SYS_PTRACE on the host) from opening it (CVE-2019-5736).
@@ -114,6 +116,16 @@ fn run(plan: &Plan, sock: RawFd) -> Result<Never, Fail> {
             unsafe { libc::setresuid(0, 0, 0) } as _,
             "setresuid in user namespace",
         )?;
+    }
+    if direct {
+        if plan.unshare & libc::CLONE_NEWCGROUP != 0 {
+            // SAFETY: unshare in a single-threaded child.
+            check(
+                unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } as _,
+                "unshare cgroup namespace",
+            )?;
+        }
+        return init(plan, sock);
     }
     if plan.unshare != 0 {
         // SAFETY: unshare in a single-threaded child.

@@ -52,18 +52,27 @@ pub fn spawn(
     mut on_hooks: impl FnMut(i32) -> Result<(), ProcessError>,
 ) -> Result<i32, ProcessError> {
     let (parent_sock, child_sock) = channel::pair().map_err(|e| sys("socketpair", e))?;
-    // SAFETY: the child only runs `init::main`, which never returns.
-    let child = unsafe { libc::fork() };
+    let direct = direct_clone_flags(plan);
+    let child = match direct {
+        // SAFETY: fork-like clone (no new stack, no shared VM) of a
+        // single-threaded process; the child only runs `init::main`.
+        Some(flags) => unsafe {
+            libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD, 0, 0, 0, 0) as libc::pid_t
+        },
+        // SAFETY: the child only runs `init::main`, which never returns.
+        None => unsafe { libc::fork() },
+    };
     if child < 0 {
         return Err(sys("fork", std::io::Error::last_os_error()));
     }
     if child == 0 {
         drop(parent_sock);
-        init::main(plan, child_sock.as_raw_fd());
+        init::main(plan, child_sock.as_raw_fd(), direct.is_some());
     }
     drop(child_sock);
     let fd: RawFd = parent_sock.as_raw_fd();
-    let mut init_pid: Option<i32> = None;
+    // A direct clone is init itself: no intermediate sends a pid.
+    let mut init_pid: Option<i32> = direct.map(|_| child);
     // The intermediate process sends the pid and init sends everything else
     // on the same socket, so init's first message may overtake the pid:
     // such messages wait until the pid is known.
@@ -75,9 +84,11 @@ pub fn spawn(
             unsafe { libc::kill(p, libc::SIGKILL) };
             reap(p);
         }
-        // SAFETY: our own child.
-        unsafe { libc::kill(child, libc::SIGKILL) };
-        reap(child);
+        if init_pid != Some(child) {
+            // SAFETY: our own child.
+            unsafe { libc::kill(child, libc::SIGKILL) };
+            reap(child);
+        }
         e
     };
     loop {
@@ -117,6 +128,38 @@ pub fn spawn(
             Msg::UserMapsDone | Msg::HooksDone => {}
         }
     }
+}
+
+/// The clone flags that make init directly, when that is safe: a new pid
+/// namespace, no user namespace (its id maps need the intermediate process)
+/// and no namespace joined by path that must come before the new ones (pid,
+/// user). Then init is created with the namespaces in one clone, and the
+/// intermediate process (a fork, an exit and a wait, and one more hand-over
+/// between processes) is skipped. The cgroup namespace is still unshared
+/// after the cgroups are joined, so its root is the container's cgroup.
+/// Only for a single-threaded caller: a raw clone skips libc's fork
+/// handlers, which a thread holding the malloc lock would need.
+fn direct_clone_flags(plan: &Plan) -> Option<libc::c_int> {
+    let fresh_pid = plan.unshare & libc::CLONE_NEWPID != 0;
+    let joins_first = plan
+        .join
+        .iter()
+        .any(|(f, _)| *f == libc::CLONE_NEWPID || *f == libc::CLONE_NEWUSER);
+    if !plan.pid_ns || !fresh_pid || plan.new_user || joins_first || !single_threaded() {
+        return None;
+    }
+    Some(plan.unshare & !libc::CLONE_NEWCGROUP)
+}
+
+/// Whether this process has one thread (field 20 of /proc/self/stat).
+fn single_threaded() -> bool {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return false;
+    };
+    // The command name (field 2) may hold spaces; count after its ')'.
+    s.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .is_some_and(|n| n == "1")
 }
 
 fn reap(pid: i32) {

@@ -1,4 +1,5 @@
-//! x86_64 syscall numbers, generated from the kernel's asm/unistd_64.h.
+//! x86_64 syscall numbers, generated from the kernel's asm/unistd_64.h;
+//! `mseal` (462, Linux 6.10) is newer than that header.
 //! The table is sorted by name so lookups can binary-search it.
 
 pub(crate) const SYSCALLS: &[(&str, i64)] = &[
@@ -182,6 +183,7 @@ pub(crate) const SYSCALLS: &[(&str, i64)] = &[
     ("mq_timedsend", 242),
     ("mq_unlink", 241),
     ("mremap", 25),
+    ("mseal", 462),
     ("msgctl", 71),
     ("msgget", 68),
     ("msgrcv", 70),

@@ -207,6 +207,7 @@ fn syscall_tables_match_the_kernels_numbers() {
         ("getrlimit", Some(97), Some(163)),
         ("newfstatat", Some(262), Some(79)),
         ("memfd_secret", Some(447), Some(447)),
+        ("mseal", Some(462), Some(462)),
         ("open", Some(2), None),
         ("fork", Some(57), None),
         ("arch_prctl", Some(158), None),
@@ -219,4 +220,35 @@ fn syscall_tables_match_the_kernels_numbers() {
     assert_eq!(syscall_number("getpid"), Some(libc::SYS_getpid));
     assert_eq!(syscall_number("openat"), Some(libc::SYS_openat));
     assert_eq!(syscall_number("mkdirat"), Some(libc::SYS_mkdirat));
+}
+
+#[test]
+fn syscall_tables_are_sorted_and_aarch64_names_are_known_on_x86_64() {
+    // Both tables are compiled on every host (only their use depends on the
+    // build arch), so this runs on x86_64 too.
+    for (arch, t) in [
+        ("x86_64", super::table_x86_64::SYSCALLS),
+        ("aarch64", super::table_aarch64::SYSCALLS),
+    ] {
+        for w in t.windows(2) {
+            assert!(
+                w[0].0 < w[1].0,
+                "{arch}: {} before {} (binary search needs order)",
+                w[0].0,
+                w[1].0
+            );
+        }
+        let mut nrs: Vec<i64> = t.iter().map(|(_, n)| *n).collect();
+        nrs.sort_unstable();
+        nrs.dedup();
+        assert_eq!(nrs.len(), t.len(), "{arch}: two names share a number");
+    }
+    // asm-generic has no syscall that x86_64 lacks: each aarch64 name is
+    // one the x86_64 table knows (the reverse does not hold: open, fork...).
+    for (name, _) in super::table_aarch64::SYSCALLS {
+        assert!(
+            syscall_number_for("x86_64", name).is_some(),
+            "aarch64 {name} missing from the x86_64 table"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::model::{ContainerRecord, HostConfig};
-use crate::engine::fsutil::atomic_replace;
+use crate::engine::fsutil::write_new_or_replace;
 
 /// The host's resolv.conf with a container's `--dns`, `--dns-search` and
 /// `--dns-option` applied: what docker writes on the default bridge, and
@@ -118,7 +118,7 @@ pub fn write_all(rec: &ContainerRecord, dir: &Path) -> Result<Vec<(String, std::
     let mut out = Vec::new();
     for (target, name, content) in files {
         let p = dir.join(name);
-        atomic_replace(&p, content.as_bytes())
+        write_new_or_replace(&p, content.as_bytes())
             .with_context(|| format!("cannot write {}", p.display()))?;
         out.push((target.to_string(), p));
     }

@@ -52,6 +52,36 @@ pub fn encode(line: &[u8], stream: &str) -> Vec<u8> {
 }
 
 /// Appends encoded lines (O_APPEND: each write lands whole at the end).
+/// The json-file log, created at its first line: a container that prints
+/// nothing (`run --rm IMAGE true`) saves a file creation (0.1-0.5 ms on a
+/// busy ext4) and its removal. Readers take a missing log as empty.
+pub struct LogFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl LogFile {
+    pub fn new(path: std::path::PathBuf) -> LogFile {
+        LogFile { path, file: None }
+    }
+
+    pub fn append(&mut self, lines: &[Vec<u8>], stream: &str) {
+        if lines.is_empty() {
+            return;
+        }
+        if self.file.is_none() {
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok();
+        }
+        if let Some(f) = &mut self.file {
+            append(f, lines, stream);
+        }
+    }
+}
+
 pub fn append(f: &mut std::fs::File, lines: &[Vec<u8>], stream: &str) {
     let mut out = Vec::new();
     for l in lines {

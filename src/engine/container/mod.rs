@@ -30,6 +30,7 @@ pub mod sweep;
 pub mod tarwalk;
 pub mod update;
 pub mod user;
+pub mod zygote;
 
 pub use model::{ContainerRecord, HostConfig, RunConfig, Status};
 pub use store::ContainerStore;

@@ -68,6 +68,19 @@ pub fn entry(args: &[String]) -> i32 {
     // SAFETY: plain syscalls on ourselves.
     unsafe {
         libc::setsid();
+    }
+    // SAFETY: fd 1 is the status pipe the CLI gave us; we own it from here.
+    let status_file = unsafe { File::from_raw_fd(libc::dup(1)) };
+    redirect_stdio_to_null();
+    run_detached(paths, id, wait_attach, status_file)
+}
+
+/// The monitor proper, in a process already detached from the CLI (its own
+/// session, stdio on /dev/null): `__monitor` above, or the monitor parked
+/// by `zygote`. `status` carries the reports to the CLI.
+pub(crate) fn run_detached(paths: Paths, id: String, wait_attach: bool, status: File) -> i32 {
+    // SAFETY: prctl with a static NUL-terminated name.
+    unsafe {
         libc::prctl(
             libc::PR_SET_NAME,
             c"berth-monitor".as_ptr() as libc::c_ulong,
@@ -76,10 +89,7 @@ pub fn entry(args: &[String]) -> i32 {
             0,
         );
     }
-    // SAFETY: fd 1 is the status pipe the CLI gave us; we own it from here.
-    let status_file = unsafe { File::from_raw_fd(libc::dup(1)) };
-    redirect_stdio_to_null();
-    let mut status = StatusPipe(Some(status_file));
+    let mut status = StatusPipe(Some(status));
     let store = ContainerStore::new(paths);
     match Monitor::new(store, id, wait_attach).and_then(|mut m| m.run(&mut status)) {
         Ok(()) => 0,
@@ -114,7 +124,7 @@ struct Monitor {
     _lock: FileLock,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: File,
+    log: logs::LogFile,
     /// Host-port reservations of the current run (bridge networks).
     net: Option<crate::engine::network::sandbox::Sandbox>,
 }
@@ -189,11 +199,7 @@ impl Monitor {
         let listener = UnixListener::bind(&short)
             .with_context(|| format!("cannot listen on {}", sock.display()))?;
         listener.set_nonblocking(true)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(store.log_path(&id))
-            .context("cannot open the container log")?;
+        let log = logs::LogFile::new(store.log_path(&id));
         Ok(Monitor {
             store,
             id,
@@ -243,6 +249,12 @@ impl Monitor {
             };
             first = false;
             status.close();
+            // `--rm` never restarts (`run` and `update` refuse a policy with
+            // it): its exit is reported without reading the records again.
+            if self.rec.host_config.auto_remove {
+                self.finish(code);
+                return Ok(());
+            }
             let st = self.store.load_state(&self.id).unwrap_or_default();
             if !self.should_restart(code, &st) {
                 self.finish(code);
@@ -462,7 +474,7 @@ impl Monitor {
         // Compact: read back at once by the runtime (and by `exec`), 40%
         // smaller than pretty-printed.
         let b = serde_json::to_vec(&spec)?;
-        crate::engine::fsutil::atomic_replace(&dir.join("config.json"), &b)
+        crate::engine::fsutil::write_new_or_replace(&dir.join("config.json"), &b)
             .context("cannot write config.json")?;
         Ok(())
     }
@@ -624,7 +636,7 @@ impl Monitor {
             (&mut io.err_buf, "stderr")
         };
         let lines = buf.push(data);
-        logs::append(&mut self.log, &lines, name);
+        self.log.append(&lines, name);
         self.send(stream, data);
     }
 
@@ -777,7 +789,7 @@ impl Monitor {
         }
         for (b, name) in [(&mut io.out_buf, "stdout"), (&mut io.err_buf, "stderr")] {
             if let Some(rest) = b.flush() {
-                logs::append(&mut self.log, &[rest], name);
+                self.log.append(&[rest], name);
             }
         }
         code.unwrap_or(255)

@@ -52,10 +52,21 @@ pub fn mount(l: &Layout) -> Result<()> {
     if l.lower.is_empty() {
         bail!("the image has no layers: nothing to mount");
     }
-    for d in [&l.upper, &l.work, &l.merged] {
+    for d in [&l.upper, &l.work] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    if is_mounted(&l.merged) {
+    // A `merged` made just now is no mount point: mountinfo (large with
+    // many containers running) is read only for one that was there.
+    let fresh = match std::fs::create_dir(&l.merged) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(_) => {
+            std::fs::create_dir_all(&l.merged)
+                .with_context(|| format!("cannot create {}", l.merged.display()))?;
+            true
+        }
+    };
+    if !fresh && is_mounted(&l.merged) {
         return Ok(());
     }
     match mount_new_api(l) {

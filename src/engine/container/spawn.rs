@@ -23,6 +23,9 @@ pub enum Started {
 pub struct StartError(pub String);
 
 pub fn spawn(store: &ContainerStore, id: &str, wait_attach: bool) -> Result<Started> {
+    if let Some(sock) = super::zygote::take(&store.paths, id, wait_attach) {
+        return reports(BufReader::new(sock));
+    }
     let exe = std::env::current_exe().context("cannot find the berth binary")?;
     let mut c = Command::new(exe);
     c.arg("__monitor")
@@ -42,7 +45,11 @@ pub fn spawn(store: &ContainerStore, id: &str, wait_attach: bool) -> Result<Star
         .ok_or_else(|| anyhow!("monitor has no status pipe"))?;
     // The intermediate exits at once; reaping it here leaves no zombie.
     let _ = child.wait();
-    let mut r = BufReader::new(out);
+    reports(BufReader::new(out))
+}
+
+/// Reads the monitor's first report (and, after `listening`, the next).
+fn reports<R: BufRead + 'static>(mut r: R) -> Result<Started> {
     let first = read_report(&mut r)?;
     if first == "listening" {
         return Ok(Started::Listening(Box::new(move || {
