@@ -273,7 +273,8 @@ pub fn load(dir: &Path, id: &str) -> Result<Record, StateError> {
 /// progress does, from its first record until it returns). For readers
 /// that do not take the lock themselves.
 pub fn lock_held(dir: &Path) -> bool {
-    let Ok(f) = File::open(dir.join("lock")) else {
+    // The lock is the directory's own flock (`ContainerDir::lock_file`).
+    let Ok(f) = File::open(dir) else {
         return false;
     };
     // SAFETY: flock on an fd we own; released when `f` closes.
