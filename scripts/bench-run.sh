@@ -22,6 +22,16 @@ work=$(mktemp -d /tmp/berth-bench-run.XXXXXX)
 HUG=""
 P=(podman --root "$work/podman/s" --runroot "$work/podman/r" --storage-driver overlay
    --cgroup-manager cgroupfs --events-backend file)
+# podman (cgroupfs) makes /libpod_parent in every hierarchy and leaves it:
+# remove it afterwards (only empty cgroups go) unless it was there before.
+libpod_before=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null || true)
+drop_libpod_parent() {
+  [ -z "$libpod_before" ] || return 0
+  for d in /sys/fs/cgroup/*/libpod_parent; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  return 0
+}
 cleanup() {
   set +e
   if [ -d "$work/berth" ]; then
@@ -37,6 +47,7 @@ cleanup() {
   fi
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
   if [ -n "$HUG" ]; then umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb; fi
+  drop_libpod_parent
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM

@@ -40,6 +40,7 @@ cleanup() {
     grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   fi
   ip link del berthdemo0 2>/dev/null || true
+  nft delete table inet berthdemo 2>/dev/null || true
   nft delete table ip berthdemo 2>/dev/null || true
   registry_stop || true
   rm -rf "$work"
