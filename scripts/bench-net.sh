@@ -49,16 +49,7 @@ drop_netavark_tables() {
     fi
   done
 }
-# podman (cgroupfs) makes /libpod_parent in every hierarchy and leaves it:
-# remove it afterwards (only empty cgroups go) unless it was there before.
-libpod_before=$(ls -d /sys/fs/cgroup/*/libpod_parent 2>/dev/null || true)
-drop_libpod_parent() {
-  [ -z "$libpod_before" ] || return 0
-  for d in /sys/fs/cgroup/*/libpod_parent; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  return 0
-}
+. "$here/scripts/libpod-cgroups.sh"
 cleanup() {
   "$BERTH" --root "$work/berth" rm -f $("$BERTH" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
   ip link del bbench0 2>/dev/null || true

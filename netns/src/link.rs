@@ -359,33 +359,34 @@ impl Netlink {
         }
     }
 
-    /// Every IPv4 network the host already uses: its addresses' subnets and
-    /// its routes' destinations (the default route excluded).
-    pub fn host_ipv4_networks(&self) -> Result<Vec<Ipv4Net>> {
+    /// The prefixes of one family the host already uses: its addresses'
+    /// (address, prefix length) and its routes' destinations, the default
+    /// route excluded.
+    fn host_prefixes(&self, v6: bool) -> Result<Vec<(IpAddr, u8)>> {
         let h = self.handle.clone();
+        let family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
         let mut out = Vec::new();
         let addrs: Vec<_> = self
             .run(h.address().get().execute().try_collect())?
             .map_err(nl_err("list addresses", "host"))?;
-        for a in addrs {
-            if a.header.family != AddressFamily::Inet {
-                continue;
-            }
+        for a in addrs.iter().filter(|a| a.header.family == family) {
             for attr in &a.attributes {
-                if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
-                    if let Ok(n) = Ipv4Net::new(*ip, a.header.prefix_len) {
-                        out.push(n.trunc());
-                    }
+                if let AddressAttribute::Address(ip) = attr {
+                    out.push((*ip, a.header.prefix_len));
                 }
             }
         }
+        let query = if v6 {
+            RouteMessageBuilder::<Ipv6Addr>::new().build()
+        } else {
+            RouteMessageBuilder::<Ipv4Addr>::new().build()
+        };
         let routes: Vec<_> = self
-            .run(
-                h.route()
-                    .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-                    .execute()
-                    .try_collect(),
-            )?
+            .run(h.route().get(query).execute().try_collect())?
             .map_err(nl_err("list routes", "host"))?;
         for r in routes {
             let len = r.header.destination_prefix_length;
@@ -393,57 +394,44 @@ impl Netlink {
                 continue;
             }
             for attr in &r.attributes {
-                if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = attr {
-                    if let Ok(n) = Ipv4Net::new(*ip, len) {
-                        out.push(n.trunc());
+                match attr {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                        out.push((IpAddr::V4(*ip), len))
                     }
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                        out.push((IpAddr::V6(*ip), len))
+                    }
+                    _ => {}
                 }
             }
         }
         Ok(out)
     }
 
+    /// Every IPv4 network the host already uses: its addresses' subnets and
+    /// its routes' destinations (the default route excluded).
+    pub fn host_ipv4_networks(&self) -> Result<Vec<Ipv4Net>> {
+        Ok(self
+            .host_prefixes(false)?
+            .into_iter()
+            .filter_map(|(ip, len)| match ip {
+                IpAddr::V4(ip) => Ipv4Net::new(ip, len).ok().map(|n| n.trunc()),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
     /// Every IPv6 network the host already uses (addresses' prefixes and
     /// routes' destinations, link-local and the default route excluded).
     pub fn host_ipv6_networks(&self) -> Result<Vec<Ipv6Net>> {
-        let h = self.handle.clone();
-        let mut out = Vec::new();
-        let addrs: Vec<_> = self
-            .run(h.address().get().execute().try_collect())?
-            .map_err(nl_err("list addresses", "host"))?;
-        for a in addrs {
-            if a.header.family != AddressFamily::Inet6 {
-                continue;
-            }
-            for attr in &a.attributes {
-                if let AddressAttribute::Address(IpAddr::V6(ip)) = attr {
-                    if let Ok(n) = Ipv6Net::new(*ip, a.header.prefix_len) {
-                        out.push(n.trunc());
-                    }
-                }
-            }
-        }
-        let routes: Vec<_> = self
-            .run(
-                h.route()
-                    .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
-                    .execute()
-                    .try_collect(),
-            )?
-            .map_err(nl_err("list routes", "host"))?;
-        for r in routes {
-            let len = r.header.destination_prefix_length;
-            if len == 0 {
-                continue;
-            }
-            for attr in &r.attributes {
-                if let RouteAttribute::Destination(RouteAddress::Inet6(ip)) = attr {
-                    if let Ok(n) = Ipv6Net::new(*ip, len) {
-                        out.push(n.trunc());
-                    }
-                }
-            }
-        }
+        let mut out: Vec<Ipv6Net> = self
+            .host_prefixes(true)?
+            .into_iter()
+            .filter_map(|(ip, len)| match ip {
+                IpAddr::V6(ip) => Ipv6Net::new(ip, len).ok().map(|n| n.trunc()),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
         // fe80::/64 is on every link and never a berth subnet; multicast
         // and loopback routes are not networks.
         out.retain(|n| {

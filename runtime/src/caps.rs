@@ -13,7 +13,8 @@ pub enum CapsError {
     },
 }
 
-const NAMES: &[&str] = &[
+/// Capability names in the kernel's order: the index is the number.
+pub const NAMES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
