@@ -8,11 +8,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 
 use common::ctr::{err, out, Env};
+use common::web::{http_get, wait_http};
 
 /// busybox httpd serving `$0` on port 80 (all addresses, both families).
 const HTTPD: &str = "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -22,23 +22,6 @@ fn field(e: &Env, c: &str, net: &str, f: &str) -> String {
         c,
         &format!("{{{{(index .NetworkSettings.Networks \"{net}\").{f}}}}}"),
     )
-}
-
-/// HTTP GET of /index.html over TCP with short timeouts: the body or None.
-fn http_get(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    Some(b)
-}
-
-fn wait_http(e: &Env, addr: SocketAddr, want: &str) {
-    e.wait_for(&format!("http on {addr}"), || {
-        http_get(addr).is_some_and(|b| b.contains(want))
-    });
 }
 
 /// Shell snippet: one HTTP GET with busybox nc, retried while a server

@@ -7,36 +7,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::ctr::{err, out, Env};
 use common::image::ImageBuilder;
+use common::web::{http_get, wait_http};
 
 fn ip_of(e: &Env, c: &str, net: &str) -> String {
     e.inspect(
         c,
         &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
     )
-}
-
-/// HTTP GET over TCP with a short timeout; the body or None.
-fn http_get(addr: &str) -> Option<String> {
-    let sa: std::net::SocketAddr = addr.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut b = String::new();
-    s.read_to_string(&mut b).ok()?;
-    Some(b)
-}
-
-fn wait_http(e: &Env, addr: &str, want: &str) {
-    e.wait_for(&format!("http on {addr}"), || {
-        http_get(addr).is_some_and(|b| b.contains(want))
-    });
 }
 
 /// Shell snippet: one HTTP GET of /index.html with busybox nc (this
@@ -157,9 +139,9 @@ fn published_port_answers_on_loopback_host_address_and_hairpin() {
         HTTPD,
         "hello-web",
     ]);
-    wait_http(&e, &format!("127.0.0.1:{hp}"), "hello-web");
+    wait_http(&e, format!("127.0.0.1:{hp}").as_str(), "hello-web");
     let ha = host_addr();
-    wait_http(&e, &format!("{ha}:{hp}"), "hello-web");
+    wait_http(&e, format!("{ha}:{hp}").as_str(), "hello-web");
     // From another container through the host address (hairpin).
     let o = get_from(&e, &[], &ha, hp);
     assert!(o.status.success(), "{}", err(&o));
@@ -194,11 +176,11 @@ fn published_port_answers_on_loopback_host_address_and_hairpin() {
     );
     // Rules go with the container.
     e.b.ok(&["stop", "-t", "1", "web"]);
-    assert!(http_get(&format!("127.0.0.1:{hp}")).is_none());
+    assert!(http_get(format!("127.0.0.1:{hp}")).is_none());
     assert_eq!(e.b.ok(&["port", "web"]), "");
     // Restart re-attaches and republishes.
     e.b.ok(&["start", "web"]);
-    wait_http(&e, &format!("127.0.0.1:{hp}"), "hello-web");
+    wait_http(&e, format!("127.0.0.1:{hp}").as_str(), "hello-web");
 }
 
 #[test]
@@ -286,7 +268,7 @@ fn publish_all_uses_image_expose() {
     let line = e.b.ok(&["port", "pa", "80/tcp"]);
     let hp = line.trim().rsplit(':').next().unwrap().to_string();
     assert!(hp.parse::<u16>().unwrap() > 0, "{line}");
-    wait_http(&e, &format!("127.0.0.1:{hp}"), "hello-P");
+    wait_http(&e, format!("127.0.0.1:{hp}").as_str(), "hello-P");
     assert_eq!(e.inspect("pa", "{{.HostConfig.PublishAllPorts}}"), "true");
     assert_eq!(
         e.inspect("pa", "{{json .Config.ExposedPorts}}"),
@@ -901,7 +883,7 @@ fn a_start_recreates_a_missing_bridge() {
         HTTPD,
         "back",
     ]);
-    wait_http(&e, &format!("127.0.0.1:{hp}"), "back");
+    wait_http(&e, format!("127.0.0.1:{hp}").as_str(), "back");
     assert_eq!(
         nft_table(&e).matches("net:rb").count(),
         rules,
@@ -1073,8 +1055,8 @@ fn host_port_range_for_one_container_port_takes_the_first_free() {
         ),
         range
     );
-    wait_http(&e, &format!("127.0.0.1:{}", base + 1), "one");
-    wait_http(&e, &format!("127.0.0.1:{}", base + 2), "two");
+    wait_http(&e, format!("127.0.0.1:{}", base + 1).as_str(), "one");
+    wait_http(&e, format!("127.0.0.1:{}", base + 2).as_str(), "two");
     // nothing left in the range
     let o = e.run(&[
         "run", "-d", "--name", "r3", "-p", &publish, &e.image, "sleep", "100",

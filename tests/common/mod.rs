@@ -11,6 +11,7 @@ pub mod cgroupfs;
 pub mod ctr;
 pub mod netcfg;
 pub mod store;
+pub mod web;
 // Each test binary uses only some of these; the rest would warn.
 #[allow(unused_imports)]
 pub use testkit::{
