@@ -7,138 +7,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::ctr::{err, out, Env};
-
-/// A DNS server on `<random 127.x.y.z>:53` (UDP and TCP): A queries for
-/// names under `upstream.test` get 10.250.0.7, all else NXDOMAIN. Records
-/// the names asked.
-struct FakeUpstream {
-    ip: Ipv4Addr,
-    seen: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    ths: Vec<JoinHandle<()>>,
-}
-
-fn qname(q: &[u8]) -> Option<(String, usize)> {
-    let mut i = 12;
-    let mut labels = Vec::new();
-    loop {
-        let n = *q.get(i)? as usize;
-        i += 1;
-        if n == 0 {
-            break;
-        }
-        labels.push(String::from_utf8_lossy(q.get(i..i + n)?).to_ascii_lowercase());
-        i += n;
-    }
-    Some((labels.join("."), i))
-}
-
-fn fake_answer(q: &[u8], seen: &Mutex<Vec<String>>) -> Option<Vec<u8>> {
-    let (name, end) = qname(q)?;
-    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
-    seen.lock().unwrap().push(name.clone());
-    let mut r = q.get(..end + 4)?.to_vec();
-    r[2] = 0x81; // QR, RD
-    r[3] = 0x80; // RA, NOERROR
-    r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
-    if !name.ends_with("upstream.test") {
-        r[3] |= 3; // NXDOMAIN
-    } else if qtype == 1 {
-        r[7] = 1;
-        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 250, 0, 7]);
-    }
-    Some(r)
-}
-
-impl FakeUpstream {
-    fn start() -> FakeUpstream {
-        let mut b = [0u8; 3];
-        std::fs::File::open("/dev/urandom")
-            .unwrap()
-            .read_exact(&mut b)
-            .unwrap();
-        let ip = Ipv4Addr::new(127, b[0].max(2), b[1], b[2].clamp(1, 254));
-        let udp = UdpSocket::bind((ip, 53)).unwrap();
-        let tcp = TcpListener::bind((ip, 53)).unwrap();
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        tcp.set_nonblocking(true).unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s1, st1) = (seen.clone(), stop.clone());
-        let u = std::thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            while !st1.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = udp.recv_from(&mut buf) {
-                    if let Some(r) = fake_answer(&buf[..n], &s1) {
-                        let _ = udp.send_to(&r, from);
-                    }
-                }
-            }
-        });
-        let (s2, st2) = (seen.clone(), stop.clone());
-        let t = std::thread::spawn(move || {
-            while !st2.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = tcp.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let _ = c.set_nonblocking(false);
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut len = [0u8; 2];
-                if c.read_exact(&mut len).is_err() {
-                    continue;
-                }
-                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
-                if c.read_exact(&mut q).is_err() {
-                    continue;
-                }
-                if let Some(r) = fake_answer(&q, &s2) {
-                    let mut framed = (r.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&r);
-                    let _ = c.write_all(&framed);
-                }
-            }
-        });
-        FakeUpstream {
-            ip,
-            seen,
-            stop,
-            ths: vec![u, t],
-        }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeUpstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.ths.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
+use testkit::dns_upstream::DnsUpstream;
 
 /// An Env whose berth config sends upstream queries to a fake server.
 /// The upstream is declared first so it outlives the Env (dropped last).
-fn env_with_upstream() -> (FakeUpstream, Env) {
-    let up = FakeUpstream::start();
+fn env_with_upstream() -> (DnsUpstream, Env) {
+    let up = DnsUpstream::start_on_53();
     let e = Env::new();
     let p = &e.b.net.config;
     let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-    cfg["dns"] = serde_json::json!([up.ip.to_string()]);
+    cfg["dns"] = serde_json::json!([up.addr.ip().to_string()]);
     std::fs::write(p, cfg.to_string()).unwrap();
     (up, e)
 }
@@ -269,7 +151,7 @@ fn names_aliases_round_robin_and_scoping() {
     let (ok, o) = exec_lookup(&e, "dd", "svc");
     assert!(!ok && !o.contains(&b) && !o.contains(&c), "{o}");
     // ...which docker forwards upstream, where it is unknown
-    assert!(up.seen().iter().any(|n| n == "aa"), "{:?}", up.seen());
+    assert!(up.seen().iter().any(|n| n == "aa."), "{:?}", up.seen());
     // and a name on its own network works
     let (ok, o) = lookup(&e, "back", "dd");
     assert!(ok, "{o}");
@@ -278,11 +160,11 @@ fn names_aliases_round_robin_and_scoping() {
     // any other name goes to the upstream server
     let (ok, o) = exec_lookup(&e, "aa", "www.upstream.test");
     assert!(ok, "{o}");
-    assert_eq!(addresses(&o), ["10.250.0.7"], "{o}");
+    assert_eq!(addresses(&o), ["10.126.250.1"], "{o}");
     // ...or to the container's own --dns servers (docker's embedded DNS
     // does the same), while resolv.conf keeps pointing at the resolver
-    let own = FakeUpstream::start();
-    let own_ip = own.ip.to_string();
+    let own = DnsUpstream::start_on_53();
+    let own_ip = own.addr.ip().to_string();
     let o = e.run(&[
         "run",
         "--rm",
@@ -298,14 +180,14 @@ fn names_aliases_round_robin_and_scoping() {
     let text = format!("{}{}", out(&o), err(&o));
     assert!(o.status.success(), "{text}");
     assert!(text.contains(&format!("nameserver {gw}")), "{text}");
-    assert_eq!(addresses(&text), ["10.250.0.7"], "{text}");
+    assert_eq!(addresses(&text), ["10.126.250.1"], "{text}");
     assert!(
-        own.seen().iter().any(|n| n == "own.upstream.test"),
+        own.seen().iter().any(|n| n == "own.upstream.test."),
         "{:?}",
         own.seen()
     );
     assert!(
-        !up.seen().iter().any(|n| n == "own.upstream.test"),
+        !up.seen().iter().any(|n| n == "own.upstream.test."),
         "{:?}",
         up.seen()
     );
@@ -351,7 +233,7 @@ fn restarted_container_new_address_internal_network_and_resolver_exit() {
     assert!(ok, "{o}");
     assert_eq!(addresses(&o), [ip_of(&e, "ii", "inside")], "{o}");
     let (ok, o) = lookup(&e, "inside", "www.upstream.test");
-    assert!(!ok && !o.contains("10.250.0.7"), "{o}");
+    assert!(!ok && !o.contains("10.126.250.1"), "{o}");
     assert_eq!(up.seen().len(), before, "{:?}", up.seen());
 
     // the last container leaves: the resolver exits by itself

@@ -10,16 +10,16 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{RData, RecordType};
 use netns::dns::{self, answer::build_query, Exit, Probe, UpstreamSource};
 use netns::{attach, detach, namespace, AttachOpts, Network, NetworkConfig};
+use testkit::dns_upstream::DnsUpstream as Upstream;
 
 fn cfg(name: &str, bridge: String, subnet: &str, internal: bool) -> NetworkConfig {
     NetworkConfig {
@@ -156,131 +156,6 @@ fn ips(m: &Message) -> Vec<Ipv4Addr> {
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
-}
-
-/// A fake upstream on 127.0.0.1 (UDP and TCP, one port): `*.upstream.test`
-/// gets 10.126.250.1, `big.upstream.test` is truncated over UDP and has
-/// 3 records over TCP, everything else NXDOMAIN. Records every name asked.
-struct Upstream {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    ths: Vec<JoinHandle<()>>,
-}
-
-fn upstream_answer(q: &[u8], udp: bool, failing: bool, seen: &Mutex<Vec<String>>) -> Vec<u8> {
-    let mut m = Message::from_vec(q).unwrap();
-    let name = m.queries[0].name().to_ascii();
-    seen.lock().unwrap().push(name.clone());
-    m.metadata.message_type = hickory_proto::op::MessageType::Response;
-    m.metadata.recursion_available = true;
-    let rec = |o: u8| {
-        Record::from_rdata(
-            Name::from_ascii(&name).unwrap(),
-            30,
-            RData::A(A(Ipv4Addr::new(10, 126, 250, o))),
-        )
-    };
-    if failing {
-        m.metadata.response_code = ResponseCode::ServFail;
-    } else if name == "big.upstream.test." {
-        if udp {
-            m.metadata.truncation = true;
-        } else {
-            for o in 1..=3 {
-                m.add_answer(rec(o));
-            }
-        }
-    } else if name.ends_with(".upstream.test.") {
-        m.add_answer(rec(1));
-    } else {
-        m.metadata.response_code = ResponseCode::NXDomain;
-    }
-    m.to_vec().unwrap()
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        Upstream::start_on("127.0.0.1:0".parse().unwrap(), false)
-    }
-
-    /// Answers SERVFAIL to everything.
-    fn start_failing() -> Upstream {
-        Upstream::start_on("127.0.0.1:0".parse().unwrap(), true)
-    }
-
-    /// On port 53 of a random loopback address (as `--dns` servers are).
-    fn start_on_53() -> Upstream {
-        let b = rand_hex(6);
-        let o = |i: usize| u8::from_str_radix(&b[i..i + 2], 16).unwrap();
-        Upstream::start_on(
-            SocketAddr::from(([127, o(0).max(2), o(2), o(4).max(1)], 53)),
-            false,
-        )
-    }
-
-    fn start_on(addr: SocketAddr, failing: bool) -> Upstream {
-        let tcp = TcpListener::bind(addr).unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let udp = UdpSocket::bind(addr).unwrap();
-        let (seen, stop) = (
-            Arc::new(Mutex::new(Vec::new())),
-            Arc::new(AtomicBool::new(false)),
-        );
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        tcp.set_nonblocking(true).unwrap();
-        let (s1, st1) = (seen.clone(), stop.clone());
-        let u = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while !st1.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = udp.recv_from(&mut buf) {
-                    let _ = udp.send_to(&upstream_answer(&buf[..n], true, failing, &s1), from);
-                }
-            }
-        });
-        let (s2, st2) = (seen.clone(), stop.clone());
-        let t = std::thread::spawn(move || {
-            while !st2.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = tcp.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                c.set_nonblocking(false).unwrap();
-                let mut len = [0u8; 2];
-                if c.read_exact(&mut len).is_err() {
-                    continue;
-                }
-                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
-                if c.read_exact(&mut q).is_err() {
-                    continue;
-                }
-                let r = upstream_answer(&q, false, failing, &s2);
-                let mut framed = (r.len() as u16).to_be_bytes().to_vec();
-                framed.extend_from_slice(&r);
-                let _ = c.write_all(&framed);
-            }
-        });
-        Upstream {
-            addr,
-            seen,
-            stop,
-            ths: vec![u, t],
-        }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.ths.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 struct Two {
