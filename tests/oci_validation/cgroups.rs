@@ -36,11 +36,7 @@ fn cgroups_program(
     b.write();
     let o = lab.create(&b, &id, None);
     t.ok(o.ok, "create", &o);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let path = common::cgroupfs::cgroup_dirs(pid as i32);
     // Named hierarchies (name=systemd) and the empty v2 tree of a hybrid
     // host are not resource controllers; runc leaves them alone too.

@@ -145,11 +145,7 @@ fn hooks_create_and_start_container() {
     let id = lab.id("hooks102");
     let o = lab.create(&b, &id, None);
     t.ok(o.ok, "create", &o);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let ctr_mnt = ns_of(pid)["mnt"].clone();
     let host_mnt = ns_of(std::process::id() as i64)["mnt"].clone();
     lab.rt(&["start", &id]);

@@ -283,6 +283,14 @@ impl Lab {
         serde_json::from_str(&o.stdout).map_err(|e| format!("state JSON {:?}: {e}", o.stdout))
     }
 
+    /// The container's pid from `state`, 0 when there is none.
+    pub fn pid(&self, id: &str) -> i64 {
+        self.state(id)
+            .ok()
+            .and_then(|s| s["pid"].as_i64())
+            .unwrap_or(0)
+    }
+
     pub fn status(&self, id: &str) -> String {
         self.state(id)
             .ok()

@@ -297,11 +297,7 @@ fn killsig() {
         lab.wait_status(&id, &["running"], T);
         // The shell is its pid namespace's init: a signal it has no handler
         // for yet is dropped. Wait until the trap shows in SigCgt.
-        let pid = lab
-            .state(&id)
-            .ok()
-            .and_then(|s| s["pid"].as_i64())
-            .unwrap_or(0);
+        let pid = lab.pid(&id);
         let num = match sig {
             "TERM" => libc::SIGTERM,
             "USR1" => libc::SIGUSR1,
@@ -385,11 +381,7 @@ fn delete_resources() {
     b.write();
     lab.create(&b, &id, None);
     lab.rt(&["start", &id]);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let before = common::cgroupfs::leftovers(std::slice::from_ref(&id));
     t.ok(
         pid > 0 && !before.is_empty(),
@@ -430,11 +422,7 @@ fn delete_only_create_resources() {
     std::fs::create_dir(&foreign).unwrap();
     lab.cgroups.push(foreign.clone());
     lab.create(&b, &id, None);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let moved = std::fs::write(foreign.join("cgroup.procs"), pid.to_string()).is_ok();
     t.ok(
         moved,

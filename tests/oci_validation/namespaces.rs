@@ -37,11 +37,7 @@ fn linux_ns_nopath() {
     let id = lab.id("nsnopath");
     let o = lab.create(&b, &id, None);
     t.ok(o.ok, "create", &o);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let (host, ctr) = (ns_of(std::process::id() as i64), ns_of(pid));
     for (ty, n) in NS {
         t.ok(
@@ -63,11 +59,7 @@ fn linux_ns_path() {
     let a = lab.id("nspath-a");
     lab.create(&first, &a, None);
     lab.rt(&["start", &a]);
-    let apid = lab
-        .state(&a)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let apid = lab.pid(&a);
     let joined = ["cgroup", "ipc", "network", "pid", "uts"];
     let mut second = lab.bundle(&["sleep", "30"]);
     let mut nss: Vec<serde_json::Value> = vec![json!({"type": "mount"})];
@@ -85,11 +77,7 @@ fn linux_ns_path() {
         "create a container joining another's namespaces by path",
         &o,
     );
-    let bpid = lab
-        .state(&b)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let bpid = lab.pid(&b);
     let (na, nb) = (ns_of(apid), ns_of(bpid));
     for ty in joined {
         let n = NS.iter().find(|(t2, _)| *t2 == ty).unwrap().1;
@@ -161,11 +149,7 @@ fn linux_ns_path_unshare() {
         b.write();
         let id = lab.id("nsunshare");
         let o = lab.create(&b, &id, None);
-        let pid = lab
-            .state(&id)
-            .ok()
-            .and_then(|s| s["pid"].as_i64())
-            .unwrap_or(0);
+        let pid = lab.pid(&id);
         let got = ns_of(pid)[n].clone();
         t.ok(
             o.ok && !want.is_empty() && want != host && got == want,
@@ -223,11 +207,7 @@ fn linux_ns_itype() {
     let id = lab.id("nsitype");
     let o = lab.create(&b, &id, None);
     t.ok(o.ok, "create", &o);
-    let pid = lab
-        .state(&id)
-        .ok()
-        .and_then(|s| s["pid"].as_i64())
-        .unwrap_or(0);
+    let pid = lab.pid(&id);
     let (host, ctr) = (ns_of(std::process::id() as i64), ns_of(pid));
     for n in ["cgroup", "ipc", "net", "pid", "user", "uts"] {
         t.ok(
