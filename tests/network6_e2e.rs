@@ -17,6 +17,15 @@ use common::web::{http_get, wait_http};
 /// busybox httpd serving `$0` on port 80 (all addresses, both families).
 const HTTPD: &str = "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 80 -h /www";
 
+/// `network create --ipv6` on this runner's v6 subnet number `n`.
+fn create6(e: &Env, name: &str, n: u8, extra: &[&str]) {
+    let sub = e.b.net.subnet6(n);
+    let mut args = vec!["network", "create", "--ipv6"];
+    args.extend_from_slice(extra);
+    args.extend(["--subnet", &sub, name]);
+    e.b.ok(&args);
+}
+
 fn field(e: &Env, c: &str, net: &str, f: &str) -> String {
     e.inspect(
         c,
@@ -297,14 +306,7 @@ fn automatic_v6_subnet_comes_from_the_configured_pool() {
 #[test]
 fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
     let e = Env::new();
-    e.b.ok(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        &e.b.net.subnet6(1),
-        "pub6",
-    ]);
+    create6(&e, "pub6", 1, &[]);
     let (p_all, p_lo, p_any) = (free_port(), free_port(), free_port());
     let pub_all = format!("{p_all}:80");
     let pub_lo = format!("[::1]:{p_lo}:80");
@@ -361,14 +363,7 @@ fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
             wait_http(&e, hs, "web6");
             wait_http(&e, SocketAddr::from((h, p_any)), "web6");
             // from a container on another network, through the host address
-            e.b.ok(&[
-                "network",
-                "create",
-                "--ipv6",
-                "--subnet",
-                &e.b.net.subnet6(2),
-                "other6",
-            ]);
+            create6(&e, "other6", 2, &[]);
             let o = e.run(&[
                 "run",
                 "--rm",
@@ -434,31 +429,9 @@ fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
 #[test]
 fn v6_networks_are_isolated_and_internal_has_no_egress() {
     let e = Env::new();
-    e.b.ok(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        &e.b.net.subnet6(3),
-        "a6",
-    ]);
-    e.b.ok(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--subnet",
-        &e.b.net.subnet6(4),
-        "b6",
-    ]);
-    e.b.ok(&[
-        "network",
-        "create",
-        "--ipv6",
-        "--internal",
-        "--subnet",
-        &e.b.net.subnet6(5),
-        "i6",
-    ]);
+    create6(&e, "a6", 3, &[]);
+    create6(&e, "b6", 4, &[]);
+    create6(&e, "i6", 5, &["--internal"]);
     e.b.ok(&[
         "run",
         "-d",
