@@ -51,6 +51,28 @@ expect run-swap "33554432" "$out"
 out=$(berth run --network none --rm busybox cat /proc/self/cgroup 2>&1)
 expect cgroupns "0::/" "$out"
 
+# Weights: docker's shares->weight conversion (runc's 1 + (s-2)*9999/262142).
+out=$(berth run --network none --rm -c 512 --memory-reservation 32m busybox \
+  cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/memory.low 2>&1)
+expect run-weights "20 33554432" "$(echo $out)"
+
+# Devices (eBPF on v2): the same char device (ttyS0, 4:64, no capability
+# check of its own) is refused by default and opens once --device allows it.
+out=$(berth run --network none --rm busybox sh -c 'busybox mknod /tmp/t c 4 64 && head -c0 /tmp/t && echo opened' 2>&1)
+case "$out" in
+  *"not permitted"*) check devices-deny ok "$out" ;;
+  *) check devices-deny fail "$out" ;;
+esac
+out=$(berth run --network none --rm --device /dev/ttyS0 busybox sh -c 'head -c0 /dev/ttyS0 && echo opened' 2>&1)
+expect devices-allow "opened" "$out"
+
+# berth started from a non-root cgroup that holds processes (a login
+# session on a systemd host): the container cgroup must still get limits.
+mkdir -p /sys/fs/cgroup/session
+out=$(sh -c 'echo $$ > /sys/fs/cgroup/session/cgroup.procs && exec berth run --network none --rm -m 48m busybox cat /sys/fs/cgroup/memory.max' 2>&1)
+expect nested-session "50331648" "$out"
+rmdir /sys/fs/cgroup/session 2>/dev/null
+
 # OOM: dd's 64 MiB block buffer cannot fit in 16 MiB.
 berth run --network none --name oom -m 16m --memory-swap 16m busybox busybox dd if=/dev/zero of=/dev/null bs=64M count=1 >/tmp/oom.out 2>&1
 rc=$?
@@ -86,6 +108,9 @@ case "$out" in
   *) check stats fail "$out" ;;
 esac
 
+expect exec-cgroup "0::/" "$(berth exec upd cat /proc/self/cgroup 2>&1)"
+expect exec-procs "2" "$(berth exec upd cat /sys/fs/cgroup/cgroup.procs 2>&1 | wc -l)"
+
 out=$(berth pause upd 2>&1)
 expect pause-freeze "1" "$(cat "$cg/cgroup.freeze" 2>&1)"
 expect pause-frozen "frozen 1" "$(grep frozen "$cg/cgroup.events" 2>&1)"
@@ -120,4 +145,4 @@ berth runtime --root /run/rt delete --force rt1 >/dev/null 2>&1
 if [ -d /sys/fs/cgroup/berthvm/rt1 ]; then check runtime-cgroup fail "/berthvm/rt1 left"; else check runtime-cgroup ok "removed"; fi
 
 left=$(find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | tr '\n' ' ')
-echo "INFO cgroups-left $left"
+expect cgroups-left "" "$left"

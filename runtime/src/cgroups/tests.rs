@@ -59,15 +59,16 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     let mi = format!("30 23 0:26 / {} rw - cgroup2 cgroup2 rw\n", root.display());
     let h = Hierarchy::from_mountinfo(&mi).unwrap();
     assert_eq!(h, Hierarchy::V2(root.to_path_buf()));
+    // The caller's cgroup holds the caller: v2 nests beside it, not in it.
     let mut rec = h.resolve("berth/c1", "0::/user.slice/me\n").unwrap();
-    let dir = root.join("user.slice/me/berth/c1");
+    let dir = root.join("user.slice/berth/c1");
     assert_eq!(rec.dirs[""], dir);
+    // From the root cgroup (exempt from the rule) it nests under the root.
+    let top = h.resolve("berth/c1", "0::/\n").unwrap();
+    assert_eq!(top.dirs[""], root.join("berth/c1"));
     h.create(&mut rec).unwrap();
-    assert_eq!(
-        rec.created,
-        vec![root.join("user.slice/me/berth"), dir.clone()]
-    );
-    for d in ["", "user.slice", "user.slice/me"] {
+    assert_eq!(rec.created, vec![root.join("user.slice/berth"), dir.clone()]);
+    for d in ["", "user.slice"] {
         let s = fs::read_to_string(root.join(d).join("cgroup.subtree_control")).unwrap();
         assert_eq!(s, "+cpuset +cpu +io +memory +pids", "{d}");
     }
