@@ -21,6 +21,10 @@ const CHECKS: &[&str] = &[
     "run-limits",
     "run-swap",
     "cgroupns",
+    "run-weights",
+    "devices-deny",
+    "devices-allow",
+    "nested-session",
     "oom-exit",
     "oom-killed",
     "cgroup-dir",
@@ -31,6 +35,8 @@ const CHECKS: &[&str] = &[
     "update-cpus",
     "update-inspect",
     "stats",
+    "exec-cgroup",
+    "exec-procs",
     "pause-freeze",
     "pause-frozen",
     "pause-status",
@@ -39,6 +45,7 @@ const CHECKS: &[&str] = &[
     "rm-cgroup",
     "runtime-run",
     "runtime-cgroup",
+    "cgroups-left",
 ];
 
 /// TCG boots and runs everything in ~20 s here; 240 s leaves room for a

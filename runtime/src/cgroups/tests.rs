@@ -67,7 +67,10 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     let top = h.resolve("berth/c1", "0::/\n").unwrap();
     assert_eq!(top.dirs[""], root.join("berth/c1"));
     h.create(&mut rec).unwrap();
-    assert_eq!(rec.created, vec![root.join("user.slice/berth"), dir.clone()]);
+    assert_eq!(
+        rec.created,
+        vec![root.join("user.slice/berth"), dir.clone()]
+    );
     for d in ["", "user.slice"] {
         let s = fs::read_to_string(root.join(d).join("cgroup.subtree_control")).unwrap();
         assert_eq!(s, "+cpuset +cpu +io +memory +pids", "{d}");
