@@ -43,8 +43,9 @@ for lib in $(ldd "$berth" | awk '/=>/{print $3} /^\t\//{print $1}'); do
   cp -L "$lib" "$root/r$lib"
 done
 
-# Modules: overlay only (the checks run with --network none); none has deps.
-for m in fs/overlayfs/overlay.ko; do
+# Modules: overlay (the checks run with --network none) and bfq (its
+# io.bfq.weight); neither has dependencies.
+for m in fs/overlayfs/overlay.ko block/bfq.ko; do
   f="$mods/kernel/$m"
   [ -f "$f" ] || f=$(ls "$f".* 2>/dev/null | head -n1)
   case "$f" in

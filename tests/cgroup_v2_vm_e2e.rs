@@ -45,6 +45,7 @@ const CHECKS: &[&str] = &[
     "rm-cgroup",
     "runtime-run",
     "runtime-cgroup",
+    "runtime-bfq",
     "cgroups-left",
 ];
 

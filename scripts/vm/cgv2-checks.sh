@@ -130,19 +130,27 @@ mkdir -p $b/rootfs/bin $b/rootfs/proc $b/rootfs/sys $b/rootfs/dev
 ln -s ../busybox $b/rootfs/bin/sh; ln -s ../busybox $b/rootfs/bin/cat
 cat > $b/config.json <<'JSON'
 {"ociVersion":"1.0.2","root":{"path":"rootfs"},
- "process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["/bin/cat","/sys/fs/cgroup/memory.max","/sys/fs/cgroup/pids.max"],
+ "process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["/bin/cat","/sys/fs/cgroup/memory.max","/sys/fs/cgroup/pids.max","/sys/fs/cgroup/io.weight"],
   "env":["PATH=/bin"]},
  "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
   {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
   {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}],
  "linux":{"cgroupsPath":"/berthvm/rt1",
-  "resources":{"memory":{"limit":33554432},"pids":{"limit":7}},
+  "resources":{"memory":{"limit":33554432},"pids":{"limit":7},"blockIO":{"weight":500}},
   "namespaces":[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"cgroup"}]}}
 JSON
 out=$(berth runtime --root /run/rt run -b $b rt1 2>&1)
-expect runtime-run "33554432 7" "$(echo $out)"
+expect runtime-run "33554432 7 default 4950" "$(echo $out)"
 berth runtime --root /run/rt delete --force rt1 >/dev/null 2>&1
 if [ -d /sys/fs/cgroup/berthvm/rt1 ]; then check runtime-cgroup fail "/berthvm/rt1 left"; else check runtime-cgroup ok "removed"; fi
+
+# With BFQ loaded, blkio weights go to io.bfq.weight on blkio's own scale.
+insmod /mods/bfq.ko
+sed -i 's|/sys/fs/cgroup/io.weight|/sys/fs/cgroup/io.bfq.weight|' $b/config.json
+out=$(berth runtime --root /run/rt run -b $b rt2 2>&1)
+expect runtime-bfq "33554432 7 default 500" "$(echo $out)"
+berth runtime --root /run/rt delete --force rt2 >/dev/null 2>&1
+rmdir /sys/fs/cgroup/berthvm 2>/dev/null
 
 left=$(find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | tr '\n' ' ')
 expect cgroups-left "" "$left"

@@ -369,13 +369,17 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         write(d, "pids.max", &max_or(p.limit()))?;
     }
     if let Some(b) = r.block_io() {
-        let f = if d.join("io.weight").exists() {
-            "io.weight"
+        // BFQ takes blkio's own scale (its range 1..1000 holds 10..1000);
+        // io.weight (io.cost) needs the conversion to 1..10000. runc also
+        // prefers BFQ when its module is loaded.
+        let bfq = d.join("io.bfq.weight").exists();
+        let (f, scale): (&str, fn(u16) -> u64) = if bfq {
+            ("io.bfq.weight", u64::from)
         } else {
-            "io.bfq.weight"
+            ("io.weight", blkio_to_io_weight)
         };
         if let Some(w) = b.weight() {
-            write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+            write(d, f, &format!("default {}", scale(w)))?;
         }
         // v2 has no leaf weights: an error naming the field, rather than a
         // weight silently dropped.
@@ -392,11 +396,7 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
-                write(
-                    d,
-                    f,
-                    &format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
-                )?;
+                write(d, f, &format!("{}:{} {}", wd.major(), wd.minor(), scale(w)))?;
             }
         }
         for (list, key) in [

@@ -92,9 +92,15 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     assert_eq!(rd("cpu.max"), "50000 100000");
     assert_eq!(rd("cpuset.cpus"), "0-1");
     assert_eq!(rd("pids.max"), "64");
-    assert_eq!(rd("io.bfq.weight"), "default 4950");
+    assert_eq!(rd("io.weight"), "default 4950");
     assert_eq!(rd("io.max"), "8:0 rbps=1048576");
     assert_eq!(rec.procs_files(), vec![dir.join("cgroup.procs")]);
+    // With BFQ loaded its file wins and takes blkio's scale unconverted.
+    fs::write(dir.join("io.bfq.weight"), "default 100\n").unwrap();
+    let bio: LinuxResources =
+        serde_json::from_value(serde_json::json!({"blockIO": {"weight": 500}})).unwrap();
+    rec.apply(&bio).unwrap();
+    assert_eq!(rd("io.bfq.weight"), "default 500");
 
     // Freezer, OOM events and stats read the v2 files.
     rec.set_frozen(true).unwrap();
