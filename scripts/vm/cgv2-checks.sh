@@ -111,6 +111,11 @@ esac
 expect exec-cgroup "0::/" "$(berth exec upd cat /proc/self/cgroup 2>&1)"
 expect exec-procs "2" "$(berth exec upd cat /sys/fs/cgroup/cgroup.procs 2>&1 | wc -l)"
 
+out=$(berth update --cpuset-cpus 1 -c 2048 --memory-swap -1 upd 2>&1)
+expect update-more "1 79 max" "$(cat "$cg/cpuset.cpus" "$cg/cpu.weight" "$cg/memory.swap.max" 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+out=$(berth top upd 2>&1)
+case "$out" in *"sleep 600"*) check top ok "$(echo $out)" ;; *) check top fail "$out" ;; esac
+
 out=$(berth pause upd 2>&1)
 expect pause-freeze "1" "$(cat "$cg/cgroup.freeze" 2>&1)"
 expect pause-frozen "frozen 1" "$(grep frozen "$cg/cgroup.events" 2>&1)"
@@ -118,6 +123,16 @@ expect pause-status "paused" "$(berth inspect --format '{{.State.Status}}' upd 2
 out=$(berth unpause upd 2>&1)
 expect unpause-freeze "0" "$(cat "$cg/cgroup.freeze" 2>&1)"
 expect unpause-status "running" "$(berth inspect --format '{{.State.Status}}' upd 2>&1)"
+
+# Limits survive an update while paused and a restart (same cgroup).
+berth pause upd >/dev/null 2>&1
+out=$(berth update -m 200m upd 2>&1)
+expect update-paused "209715200" "$(cat "$cg/memory.max" 2>&1)"
+berth unpause upd >/dev/null 2>&1
+out=$(berth restart -t 1 upd 2>&1)
+pid2=$(berth inspect --format '{{.State.Pid}}' upd 2>&1)
+cg2=/sys/fs/cgroup$(cut -d: -f3 /proc/"$pid2"/cgroup 2>/dev/null)
+expect restart-limits "209715200 $cg" "$(cat "$cg2/memory.max" 2>&1) $cg2"
 
 out=$(berth rm -f upd 2>&1)
 if [ -d "$cg" ]; then check rm-cgroup fail "$cg still exists"; else check rm-cgroup ok "$cgpath removed"; fi
