@@ -43,9 +43,10 @@ for lib in $(ldd "$berth" | awk '/=>/{print $3} /^\t\//{print $1}'); do
   cp -L "$lib" "$root/r$lib"
 done
 
-# Modules: overlay (the checks run with --network none) and bfq (its
-# io.bfq.weight); neither has dependencies.
-for m in fs/overlayfs/overlay.ko block/bfq.ko; do
+# Modules: overlay (the checks run with --network none), bfq (its
+# io.bfq.weight) and loop (a block device for io.stat/io.max); none has
+# dependencies.
+for m in fs/overlayfs/overlay.ko block/bfq.ko drivers/block/loop.ko; do
   f="$mods/kernel/$m"
   [ -f "$f" ] || f=$(ls "$f".* 2>/dev/null | head -n1)
   case "$f" in

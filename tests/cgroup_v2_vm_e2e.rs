@@ -25,6 +25,7 @@ const CHECKS: &[&str] = &[
     "devices-deny",
     "devices-allow",
     "nested-session",
+    "stats-blkio",
     "oom-exit",
     "oom-killed",
     "cgroup-dir",

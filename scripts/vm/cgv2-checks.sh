@@ -12,6 +12,9 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
 mount -t cgroup2 none /sys/fs/cgroup
 insmod /mods/overlay.ko
+insmod /mods/loop.ko
+dd if=/dev/zero of=/disk.img bs=1M count=16 2>/dev/null
+losetup /dev/loop0 /disk.img
 echo "+memory +pids +cpu +cpuset +io" > /sys/fs/cgroup/cgroup.subtree_control
 
 check() { # name ok|fail detail...
@@ -72,6 +75,14 @@ mkdir -p /sys/fs/cgroup/session
 out=$(sh -c 'echo $$ > /sys/fs/cgroup/session/cgroup.procs && exec berth run --network none --rm -m 48m busybox cat /sys/fs/cgroup/memory.max' 2>&1)
 expect nested-session "50331648" "$out"
 rmdir /sys/fs/cgroup/session 2>/dev/null
+
+# Block I/O: a direct read from a --device loop disk shows in io.stat and
+# in stats' BLOCK I/O (docker prints it in decimal units).
+berth run --network none -d --name io --device /dev/loop0 busybox sleep 600 >/dev/null 2>&1
+berth exec io busybox dd if=/dev/loop0 of=/dev/null bs=1M count=4 iflag=direct >/dev/null 2>&1
+out=$(berth stats --no-stream --format '{{.BlockIO}}' io 2>&1)
+expect stats-blkio "4.19MB / 0B" "$out"
+berth rm -f io >/dev/null 2>&1
 
 # OOM: dd's 64 MiB block buffer cannot fit in 16 MiB.
 berth run --network none --name oom -m 16m --memory-swap 16m busybox busybox dd if=/dev/zero of=/dev/null bs=64M count=1 >/tmp/oom.out 2>&1
@@ -145,17 +156,17 @@ mkdir -p $b/rootfs/bin $b/rootfs/proc $b/rootfs/sys $b/rootfs/dev
 ln -s ../busybox $b/rootfs/bin/sh; ln -s ../busybox $b/rootfs/bin/cat
 cat > $b/config.json <<'JSON'
 {"ociVersion":"1.0.2","root":{"path":"rootfs"},
- "process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["/bin/cat","/sys/fs/cgroup/memory.max","/sys/fs/cgroup/pids.max","/sys/fs/cgroup/io.weight"],
+ "process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["/bin/cat","/sys/fs/cgroup/memory.max","/sys/fs/cgroup/pids.max","/sys/fs/cgroup/io.weight","/sys/fs/cgroup/io.max"],
   "env":["PATH=/bin"]},
  "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
   {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
   {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}],
  "linux":{"cgroupsPath":"/berthvm/rt1",
-  "resources":{"memory":{"limit":33554432},"pids":{"limit":7},"blockIO":{"weight":500}},
+  "resources":{"memory":{"limit":33554432},"pids":{"limit":7},"blockIO":{"weight":500,"throttleReadBpsDevice":[{"major":7,"minor":0,"rate":1048576}]}},
   "namespaces":[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"cgroup"}]}}
 JSON
 out=$(berth runtime --root /run/rt run -b $b rt1 2>&1)
-expect runtime-run "33554432 7 default 4950" "$(echo $out)"
+expect runtime-run "33554432 7 default 4950 7:0 rbps=1048576 wbps=max riops=max wiops=max" "$(echo $out)"
 berth runtime --root /run/rt delete --force rt1 >/dev/null 2>&1
 if [ -d /sys/fs/cgroup/berthvm/rt1 ]; then check runtime-cgroup fail "/berthvm/rt1 left"; else check runtime-cgroup ok "removed"; fi
 
@@ -163,7 +174,7 @@ if [ -d /sys/fs/cgroup/berthvm/rt1 ]; then check runtime-cgroup fail "/berthvm/r
 insmod /mods/bfq.ko
 sed -i 's|/sys/fs/cgroup/io.weight|/sys/fs/cgroup/io.bfq.weight|' $b/config.json
 out=$(berth runtime --root /run/rt run -b $b rt2 2>&1)
-expect runtime-bfq "33554432 7 default 500" "$(echo $out)"
+expect runtime-bfq "33554432 7 default 500 7:0 rbps=1048576 wbps=max riops=max wiops=max" "$(echo $out)"
 berth runtime --root /run/rt delete --force rt2 >/dev/null 2>&1
 rmdir /sys/fs/cgroup/berthvm 2>/dev/null
 
