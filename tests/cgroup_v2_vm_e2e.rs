@@ -47,6 +47,7 @@ const CHECKS: &[&str] = &[
     "unpause-status",
     "update-paused",
     "restart-limits",
+    "pause-busy",
     "rm-cgroup",
     "runtime-run",
     "runtime-cgroup",

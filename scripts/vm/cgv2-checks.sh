@@ -145,6 +145,16 @@ pid2=$(berth inspect --format '{{.State.Pid}}' upd 2>&1)
 cg2=/sys/fs/cgroup$(cut -d: -f3 /proc/"$pid2"/cgroup 2>/dev/null)
 expect restart-limits "209715200 $cg" "$(cat "$cg2/memory.max" 2>&1) $cg2"
 
+# Pause of busy tasks: v2 freezes asynchronously, `pause` must return only
+# once cgroup.events reports it.
+berth run --network none -d --name spin busybox sh -c 'for i in 1 2 3 4 5 6; do while :; do :; done & done; wait' >/dev/null 2>&1
+sleep 1
+spid=$(berth inspect --format '{{.State.Pid}}' spin 2>&1)
+scg=/sys/fs/cgroup$(cut -d: -f3 /proc/"$spid"/cgroup 2>/dev/null)
+out=$(berth pause spin 2>&1)
+expect pause-busy "frozen 1 7" "$(grep frozen "$scg/cgroup.events" 2>&1) $(grep -c . "$scg/cgroup.procs" 2>&1)"
+berth rm -f spin >/dev/null 2>&1
+
 out=$(berth rm -f upd 2>&1)
 if [ -d "$cg" ]; then check rm-cgroup fail "$cg still exists"; else check rm-cgroup ok "$cgpath removed"; fi
 

@@ -498,8 +498,24 @@ pub fn set_frozen(rec: &CgroupRecord, frozen: bool) -> Result<(), CgroupError> {
             d.display()
         )));
     }
-    Ok(())
+    // v2 freezes asynchronously: each task stops at its next trip through
+    // the kernel, and cgroup.events says when all have (runc waits too).
+    // Without the wait, `pause` returned while the container still ran.
+    let target = u64::from(frozen);
+    for _ in 0..V2_FREEZE_POLLS {
+        if keyed(d, "cgroup.events", "frozen") == Some(target) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err(CgroupError::Invalid(format!(
+        "{}: cgroup.events did not report frozen {target} within 5 s; retry, or check for tasks stuck in the kernel",
+        d.display()
+    )))
 }
+
+/// 1000 polls of 5 ms: a freeze under heavy load can take a few seconds.
+const V2_FREEZE_POLLS: u32 = 1000;
 
 pub fn is_frozen(rec: &CgroupRecord) -> bool {
     match rec.version {
