@@ -74,7 +74,16 @@ expect devices-allow "opened" "$out"
 mkdir -p /sys/fs/cgroup/session
 out=$(sh -c 'echo $$ > /sys/fs/cgroup/session/cgroup.procs && exec berth run --network none --rm -m 48m busybox cat /sys/fs/cgroup/memory.max' 2>&1)
 expect nested-session "50331648" "$out"
-rmdir /sys/fs/cgroup/session 2>/dev/null
+# The container's monitor (a child of that berth, so also in "session")
+# may still be finishing the --rm cleanup: wait for it to leave.
+i=0
+while ! rmdir /sys/fs/cgroup/session 2>/dev/null && [ $i -lt 300 ]; do
+  [ $i = 50 ] && for p in $(cat /sys/fs/cgroup/session/cgroup.procs 2>/dev/null); do
+    echo "INFO session-proc $p $(tr '\0' ' ' < /proc/$p/cmdline) $(grep State /proc/$p/status)"
+  done
+  sleep 0.1; i=$((i+1))
+done
+echo "INFO session-rmdir-waits $i $(ls /sys/fs/cgroup/session 2>/dev/null | grep -v '\.' | tr '\n' ' ')"
 
 # Block I/O: a direct read from a --device loop disk shows in io.stat and
 # in stats' BLOCK I/O (docker prints it in decimal units).
