@@ -57,7 +57,14 @@ const CHECKS: &[&str] = &[
 
 /// TCG boots and runs everything in ~20 s here; 240 s leaves room for a
 /// loaded machine while keeping a hung VM from hanging the suite.
-const TIMEOUT: Duration = Duration::from_secs(240);
+/// `BERTH_VM_TIMEOUT` (seconds) overrides it.
+fn timeout() -> Duration {
+    let secs = std::env::var("BERTH_VM_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240);
+    Duration::from_secs(secs)
+}
 
 /// Kills the script and qemu (its own process group) however the test ends.
 struct Vm(Child);
@@ -136,11 +143,12 @@ fn berth_on_a_cgroup_v2_only_kernel() {
         .unwrap();
     let mut vm = Vm(child);
     let start = Instant::now();
+    let limit = timeout();
     let status = loop {
         if let Some(s) = vm.0.try_wait().unwrap() {
             break Some(s);
         }
-        if start.elapsed() > TIMEOUT {
+        if start.elapsed() > limit {
             break None;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -150,7 +158,7 @@ fn berth_on_a_cgroup_v2_only_kernel() {
     let stderr = std::fs::read_to_string(work.path().join("stderr")).unwrap_or_default();
     let diag = format!("console:\n{console}\nstderr:\n{stderr}");
     let Some(status) = status else {
-        panic!("VM did not power off within {TIMEOUT:?}\n{diag}");
+        panic!("VM did not power off within {limit:?}\n{diag}");
     };
     assert!(status.success(), "vm-cgv2.sh run failed: {status}\n{diag}");
     assert!(
