@@ -16,6 +16,9 @@ if [ -z "$pkg" ]; then
 fi
 [ -n "$pkg" ] || { echo "vm-kernel: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
 dir="$cache/$pkg"
+# Test binaries may run concurrently: one downloads, the others wait.
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -f "$dir/.done" ]; then
   tmp=$(mktemp -d "$cache/dl.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
