@@ -2,7 +2,7 @@
 # Installs the system packages berth's build, tests and demo need.
 # Idempotent: skips apt entirely when everything is already present.
 set -euo pipefail
-want=(docker-registry busybox-static skopeo apache2-utils openssl nftables iptables iproute2 zstd pigz file podman conmon)
+want=(docker-registry busybox-static skopeo apache2-utils openssl nftables iptables iproute2 zstd pigz file podman conmon qemu-system-x86)
 if [ "${1:-}" = "--bench" ]; then want+=(crun runc hyperfine golang-github-containers-common bc netavark jq python3 iperf3); fi
 missing=()
 for p in "${want[@]}"; do

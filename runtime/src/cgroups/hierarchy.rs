@@ -80,7 +80,8 @@ impl Hierarchy {
 
     /// Directories for a container. `self_cgroup` is the text of
     /// /proc/self/cgroup: relative `cgroups_path`s nest under the caller's
-    /// own cgroup, as runc does; absolute ones are taken as given.
+    /// own cgroup on v1 and under its parent on v2, as runc does; absolute
+    /// ones are taken as given.
     pub fn resolve(
         &self,
         cgroups_path: &str,
@@ -118,8 +119,13 @@ impl Hierarchy {
                 let base = if absolute {
                     mnt.clone()
                 } else {
+                    // The caller's own cgroup holds the caller, so v2's
+                    // no-internal-process rule forbids enabling controllers
+                    // in it (outside the root): nest under its parent, as
+                    // runc's fs2 driver does for relative paths.
                     let mine = own.get("").map(String::as_str).unwrap_or("/");
-                    mnt.join(mine.trim_start_matches('/'))
+                    let parent = Path::new(mine).parent().unwrap_or(Path::new("/"));
+                    mnt.join(parent.strip_prefix("/").unwrap_or(parent))
                 };
                 dirs.insert(String::new(), base.join(rel));
                 Ok(CgroupRecord {

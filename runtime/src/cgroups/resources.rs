@@ -369,13 +369,17 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         write(d, "pids.max", &max_or(p.limit()))?;
     }
     if let Some(b) = r.block_io() {
-        let f = if d.join("io.weight").exists() {
-            "io.weight"
+        // BFQ takes blkio's own scale (its range 1..1000 holds 10..1000);
+        // io.weight (io.cost) needs the conversion to 1..10000. runc also
+        // prefers BFQ when its module is loaded.
+        let bfq = d.join("io.bfq.weight").exists();
+        let (f, scale): (&str, fn(u16) -> u64) = if bfq {
+            ("io.bfq.weight", u64::from)
         } else {
-            "io.bfq.weight"
+            ("io.weight", blkio_to_io_weight)
         };
         if let Some(w) = b.weight() {
-            write(d, f, &format!("default {}", blkio_to_io_weight(w)))?;
+            write(d, f, &format!("default {}", scale(w)))?;
         }
         // v2 has no leaf weights: an error naming the field, rather than a
         // weight silently dropped.
@@ -392,11 +396,7 @@ fn apply_v2(rec: &CgroupRecord, r: &LinuxResources) -> Result<(), CgroupError> {
         }
         for wd in b.weight_device().iter().flatten() {
             if let Some(w) = wd.weight() {
-                write(
-                    d,
-                    f,
-                    &format!("{}:{} {}", wd.major(), wd.minor(), blkio_to_io_weight(w)),
-                )?;
+                write(d, f, &format!("{}:{} {}", wd.major(), wd.minor(), scale(w)))?;
             }
         }
         for (list, key) in [
@@ -498,8 +498,24 @@ pub fn set_frozen(rec: &CgroupRecord, frozen: bool) -> Result<(), CgroupError> {
             d.display()
         )));
     }
-    Ok(())
+    // v2 freezes asynchronously: each task stops at its next trip through
+    // the kernel, and cgroup.events says when all have (runc waits too).
+    // Without the wait, `pause` returned while the container still ran.
+    let target = u64::from(frozen);
+    for _ in 0..V2_FREEZE_POLLS {
+        if keyed(d, "cgroup.events", "frozen") == Some(target) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Err(CgroupError::Invalid(format!(
+        "{}: cgroup.events did not report frozen {target} within 5 s; retry, or check for tasks stuck in the kernel",
+        d.display()
+    )))
 }
+
+/// 1000 polls of 5 ms: a freeze under heavy load can take a few seconds.
+const V2_FREEZE_POLLS: u32 = 1000;
 
 pub fn is_frozen(rec: &CgroupRecord) -> bool {
     match rec.version {

@@ -59,15 +59,19 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     let mi = format!("30 23 0:26 / {} rw - cgroup2 cgroup2 rw\n", root.display());
     let h = Hierarchy::from_mountinfo(&mi).unwrap();
     assert_eq!(h, Hierarchy::V2(root.to_path_buf()));
+    // The caller's cgroup holds the caller: v2 nests beside it, not in it.
     let mut rec = h.resolve("berth/c1", "0::/user.slice/me\n").unwrap();
-    let dir = root.join("user.slice/me/berth/c1");
+    let dir = root.join("user.slice/berth/c1");
     assert_eq!(rec.dirs[""], dir);
+    // From the root cgroup (exempt from the rule) it nests under the root.
+    let top = h.resolve("berth/c1", "0::/\n").unwrap();
+    assert_eq!(top.dirs[""], root.join("berth/c1"));
     h.create(&mut rec).unwrap();
     assert_eq!(
         rec.created,
-        vec![root.join("user.slice/me/berth"), dir.clone()]
+        vec![root.join("user.slice/berth"), dir.clone()]
     );
-    for d in ["", "user.slice", "user.slice/me"] {
+    for d in ["", "user.slice"] {
         let s = fs::read_to_string(root.join(d).join("cgroup.subtree_control")).unwrap();
         assert_eq!(s, "+cpuset +cpu +io +memory +pids", "{d}");
     }
@@ -88,11 +92,19 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     assert_eq!(rd("cpu.max"), "50000 100000");
     assert_eq!(rd("cpuset.cpus"), "0-1");
     assert_eq!(rd("pids.max"), "64");
-    assert_eq!(rd("io.bfq.weight"), "default 4950");
+    assert_eq!(rd("io.weight"), "default 4950");
     assert_eq!(rd("io.max"), "8:0 rbps=1048576");
     assert_eq!(rec.procs_files(), vec![dir.join("cgroup.procs")]);
+    // With BFQ loaded its file wins and takes blkio's scale unconverted.
+    fs::write(dir.join("io.bfq.weight"), "default 100\n").unwrap();
+    let bio: LinuxResources =
+        serde_json::from_value(serde_json::json!({"blockIO": {"weight": 500}})).unwrap();
+    rec.apply(&bio).unwrap();
+    assert_eq!(rd("io.bfq.weight"), "default 500");
 
     // Freezer, OOM events and stats read the v2 files.
+    // The kernel reports the freeze in cgroup.events; set_frozen waits for it.
+    fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
     rec.set_frozen(true).unwrap();
     assert_eq!(rd("cgroup.freeze"), "1");
     fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
@@ -125,7 +137,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     fs::remove_file(dir.join("cgroup.procs")).unwrap();
     rec.destroy().unwrap();
     assert!(!dir.exists());
-    assert!(!root.join("user.slice/me/berth").exists());
+    assert!(!root.join("user.slice/berth").exists());
     // Never touch what berth did not create.
     assert!(root.join("user.slice/me").exists());
 }
