@@ -129,6 +129,20 @@ impl FileLock {
         })
     }
 
+    /// Blocks until the exclusive lock on the directory `path` itself is
+    /// ours: no lock file to create (an inode costs 0.1-0.5 ms here).
+    pub fn exclusive_dir(path: &Path) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        flock_retry(&file, FlockOperation::LockExclusive)?;
+        Ok(FileLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Blocks until a shared lock is ours.
     pub fn shared(path: &Path) -> io::Result<FileLock> {
         let file = Self::open(path)?;

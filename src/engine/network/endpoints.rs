@@ -1,7 +1,7 @@
 //! A container's networks: `containers/<id>/network.json` holds what was
 //! asked for (`run --network/--ip/--network-alias/--mac-address`, `network
 //! connect`) and, while the container runs, where it is attached. Updated
-//! under `network.lock` in the same directory (the monitor and `network
+//! under an flock of the container's directory (the monitor and `network
 //! connect` may write at once).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -140,8 +140,10 @@ pub fn update<T>(
     durable: bool,
     f: impl FnOnce(&mut ContainerNet) -> Result<T>,
 ) -> Result<T> {
-    let lp = cs.dir(id).join("network.lock");
-    let _l = FileLock::exclusive(&lp).with_context(|| format!("cannot lock {}", lp.display()))?;
+    // The container's directory is the lock: nobody else flocks it.
+    let lp = cs.dir(id);
+    let _l =
+        FileLock::exclusive_dir(&lp).with_context(|| format!("cannot lock {}", lp.display()))?;
     let mut n = load(cs, id)?;
     let r = f(&mut n)?;
     save(cs, id, &n, durable)?;

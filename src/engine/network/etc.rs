@@ -55,7 +55,7 @@ pub fn write_hosts(
     net: &ContainerNet,
 ) -> Result<()> {
     let p = dir.join("hosts");
-    let mut h = std::fs::read_to_string(&p).unwrap_or_default();
+    let mut h = String::new();
     for l in &rec.host_config.links {
         let (name, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
         let (target, ip) = link_target(cs, name)?;
@@ -72,6 +72,12 @@ pub fn write_hosts(
             h.push_str(&format!("{a6}\t{}\n", rec.config.hostname));
         }
     }
-    super::endpoints::volatile_write(&p, h.as_bytes())
+    // Appended in place to the file `etcfiles` wrote a moment ago for this
+    // start: nothing reads it before the container runs, and a temp file
+    // + rename would cost one more inode per start.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, h.as_bytes()))
         .with_context(|| format!("cannot write {}", p.display()))
 }

@@ -274,7 +274,9 @@ pub fn setup_user_network_dns(
     };
     crate::engine::dns::ensure_running(&net.paths.root)?;
     let p = dir.join("resolv.conf");
-    endpoints::volatile_write(&p, super::etc::user_network_resolv_conf(gw, rec).as_bytes())
+    // In place, as `etcfiles` wrote it a moment ago (no reader yet, and
+    // no second inode per start).
+    std::fs::write(&p, super::etc::user_network_resolv_conf(gw, rec).as_bytes())
         .with_context(|| format!("cannot write {}", p.display()))
 }
 
