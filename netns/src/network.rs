@@ -587,6 +587,25 @@ pub fn detach(env: &NetEnv, network: &str, container_id: &str) -> Result<()> {
 /// background, once no process is left in it. Use [`detach`] for
 /// `network disconnect` of a running container. Idempotent.
 pub fn release(env: &NetEnv, container_id: &str, netns_path: &Path) -> Result<()> {
+    each_lease_of(env, container_id, |st| {
+        let Some(lease) = st.leases.remove(container_id) else {
+            return Ok(false);
+        };
+        remove_ports(env, st, &lease)?;
+        Ok(true)
+    })?;
+    namespace::delete(netns_path)
+}
+
+/// Runs `f` on the state of every network holding a lease of
+/// `container_id`, under that network's lock and on a fresh read; writes
+/// the state back where `f` says it changed it. Returns those networks.
+fn each_lease_of(
+    env: &NetEnv,
+    container_id: &str,
+    mut f: impl FnMut(&mut NetworkState) -> Result<bool>,
+) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
     for net in list(env)? {
         if !net.leases.contains_key(container_id) {
             continue;
@@ -595,13 +614,13 @@ pub fn release(env: &NetEnv, container_id: &str, netns_path: &Path) -> Result<()
         let Some(mut st) = state::read_json::<NetworkState>(&env.state_file(&net.name))? else {
             continue;
         };
-        let Some(lease) = st.leases.remove(container_id) else {
+        if !st.leases.contains_key(container_id) || !f(&mut st)? {
             continue;
-        };
-        remove_ports(env, &st, &lease)?;
+        }
         state::write_json(&env.state_file(&net.name), &st, false)?;
+        changed.push(net.name.clone());
     }
-    namespace::delete(netns_path)
+    Ok(changed)
 }
 
 /// For `container prune` / `network prune` after a crash: detaches every
@@ -642,24 +661,13 @@ pub fn cleanup_orphans(env: &NetEnv, live: &[&str]) -> Result<Vec<String>> {
 /// once (docker renames the DNS record without a restart); the resolver
 /// sees the rewritten state files. Returns the networks changed.
 pub fn rename_leases(env: &NetEnv, container_id: &str, new_name: &str) -> Result<Vec<String>> {
-    let mut changed = Vec::new();
-    for net in list(env)? {
-        if !net.leases.contains_key(container_id) {
-            continue;
+    each_lease_of(env, container_id, |st| {
+        match st.leases.get_mut(container_id) {
+            Some(lease) if lease.name != new_name => {
+                lease.name = new_name.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        let _l = state::lock(&env.lock_file(&net.name))?;
-        let Some(mut st) = state::read_json::<NetworkState>(&env.state_file(&net.name))? else {
-            continue;
-        };
-        let Some(lease) = st.leases.get_mut(container_id) else {
-            continue;
-        };
-        if lease.name == new_name {
-            continue;
-        }
-        lease.name = new_name.to_string();
-        state::write_json(&env.state_file(&net.name), &st, false)?;
-        changed.push(net.name.clone());
-    }
-    Ok(changed)
+    })
 }
