@@ -468,7 +468,13 @@ impl Monitor {
             dir: &dir,
             init: init.as_ref(),
         })?;
-        let spec = crate::engine::network::sandbox::apply(&self.store, &self.rec, &dir, spec)?;
+        let spec = crate::engine::network::sandbox::apply(
+            &self.store,
+            &self.rec,
+            self.net.as_ref(),
+            &dir,
+            spec,
+        )?;
         let extra = crate::engine::volume::mounts::start(&self.store, &self.id, &layout.merged)?;
         let spec = crate::engine::volume::mounts::apply(spec, extra)?;
         // Compact: read back at once by the runtime (and by `exec`), 40%

@@ -24,6 +24,8 @@ pub struct Sandbox {
     loopback6: Vec<(OwnedFd, std::net::SocketAddr)>,
     /// Running `[::1]` relays; dropped (stopped) with the sandbox.
     relays: Vec<netns::proxy::Relay>,
+    /// The network config `setup` read, for `apply` (one read per start).
+    net: Option<Net>,
 }
 
 impl Sandbox {
@@ -187,6 +189,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
             _reservations: fds,
             loopback6,
             relays: Vec::new(),
+            net: Some(net),
         }),
         Err(e) => {
             let _ = release_with(cs, &net, &rec.id);
@@ -200,6 +203,7 @@ pub fn setup(cs: &ContainerStore, rec: &ContainerRecord) -> Result<Sandbox> {
 pub fn apply(
     cs: &ContainerStore,
     rec: &ContainerRecord,
+    sandbox: Option<&Sandbox>,
     dir: &std::path::Path,
     spec: Spec,
 ) -> Result<Spec> {
@@ -216,8 +220,15 @@ pub fn apply(
             PathBuf::from(format!("/proc/{}/ns/net", st.pid))
         }
         Mode::Bridge => {
-            let net = Net::new(&cs.paths)?;
-            write_etc(cs, &net, rec, dir)?;
+            let read;
+            let net = match sandbox.and_then(|s| s.net.as_ref()) {
+                Some(net) => net,
+                None => {
+                    read = Net::new(&cs.paths)?;
+                    &read
+                }
+            };
+            write_etc(cs, net, rec, dir)?;
             net.netns_path(&rec.id)
         }
     };
