@@ -440,35 +440,9 @@ fn chown_tree(p: &Path, id: u32) {
     }
 }
 
-fn recv_fd(sock: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    unsafe {
-        let mut buf = [0u8; 256];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let space = libc::CMSG_SPACE(4) as usize;
-        let mut cbuf = vec![0u8; space];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        assert!(libc::recvmsg(sock, &mut msg, 0) > 0);
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!c.is_null());
-        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
-        std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(c).cast::<std::os::fd::RawFd>(),
-        ))
-    }
-}
-
 #[test]
 fn console_socket_receives_the_pty_master() {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
     let mut rt = Rt::new(&["sh", "-c", "tty; echo hello-tty"]);
     rt.config["process"]["terminal"] = json!(true);
     rt.config["mounts"].as_array_mut().unwrap().push(json!(
@@ -480,7 +454,7 @@ fn console_socket_receives_the_pty_master() {
     let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let t = std::thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
-        recv_fd(s.as_raw_fd())
+        berth::engine::container::console::receive_fd(&s).unwrap()
     });
     let id = unique("tty");
     let s = sock.to_string_lossy().into_owned();

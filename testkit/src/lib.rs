@@ -10,6 +10,7 @@
 //! That signal fires when the *spawning thread* ends, so start fixtures from
 //! the test's own thread, not from a short-lived helper thread.
 
+pub mod accept;
 pub mod dns_upstream;
 pub mod http;
 pub mod image;

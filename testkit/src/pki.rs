@@ -13,6 +13,20 @@ pub struct ServerPki {
     pub server_key: PathBuf,
 }
 
+/// `openssl req -x509` for a new 2048-bit RSA key and a 2-day certificate.
+fn self_signed(subject: &str, key: &Path, cert: &Path) -> Command {
+    let mut c = Command::new("openssl");
+    c.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+    ])
+    .arg(subject)
+    .arg("-keyout")
+    .arg(key)
+    .arg("-out")
+    .arg(cert);
+    c
+}
+
 pub fn make_server_pki(dir: &Path) -> ServerPki {
     std::fs::create_dir_all(dir).unwrap();
     let ca_key = dir.join("ca.key");
@@ -21,28 +35,12 @@ pub fn make_server_pki(dir: &Path) -> ServerPki {
     let server_csr = dir.join("server.csr");
     let server_cert = dir.join("server.crt");
     let ext = dir.join("server.ext");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=berth-test-ca",
-        ])
-        .arg("-keyout")
-        .arg(&ca_key)
-        .arg("-out")
-        .arg(&ca_cert)
-        .args([
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]));
+    run(self_signed("/CN=berth-test-ca", &ca_key, &ca_cert).args([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]));
     run(Command::new("openssl")
         .args([
             "req",
@@ -95,22 +93,7 @@ pub fn make_signing_key(dir: &Path) -> SigningKey {
     let key = dir.join("token.key");
     let cert = dir.join("token.crt");
     let der = dir.join("token.der");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=berth-test-token-issuer",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
+    run(&mut self_signed("/CN=berth-test-token-issuer", &key, &cert));
     run(Command::new("openssl")
         .args(["x509", "-outform", "DER"])
         .arg("-in")

@@ -5,11 +5,10 @@
 //! request header hidden from the upstream (a server that ignores Range).
 
 use super::http::{read_headers, read_request, write_response, Request};
+use crate::accept::AcceptLoop;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -149,14 +148,14 @@ struct Shared {
     upstream: String,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Record>>,
-    stop: AtomicBool,
 }
 
 pub struct Proxy {
     pub host: String,
     pub port: u16,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    // Held for its Drop: stops and joins the accept loop.
+    _accept: AcceptLoop,
 }
 
 enum Action {
@@ -168,31 +167,18 @@ enum Action {
 
 impl Proxy {
     pub fn start(upstream: &str, faults: Vec<Fault>) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             faults: Mutex::new(faults),
             log: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
-        let s2 = shared.clone();
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s2.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(conn) = conn {
-                    let s3 = s2.clone();
-                    std::thread::spawn(move || serve(conn, &s3));
-                }
-            }
-        });
+        let accept = AcceptLoop::start("proxy", shared.clone(), serve);
+        let port = accept.port;
         Proxy {
             host: format!("127.0.0.1:{port}"),
             port,
             shared,
-            thread: Some(thread),
+            _accept: accept,
         }
     }
 
@@ -245,16 +231,6 @@ impl Proxy {
                 )
             })
             .collect()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -11,13 +11,13 @@
 
 use super::http::{basic_credentials, parse_form, read_request, write_response, Request};
 use super::pki::{make_signing_key, sign_rs256, SigningKey};
+use crate::accept::AcceptLoop;
 use base64::Engine;
 use std::io::BufReader;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const SERVICE: &str = "berth-test-registry";
@@ -73,44 +73,31 @@ struct Shared {
     key: SigningKey,
     issued: AtomicUsize,
     log: Mutex<Vec<TokenRequest>>,
-    stop: AtomicBool,
 }
 
 pub struct TokenServer {
     pub port: u16,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    // Held for its Drop: stops and joins the accept loop.
+    _accept: AcceptLoop,
 }
 
 impl TokenServer {
     /// `dir` receives the signing key and certificate.
     pub fn start(dir: &Path, opts: TokenOpts) -> TokenServer {
         let key = make_signing_key(dir);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
             opts,
             key,
             issued: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
-        let s2 = shared.clone();
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s2.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(conn) = conn {
-                    let s3 = s2.clone();
-                    std::thread::spawn(move || handle(conn, &s3));
-                }
-            }
-        });
+        let accept = AcceptLoop::start("token server", shared.clone(), handle);
+        let port = accept.port;
         TokenServer {
             port,
             shared,
-            thread: Some(thread),
+            _accept: accept,
         }
     }
 
@@ -130,17 +117,6 @@ impl TokenServer {
 
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.shared.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so the thread ends.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
