@@ -11,6 +11,17 @@ use std::path::PathBuf;
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags before the command (`berth --root DIR run ...`); also the
+/// whole global part of the small `run` tree (`fast_parse`).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Root directory of persistent state
     #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -27,9 +38,6 @@ pub struct Cli {
     /// Enable debug mode
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,11 +9,10 @@
 //! back to the full parse, so errors and help read exactly as before.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
-use clap::{value_parser, Arg, ArgAction, Args, Command, FromArgMatches};
+use clap::{Args, Command, FromArgMatches};
 
-use super::args::Cli;
+use super::args::{Cli, GlobalArgs};
 use super::container_args::RunArgs;
 
 /// The parsed command line, when it is a `run` the small tree accepts.
@@ -21,38 +20,7 @@ pub fn run_only(args: &[OsString]) -> Option<Cli> {
     if !first_command_is_run(args) {
         return None;
     }
-    let tree = Command::new("berth")
-        .disable_help_subcommand(true)
-        .arg(
-            Arg::new("root")
-                .long("root")
-                .global(true)
-                .env("BERTH_ROOT")
-                .value_name("DIR")
-                .value_parser(value_parser!(PathBuf)),
-        )
-        .arg(
-            Arg::new("config")
-                .long("config")
-                .global(true)
-                .env("DOCKER_CONFIG")
-                .value_name("DIR")
-                .value_parser(value_parser!(PathBuf)),
-        )
-        .arg(
-            Arg::new("log_level")
-                .short('l')
-                .long("log-level")
-                .value_name("LEVEL")
-                .value_parser(["debug", "info", "warn", "error", "fatal"]),
-        )
-        .arg(
-            Arg::new("debug")
-                .short('D')
-                .long("debug")
-                .global(true)
-                .action(ArgAction::SetTrue),
-        )
+    let tree = GlobalArgs::augment_args(Command::new("berth").disable_help_subcommand(true))
         .subcommand(RunArgs::augment_args(Command::new("run")));
     let m = tree.try_get_matches_from(args).ok()?;
     Cli::from_arg_matches(&m).ok()

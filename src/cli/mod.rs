@@ -100,10 +100,10 @@ fn usage_error(e: clap::Error) -> i32 {
 }
 
 fn init_logging(cli: &Cli) {
-    let level = if cli.debug {
+    let level = if cli.global.debug {
         "debug"
     } else {
-        match cli.log_level.as_deref() {
+        match cli.global.log_level.as_deref() {
             Some("fatal") => "error",
             Some(l) => l,
             None => "warn",
@@ -142,8 +142,8 @@ impl Ctx {
 
 fn dispatch(cli: Cli) -> Result<()> {
     let ctx = Ctx {
-        root: cli.root,
-        docker_config: cli.config,
+        root: cli.global.root,
+        docker_config: cli.global.config,
     };
     match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&ctx, a),
