@@ -26,20 +26,9 @@ pub fn run_only(args: &[OsString]) -> Option<Cli> {
     Cli::from_arg_matches(&m).ok()
 }
 
-/// `[--root DIR|--config DIR|-l LEVEL|--log-level LEVEL|-D|--flag=value]... run`
+/// `[global flags]... run ...`
 fn first_command_is_run(args: &[OsString]) -> bool {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("--root" | "--config" | "-l" | "--log-level") => {
-                it.next();
-            }
-            Some(s) if s.starts_with('-') => {}
-            Some("run") => return true,
-            _ => return false,
-        }
-    }
-    false
+    crate::engine::container::zygote::command_index(args).is_some_and(|i| args[i] == "run")
 }
 
 #[cfg(test)]

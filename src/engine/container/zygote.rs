@@ -76,19 +76,27 @@ pub fn prefork(args: &[String]) {
 /// `[--root DIR|--config DIR|-l LEVEL|--log-level LEVEL|-D|--flag=value]... run ...`
 /// or `container run`.
 fn is_run(args: &[String]) -> bool {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--root" | "--config" | "-l" | "--log-level" => {
-                it.next();
-            }
-            s if s.starts_with('-') => {}
-            "run" => return true,
-            "container" => return it.next().is_some_and(|s| s == "run"),
-            _ => return false,
+    match command_index(args) {
+        Some(i) if args[i] == "run" => true,
+        Some(i) if args[i] == "container" => args.get(i + 1).is_some_and(|s| s == "run"),
+        _ => false,
+    }
+}
+
+/// Where the command starts in argv, past berth's global flags (`--root
+/// DIR`, `--config DIR`, `-l LEVEL`, `--log-level LEVEL`, `-D`,
+/// `--flag=value`), as clap would read them.
+pub fn command_index<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(a) = args.get(i) {
+        match a.as_ref().to_str() {
+            Some("--root" | "--config" | "-l" | "--log-level") => i += 2,
+            Some(s) if s.starts_with('-') => i += 1,
+            Some(_) => return Some(i),
+            None => return None,
         }
     }
-    false
+    None
 }
 
 /// The child of the CLI: forks the parked monitor and exits, so the monitor
