@@ -47,6 +47,7 @@ fn write_state(dir: &std::path::Path, with_lease: bool) -> std::io::Result<()> {
         ip_range: None,
         internal: true,
         mtu: None,
+        link_mtu: None,
         labels: BTreeMap::new(),
         table: "none".into(),
         leases,

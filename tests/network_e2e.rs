@@ -1077,3 +1077,133 @@ fn host_port_range_for_one_container_port_takes_the_first_free() {
         e.b.ok(&["rm", "-f", c]);
     }
 }
+
+/// `cmd` run in the network namespace of container `c` with the host's
+/// tools (busybox's `ip` shows no route metrics, and it has no `ss`).
+fn in_netns(e: &Env, c: &str, cmd: &[&str]) -> String {
+    let pid = e.inspect(c, "{{.State.Pid}}");
+    let o = std::process::Command::new("nsenter")
+        .args(["-t", pid.trim(), "-n"])
+        .args(cmd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd:?}: {}", err(&o));
+    out(&o)
+}
+
+/// The MSS of this host's connected TCP socket to `peer`, from `ss`.
+fn mss_to(peer: &str) -> u32 {
+    let o = std::process::Command::new("ss")
+        .args(["-Htin", "state", "established", "dst", peer])
+        .output()
+        .unwrap();
+    let s = out(&o);
+    s.split_whitespace()
+        .find_map(|w| w.strip_prefix("mss:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no mss for {peer} in {s:?}"))
+}
+
+#[test]
+fn network_links_carry_large_frames_while_default_routes_keep_1500() {
+    let e = Env::new();
+    let _j = net(&e, "jumbo", &["--subnet", "10.77.14.0/24"]);
+    let _m = net(
+        &e,
+        "mtu9000",
+        &[
+            "--subnet",
+            "10.77.15.0/24",
+            "-o",
+            "com.docker.network.driver.mtu=9000",
+        ],
+    );
+    let hp = free_port();
+    // 4 MiB and a marker: large enough for segments of every size.
+    let page = "mkdir -p /www && dd if=/dev/zero bs=65536 count=64 2>/dev/null | tr '\\0' x > /www/index.html && echo $0 >> /www/index.html && exec httpd -f -p 80 -h /www";
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "big",
+        "--network",
+        "jumbo",
+        "-p",
+        &format!("{hp}:80"),
+        &e.image,
+        "sh",
+        "-c",
+        page,
+        "end-of-page",
+    ]);
+    assert_eq!(
+        e.b.ok(&["exec", "big", "cat", "/sys/class/net/eth0/mtu"]),
+        "65535\n"
+    );
+    let default = in_netns(&e, "big", &["ip", "-4", "route", "show", "default"]);
+    assert!(
+        default.contains("via 10.77.14.1") && default.contains("mtu 1500"),
+        "{default}"
+    );
+    let subnet = in_netns(&e, "big", &["ip", "-4", "route", "show", "10.77.14.0/24"]);
+    assert!(!subnet.contains("mtu"), "{subnet}");
+    // A user-set MTU is the links' MTU, as docker's, with no route MTU.
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "m9",
+        "--network",
+        "mtu9000",
+        &e.image,
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(
+        e.b.ok(&["exec", "m9", "cat", "/sys/class/net/eth0/mtu"]),
+        "9000\n"
+    );
+    let default = in_netns(&e, "m9", &["ip", "-4", "route", "show", "default"]);
+    assert!(!default.contains("mtu"), "{default}");
+
+    // The whole page arrives through the published port on loopback and on
+    // the host's address, and from another container on the network.
+    let ha = host_addr();
+    for addr in [format!("127.0.0.1:{hp}"), format!("{ha}:{hp}")] {
+        wait_http(&e, addr.as_str(), "end-of-page");
+        let body = http_get(addr.as_str()).unwrap();
+        assert!(
+            body.ends_with(&format!("{}end-of-page\n", "x".repeat(100))),
+            "{addr}"
+        );
+        assert!(body.len() > 4 << 20, "{addr}: {} bytes", body.len());
+    }
+    let ip = ip_of(&e, "big", "jumbo");
+    let o = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "jumbo",
+        &e.image,
+        "sh",
+        "-c",
+        &format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80 | wc -c"),
+    ]);
+    let n: usize = out(&o).trim().parse().unwrap_or(0);
+    assert!(n > 4 << 20, "{n} bytes; {}", err(&o));
+
+    // The host's connections take the network's frame size, also those to
+    // its own address: they reach the container from the gateway, and the
+    // container answers in large segments (1460 would mean the default
+    // route's 1500).
+    for addr in [format!("127.0.0.1:{hp}"), format!("{ha}:{hp}")] {
+        let _c = TcpStream::connect(&addr).unwrap();
+        let mss = mss_to(&addr);
+        assert!(mss > 8000, "{addr}: mss {mss}");
+        // httpd's socket is dual-stack: v4 peers show as [::ffff:a.b.c.d].
+        let peers = in_netns(&e, "big", &["ss", "-Htn", "state", "established"])
+            .replace("[::ffff:", "")
+            .replace(']', "");
+        assert!(peers.contains(" 10.77.14.1:"), "{addr}: {peers}");
+    }
+}

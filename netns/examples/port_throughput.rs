@@ -7,8 +7,9 @@
 //! change from other work on the machine hits every path alike.
 //! Run as root, with iperf3 installed (scripts/install-deps.sh --bench):
 //! `cargo run --release -p netns --example port_throughput -- 5 5 [MTU]`
-//! (rounds, seconds per transfer, and the network's MTU: docker's 1500
-//! when not given, as `network create -o com.docker.network.driver.mtu`).
+//! (rounds, seconds per transfer, and the network's MTU as
+//! `network create -o com.docker.network.driver.mtu` sets it; when not
+//! given, berth's default: 65535-byte links with 1500-byte default routes).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -132,7 +133,19 @@ fn main() -> Res<()> {
         let _lo = server(None, Some(Ipv4Addr::LOCALHOST), lp)?;
         let _ctr = server(Some(&ns), None, 5201)?;
         let ip = a.lease.ip;
-        let paths: [(&str, Option<&Path>, Ipv4Addr, u16); 5] = [
+        // The address the host would use toward the outside (connecting a
+        // UDP socket sends nothing).
+        let host = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|u| u.connect("192.0.2.1:9").map(|()| u))
+            .and_then(|u| u.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .and_then(|a| match a {
+                std::net::IpAddr::V4(v) => Some(v),
+                _ => None,
+            })
+            .unwrap_or(a.gateway);
+        let paths: [(&str, Option<&Path>, Ipv4Addr, u16); 6] = [
             (
                 "loopback (host -> 127.0.0.1)",
                 None,
@@ -146,6 +159,7 @@ fn main() -> Res<()> {
                 hp,
             ),
             ("published (host -> gateway:port)", None, a.gateway, hp),
+            ("published (host -> host address:port)", None, host, hp),
             ("host -> container IP (no DNAT)", None, ip, 5201),
             ("container -> container", Some(&ns2), ip, 5201),
         ];
@@ -161,8 +175,8 @@ fn main() -> Res<()> {
         }
         let base = median(got[0].clone());
         println!(
-            "\n| iperf3, 1 TCP stream, {secs} s x {rounds} interleaved rounds, MTU {} | median Gbit/s | min-max | / loopback median | median of per-round ratios |",
-            mtu.unwrap_or(1500)
+            "\n| iperf3, 1 TCP stream, {secs} s x {rounds} interleaved rounds, {} | median Gbit/s | min-max | / loopback median | median of per-round ratios |",
+            mtu.map_or("default MTU".to_string(), |m| format!("MTU {m}"))
         );
         println!("|---|---|---|---|---|");
         for (i, (name, ..)) in paths.iter().enumerate() {

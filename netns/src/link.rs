@@ -19,7 +19,7 @@ use futures_util::TryStreamExt;
 use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMetric};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::proto::Connection;
@@ -27,6 +27,7 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
+use crate::types::LinkSizes;
 
 const EEXIST: i32 = libc::EEXIST;
 
@@ -65,6 +66,30 @@ fn with_runtime<T>(f: impl FnOnce(&tokio::runtime::Runtime) -> T) -> Result<T> {
             None => Err(Error::ThreadPanicked("netlink runtime init")),
         }
     })
+}
+
+/// Adds the GSO limits of `sizes` to a link message. Both the IPv6 and the
+/// IPv4 attribute: IPv4 BIG TCP has its own since Linux 6.3, and older
+/// kernels skip attributes they do not know in RTM_NEWLINK/SETLINK.
+fn with_gso<T>(msg: LinkMessageBuilder<T>, sizes: LinkSizes) -> LinkMessageBuilder<T> {
+    match sizes.gso {
+        Some(g) => msg
+            .append_extra_attribute(LinkAttribute::GsoMaxSize(g))
+            .append_extra_attribute(LinkAttribute::GsoIpv4MaxSize(g)),
+        None => msg,
+    }
+}
+
+fn with_route_mtu(
+    mut route: netlink_packet_route::route::RouteMessage,
+    mtu: Option<u32>,
+) -> netlink_packet_route::route::RouteMessage {
+    if let Some(m) = mtu {
+        route
+            .attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(m)]));
+    }
+    route
 }
 
 pub struct Netlink {
@@ -163,7 +188,7 @@ impl Netlink {
             .ok_or_else(|| Error::LinkNotFound(name.to_string()))
     }
 
-    /// Creates bridge `name` (or reuses it), sets its MTU, adds `gateway`
+    /// Creates bridge `name` (or reuses it), sets its sizes, adds `gateway`
     /// with the subnet's prefix and brings it up. Returns its index.
     /// `gateway6`: the v6 gateway of a dual-stack network, added without
     /// duplicate address detection (a bridge without ports has no carrier,
@@ -171,7 +196,7 @@ impl Netlink {
     pub fn ensure_bridge(
         &self,
         name: &str,
-        mtu: Option<u32>,
+        sizes: LinkSizes,
         gateway: Ipv4Net,
         gateway6: Option<Ipv6Net>,
     ) -> Result<u32> {
@@ -187,7 +212,7 @@ impl Netlink {
             .name(name.to_string())
             .address(mac.clone())
             .up();
-        if let Some(mtu) = mtu {
+        if let Some(mtu) = sizes.mtu {
             msg = msg.mtu(mtu);
         }
         let msg = msg.build();
@@ -201,9 +226,9 @@ impl Netlink {
         if let Some(g6) = gateway6 {
             self.add_address6(index, name, g6)?;
         }
-        // An existing bridge may be down or carry another MTU: set both.
+        // An existing bridge may be down or carry other sizes: set them.
         let mut set = LinkUnspec::new_with_index(index).address(mac).up();
-        if let Some(mtu) = mtu {
+        if let Some(mtu) = sizes.mtu {
             set = set.mtu(mtu);
         }
         self.run(h.link().set(set.build()).execute())?
@@ -256,7 +281,7 @@ impl Netlink {
 
     /// Creates a veth pair in one request: `host` attached to bridge
     /// `bridge_index` and up, its peer `peer_name` created directly in the
-    /// namespace `netns_fd` with `mac` and `mtu` (netavark's way: the peer
+    /// namespace `netns_fd` with `mac` and `sizes` (netavark's way: the peer
     /// never appears on the host, so its name cannot clash there). The peer
     /// cannot be born up (this kernel answers ENOTCONN to IFF_UP on a peer,
     /// as `ip link add ... peer ... up` shows), so
@@ -268,7 +293,7 @@ impl Netlink {
         netns_fd: RawFd,
         peer_name: &str,
         mac: [u8; 6],
-        mtu: Option<u32>,
+        sizes: LinkSizes,
     ) -> Result<()> {
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer_name.to_string())
@@ -278,12 +303,13 @@ impl Netlink {
             .name(host.to_string())
             .controller(bridge_index)
             .up();
-        if let Some(mtu) = mtu {
+        if let Some(mtu) = sizes.mtu {
             peer = peer.mtu(mtu);
             msg = msg.mtu(mtu);
         }
-        let msg = msg
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+        let peer = with_gso(peer, sizes).build();
+        let msg = with_gso(msg, sizes)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         let h = self.handle.clone();
         let err = nl_err("create veth", format!("{host} (peer {peer_name})"));
@@ -299,6 +325,20 @@ impl Netlink {
         }
     }
 
+    /// Sets a bridge's GSO limits. Only once it has a port: a bridge's own
+    /// TSO limit is the kernel's 64 KiB until a port raises it, and the
+    /// bridge does not take its ports' GSO limits itself. Unchanged values
+    /// make the kernel do nothing, so every attach may ask again.
+    pub fn set_bridge_gso(&self, index: u32, name: &str, sizes: LinkSizes) -> Result<()> {
+        if sizes.gso.is_none() {
+            return Ok(());
+        }
+        let h = self.handle.clone();
+        let msg = with_gso(LinkUnspec::new_with_index(index), sizes).build();
+        self.run(h.link().set(msg).execute())?
+            .map_err(nl_err("set GSO size", name))
+    }
+
     fn set_up(&self, index: u32, name: &str) -> Result<()> {
         let h = self.handle.clone();
         let msg = LinkUnspec::new_with_index(index).up().build();
@@ -310,12 +350,14 @@ impl Netlink {
     /// with `addr`, and a default route via `gateway` (none for internal
     /// networks, as docker). Four requests and one lookup.
     /// `v6`: the address and (not internal) gateway on a dual-stack network.
+    /// `route_mtu`: the default routes' MTU, when it is not the link's.
     pub fn configure_container(
         &self,
         ifname: &str,
         addr: Ipv4Net,
         gateway: Option<Ipv4Addr>,
         v6: Option<(Ipv6Net, Option<Ipv6Addr>)>,
+        route_mtu: Option<u32>,
     ) -> Result<()> {
         self.set_up(LOOPBACK_INDEX, "lo")?;
         let index = self.require_index(ifname)?;
@@ -329,6 +371,7 @@ impl Netlink {
                 .gateway(gw6)
                 .output_interface(index)
                 .build();
+            let route = with_route_mtu(route, route_mtu);
             let h = self.handle.clone();
             match self.run(h.route().add(route).execute())? {
                 Ok(()) => {}
@@ -348,6 +391,7 @@ impl Netlink {
             .gateway(gateway)
             .output_interface(index)
             .build();
+        let route = with_route_mtu(route, route_mtu);
         let h = self.handle.clone();
         match self.run(h.route().add(route).execute())? {
             Ok(()) => Ok(()),

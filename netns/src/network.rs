@@ -146,6 +146,7 @@ impl Network {
             ip_range: cfg.ip_range.map(|r| r.trunc()),
             internal: cfg.internal,
             mtu: cfg.mtu,
+            link_mtu: cfg.mtu.is_none().then_some(NETWORK_LINK_MTU),
             labels: cfg.labels.clone(),
             table: env.table.clone(),
             leases: Default::default(),
@@ -163,7 +164,7 @@ impl Network {
             if st.v6.is_some() {
                 sysctl::enable_ipv6_forward()?;
             }
-            nl.ensure_bridge(&st.bridge, st.mtu, gw, gateway6(&st)?)?;
+            nl.ensure_bridge(&st.bridge, st.links(), gw, gateway6(&st)?)?;
             sysctl::enable_route_localnet(&st.bridge)?;
             let _f = state::lock(&env.firewall_lock())?;
             firewall::add_network(&st.table, &rules(&st))
@@ -196,7 +197,7 @@ impl Network {
         if st.v6.is_some() {
             sysctl::enable_ipv6_forward()?;
         }
-        nl.ensure_bridge(&st.bridge, st.mtu, gw, gateway6(&st)?)?;
+        nl.ensure_bridge(&st.bridge, st.links(), gw, gateway6(&st)?)?;
         sysctl::enable_route_localnet(&st.bridge)?;
         let _f = state::lock(&env.firewall_lock())?;
         // The table may have survived (bridge deleted by hand): replace the
@@ -497,8 +498,9 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
         ns.as_raw_fd(),
         &lease.ifname,
         lease.mac,
-        st.mtu,
+        st.links(),
     )?;
+    nl.set_bridge_gso(bridge, &st.bridge, st.links())?;
     // Only a container with published ports can reach itself through them.
     if !lease.ports.is_empty() {
         sysctl::enable_hairpin(&lease.host_veth)?;
@@ -527,7 +529,7 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
     Netlink::in_namespace_with(&lease.netns_path, move || {
         sysctl::container_ipv6(&ifn, dual)
     })?
-    .configure_container(&ifname, addr, gw, v6)?;
+    .configure_container(&ifname, addr, gw, v6, st.links().route_mtu)?;
     if lease.ports.is_empty() {
         return Ok(Vec::new());
     }

@@ -219,12 +219,62 @@ pub struct NetworkState {
     pub ip_range: Option<Ipv4Net>,
     pub internal: bool,
     pub mtu: Option<u32>,
+    /// Set at creation when no MTU was asked for: the bridge and veths
+    /// carry frames up to this size (and BIG TCP segments) inside the
+    /// network, while containers' default routes keep docker's 1500 (see
+    /// [`NetworkState::links`]). Networks made by an older berth have none
+    /// and keep 1500-byte links, so one bridge never mixes the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_mtu: Option<u32>,
     pub labels: BTreeMap<String, String>,
     pub table: String,
     pub leases: BTreeMap<String, Lease>,
     /// Dual stack (`EnableIPv6`): the v6 subnet, gateway and range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v6: Option<V6Config>,
+}
+
+/// The MTU docker gives a bridge network's containers when none is asked
+/// for; berth keeps it on their default routes.
+pub const DEFAULT_MTU: u32 = 1500;
+/// The link MTU inside a network with no MTU asked for: the largest a veth
+/// takes, next to loopback's 65536.
+pub const NETWORK_LINK_MTU: u32 = 65535;
+/// The GSO size (BIG TCP) of such a network's links: what Cilium uses; the
+/// kernel's veth and bridge limit is 512 KiB.
+pub const NETWORK_GSO_SIZE: u32 = 196_608;
+
+/// The sizes of a network's links and of its containers' default routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSizes {
+    /// The bridge's and veths' MTU (`None`: the kernel's 1500).
+    pub mtu: Option<u32>,
+    /// The GSO limit for both families (`None`: the kernel's 64 KiB).
+    pub gso: Option<u32>,
+    /// The MTU on containers' default routes (`None`: the link's).
+    pub route_mtu: Option<u32>,
+}
+
+impl NetworkState {
+    /// Traffic that stays inside the network (container to container, the
+    /// host through the gateway or a published port on 127.0.0.1) moves in
+    /// loopback-sized frames on a network with a `link_mtu`; anything
+    /// routed beyond it still leaves with the MTU docker's containers have,
+    /// so TCP's MSS and UDP fragmentation toward the outside stay as
+    /// docker's. A user-set MTU is applied as docker does, to the links.
+    pub fn links(&self) -> LinkSizes {
+        match self.link_mtu {
+            Some(link) => LinkSizes {
+                mtu: Some(link),
+                gso: Some(NETWORK_GSO_SIZE),
+                route_mtu: Some(self.mtu.unwrap_or(DEFAULT_MTU)),
+            },
+            None => LinkSizes {
+                mtu: self.mtu,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
@@ -240,4 +290,56 @@ pub(crate) fn valid_name(s: &str, max: usize) -> bool {
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(mtu: Option<u32>, link_mtu: Option<u32>) -> NetworkState {
+        NetworkState {
+            id: "0".repeat(64),
+            name: "n".into(),
+            bridge: "br-n".into(),
+            subnet: "10.1.2.0/24".parse().unwrap(),
+            gateway: "10.1.2.1".parse().unwrap(),
+            ip_range: None,
+            internal: false,
+            mtu,
+            link_mtu,
+            labels: Default::default(),
+            table: "t".into(),
+            leases: Default::default(),
+            v6: None,
+        }
+    }
+
+    #[test]
+    fn links_are_large_inside_the_network_and_routes_keep_docker_mtu() {
+        let l = state(None, Some(NETWORK_LINK_MTU)).links();
+        assert_eq!(l.mtu, Some(65535));
+        assert_eq!(l.gso, Some(NETWORK_GSO_SIZE));
+        assert_eq!(l.route_mtu, Some(1500));
+        // A user-set MTU goes to the links, as docker's.
+        let l = state(Some(1400), None).links();
+        assert_eq!(
+            l,
+            LinkSizes {
+                mtu: Some(1400),
+                gso: None,
+                route_mtu: None
+            }
+        );
+        // A network from an older berth keeps its 1500-byte links.
+        assert_eq!(state(None, None).links(), LinkSizes::default());
+    }
+
+    #[test]
+    fn link_mtu_is_optional_in_older_state_files() {
+        let mut v = serde_json::to_value(state(None, None)).unwrap();
+        assert!(v.get("link_mtu").is_none());
+        v["link_mtu"] = 65535.into();
+        let st: NetworkState = serde_json::from_value(v).unwrap();
+        assert_eq!(st.link_mtu, Some(65535));
+    }
 }

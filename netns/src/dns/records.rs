@@ -338,6 +338,7 @@ mod tests {
             ip_range: None,
             internal,
             mtu: None,
+            link_mtu: None,
             labels: Default::default(),
             table: "t".into(),
             leases: leases
