@@ -453,19 +453,21 @@ pub fn attach(
         dns: opts.dns.clone(),
         port_rules: Vec::new(),
     };
-    st.leases.insert(container_id.into(), lease.clone());
-    state::write_json(&env.state_file(network), &st, false)?;
     let mut lease = lease;
-    let plumbed = plumb(env, &st, &lease).and_then(|handles| {
-        if handles.is_empty() {
-            return Ok(());
-        }
-        // Recorded so `release` can drop the rules without listing the table.
-        lease.port_rules = handles;
-        st.leases.insert(container_id.into(), lease.clone());
-        state::write_json(&env.state_file(network), &st, false)
-    });
-    if let Err(e) = plumbed {
+    // The port rules go in before the lease is written, so one write
+    // records their handles too (`release` drops them without listing the
+    // table). A crash in between leaves rules no lease knows: they carry
+    // the container's id, and `cleanup_orphans` removes them.
+    if !lease.ports.is_empty() {
+        let _f = state::lock(&env.firewall_lock())?;
+        lease.port_rules = firewall::add_ports(&st.table, container_id, ip, ip6, &lease.ports)?;
+    }
+    st.leases.insert(container_id.into(), lease.clone());
+    if let Err(e) = state::write_json(&env.state_file(network), &st, false) {
+        let _ = remove_ports(env, &st, &lease);
+        return Err(e);
+    }
+    if let Err(e) = plumb(&st, &lease) {
         let _ = unplumb(env, &st, &lease);
         st.leases.remove(container_id);
         let _ = state::write_json(&env.state_file(network), &st, false);
@@ -481,8 +483,8 @@ pub fn attach(
     })
 }
 
-/// Makes the lease's kernel objects; returns the handles of its port rules.
-fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandle>> {
+/// Makes the lease's links and addresses (its port rules are made first).
+fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
     let ns = File::open(&lease.netns_path).map_err(|e| Error::Namespace {
         op: "open",
         path: lease.netns_path.clone(),
@@ -529,18 +531,7 @@ fn plumb(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<Vec<RuleHandl
     Netlink::in_namespace_with(&lease.netns_path, move || {
         sysctl::container_ipv6(&ifn, dual)
     })?
-    .configure_container(&ifname, addr, gw, v6, st.links().route_mtu)?;
-    if lease.ports.is_empty() {
-        return Ok(Vec::new());
-    }
-    let _f = state::lock(&env.firewall_lock())?;
-    firewall::add_ports(
-        &st.table,
-        &lease.container_id,
-        lease.ip,
-        lease.ip6,
-        &lease.ports,
-    )
+    .configure_container(&ifname, addr, gw, v6, st.links().route_mtu)
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {

@@ -529,3 +529,34 @@ fn ensure_up_restores_a_bridge_and_rules_lost_in_a_reboot() {
     }
     f.assert_clean();
 }
+
+/// `attach` adds a container's port rules before it writes the lease: a
+/// crash in between leaves rules no lease knows, which prune removes.
+#[test]
+fn port_rules_without_a_lease_are_swept_by_cleanup() {
+    let mut f = Fixture::new();
+    Network::create(&f.env, &cfg("orph", f.bridge(1), "10.123.13.0/24")).unwrap();
+    let ns = f.new_netns("kept");
+    let kept = AttachOpts {
+        ports: vec![port(Some([127, 0, 0, 1]), 0, 80, Proto::Tcp)],
+        ..Default::default()
+    };
+    attach(&f.env, "orph", "kept", &ns, &kept).unwrap();
+    netns::firewall::add_ports(
+        &f.env.table,
+        "ghost",
+        Ipv4Addr::new(10, 123, 13, 77),
+        None,
+        &[port(Some([127, 0, 0, 1]), 1, 80, Proto::Tcp)],
+    )
+    .unwrap();
+    let with_rules = |f: &Fixture| netns::firewall::containers_with_rules(&f.env.table).unwrap();
+    assert_eq!(with_rules(&f), ["ghost", "kept"]);
+    netns::cleanup_orphans(&f.env, &["kept"]).unwrap();
+    assert_eq!(with_rules(&f), ["kept"]);
+    netns::cleanup_orphans(&f.env, &[]).unwrap();
+    assert!(with_rules(&f).is_empty());
+    Network::delete(&f.env, "orph").unwrap();
+    f.netns.clear();
+    f.assert_clean();
+}
