@@ -1147,6 +1147,27 @@ fn network_links_carry_large_frames_while_default_routes_keep_1500() {
     );
     let subnet = in_netns(&e, "big", &["ip", "-4", "route", "show", "10.77.14.0/24"]);
     assert!(!subnet.contains("mtu"), "{subnet}");
+    // BIG TCP on the bridge and the host ends (the host's traffic into
+    // containers); the container's end keeps 64 KiB, since what it sends
+    // out is forwarded to a NIC that would have to cut larger segments in
+    // software.
+    let eth0 = in_netns(&e, "big", &["ip", "-d", "link", "show", "eth0"]);
+    assert!(eth0.contains("gso_max_size 65536 "), "{eth0}");
+    let id = e.b.ok(&["network", "inspect", "-f", "{{.Id}}", "jumbo"]);
+    let br = format!("br-{}", &id[..12]);
+    let ip_d = |args: &[&str]| {
+        let o = std::process::Command::new("ip")
+            .args(["-d", "-o", "link", "show"])
+            .args(args)
+            .output()
+            .unwrap();
+        out(&o)
+    };
+    let ports = ip_d(&["master", &br]);
+    assert_eq!(ports.lines().count(), 1, "{ports}");
+    assert!(ports.contains("gso_max_size 196608 "), "{ports}");
+    let bridge = ip_d(&[&br]);
+    assert!(bridge.contains("gso_max_size 196608 "), "{bridge}");
     // A user-set MTU is the links' MTU, as docker's, with no route MTU.
     e.b.ok(&[
         "run",
