@@ -6,7 +6,8 @@
 //! freed the transaction's objects after an RCU grace period (10-20 ms on
 //! this machine), and `nft` closes its socket before it exits. Here the
 //! socket is closed on a detached thread, so nothing on the release path
-//! waits for RCU.
+//! waits for RCU; that thread waits out a grace period before the close, so
+//! the close does not hold the commit mutex while it waits (see `commit`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -14,6 +15,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use crate::error::{Error, Result};
 
 const NETLINK_NETFILTER: i32 = 12;
+/// `MEMBARRIER_CMD_GLOBAL` (formerly `_SHARED`): returns after an RCU grace
+/// period.
+const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
@@ -269,8 +273,19 @@ pub(crate) fn commit(family: u8, table: &str, op: &str, msgs: &[Msg]) -> Result<
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let res = transact(&sock, family, msgs);
     // The close waits for the kernel to free the transaction after an RCU
-    // grace period: let a detached thread pay it (or process exit).
-    std::thread::spawn(move || drop(sock));
+    // grace period: let a detached thread pay it (or process exit). That
+    // wait (`nft_rcv_nl_event` flushing the destroy work) holds the
+    // table's commit mutex, so the next container's rules would wait behind
+    // it: back-to-back `run --rm -p` paid 2-4 ms each for it. So the thread
+    // first waits out a grace period of its own, with no lock held
+    // (membarrier's global command is a synchronize_rcu); by then the
+    // kernel has freed the transaction and the close has nothing to flush.
+    std::thread::spawn(move || {
+        // SAFETY: membarrier(2) takes no pointers; an error (e.g. nohz_full
+        // kernels refuse the command) only means the close waits instead.
+        unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
+        drop(sock)
+    });
     let a = res?;
     let want = msgs.iter().filter(|m| m.flags & NLM_F_ACK != 0).count();
     let stderr = match a.err {
