@@ -241,28 +241,50 @@ pub fn kill(cs: &ContainerStore, id: &str, signal: &str) -> Result<()> {
 pub fn rm(cs: &ContainerStore, id: &str, force: bool) -> Result<()> {
     let rec = cs.load(id)?;
     let st = liveness::current(cs, id)?;
-    if st.running() {
-        if !force {
-            bail!(
-                "Error response from daemon: cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                rec.name,
-                st.status.as_str()
-            );
-        }
-        cs.update_state(id, |s| s.manually_stopped = true)?;
-        let rt = cs.runtime();
-        if st.status == Status::Paused {
-            let _ = rt.resume(id);
-        }
-        let _ = rt.kill(id, libc::SIGKILL, true);
-        wait_not_running(cs, id, Some(Duration::from_secs(10)));
-        wait_monitor_settled(cs, id);
+    if st.running() && !force {
+        bail!(
+            "Error response from daemon: cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+            rec.name,
+            st.status.as_str()
+        );
+    }
+    if force {
+        kill_for_removal(cs, id)?;
     }
     // A monitor that just recorded the exit may still be writing into the
     // container's directory (`rm` right after `run`): let it finish first.
     wait_monitor_settled(cs, id);
     release(cs, id)?;
     cs.remove_dirs(id)
+}
+
+/// `rm -f`: kills the container and waits for its monitor to be done. A
+/// live monitor may also be starting it (its `start` was interrupted, or
+/// runs right now): the record says `created` until the process runs, so
+/// the state is read again until the monitor is gone, and a process that
+/// appears meanwhile is killed too.
+fn kill_for_removal(cs: &ContainerStore, id: &str) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(10);
+    // The process last killed: a restarting container keeps its state
+    // `running`-like between processes, and is killed once per process.
+    let mut killed = None;
+    loop {
+        let st = liveness::current(cs, id)?;
+        if st.running() && killed != Some(st.pid) {
+            killed = Some(st.pid);
+            cs.update_state(id, |s| s.manually_stopped = true)?;
+            let rt = cs.runtime();
+            if st.status == Status::Paused {
+                let _ = rt.resume(id);
+            }
+            let _ = rt.kill(id, libc::SIGKILL, true);
+            wait_not_running(cs, id, Some(Duration::from_secs(10)));
+        }
+        if !liveness::monitor_alive(cs, id) || Instant::now() > until {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 pub fn pause(cs: &ContainerStore, id: &str) -> Result<()> {
