@@ -252,8 +252,6 @@ fn kill_9_of_cli_and_monitor_at_any_step() {
 /// runs, or was killed): the record says `created` until the process runs.
 /// rm -f once waited 2 x 10 s for that monitor, then failed with EBUSY on
 /// the mounted rootfs; it must kill what the monitor starts and remove it.
-/// (rm -f is sent once the monitor exists; a `start` racing an `rm -f`
-/// before its monitor exists is not covered: see docs/cli.md.)
 #[test]
 fn rm_force_during_start_kills_what_the_monitor_starts() {
     let e = Env::new();
@@ -324,4 +322,56 @@ fn rm_force_during_start_kills_what_the_monitor_starts() {
     );
     let m = mounts_under(e.b.root());
     assert!(m.is_empty(), "mounts left: {m:?}");
+}
+
+/// `start` and `rm -f` sent together, in both orders by chance: `rm -f`
+/// always succeeds; `start` either ran first (and its container was then
+/// killed) or found the container gone. Nothing is left behind.
+#[test]
+fn start_and_rm_force_together_are_ordered() {
+    let e = Env::new();
+    for round in 0..10u64 {
+        let name = format!("both{round}");
+        e.b.ok(&["create", "--name", &name, &e.image, "sleep", "1000"]);
+        let start =
+            e.b.command(&["start", &name])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+        std::thread::sleep(Duration::from_micros(round * 400));
+        let o = e.run(&["rm", "-f", &name]);
+        let s = start.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "round {round}: rm -f {name}: {}",
+            err(&o)
+        );
+        assert!(
+            s.status.success() || err(&s).contains("No such container"),
+            "round {round}: start {name}: {}",
+            err(&s)
+        );
+        assert!(
+            !e.b.ok(&["ps", "-a", "--format", "{{.Names}}"])
+                .contains(&name),
+            "round {round}: {name} still listed"
+        );
+    }
+    reap_monitors(Duration::from_secs(10));
+    assert!(
+        live_monitors().is_empty(),
+        "monitors left: {:?}",
+        live_monitors()
+    );
+    let m = mounts_under(e.b.root());
+    assert!(m.is_empty(), "mounts left: {m:?}");
+    let locks: Vec<_> = std::fs::read_dir(e.b.root().join("locks"))
+        .unwrap()
+        .filter_map(|d| d.ok())
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lifecycle-") || n.starts_with("container-"))
+        .filter(|n| n != "container-names.lock")
+        .collect();
+    assert!(locks.is_empty(), "lock files left: {locks:?}");
 }

@@ -123,6 +123,10 @@ pub fn create(
 
 /// Starts a created or exited container; returns the pid.
 pub fn start(cs: &ContainerStore, id: &str) -> Result<i32> {
+    // Until the monitor runs the process: an `rm` waits, or went first (the
+    // container is gone and `current` says so).
+    let _order = cs.lifecycle_lock(id)?;
+    cs.load(id).inspect_err(|_| cs.forget_lifecycle_lock(id))?;
     let st = liveness::current(cs, id)?;
     if st.running() {
         return Ok(st.pid);
@@ -239,7 +243,8 @@ pub fn kill(cs: &ContainerStore, id: &str, signal: &str) -> Result<()> {
 }
 
 pub fn rm(cs: &ContainerStore, id: &str, force: bool) -> Result<()> {
-    let rec = cs.load(id)?;
+    let _order = cs.lifecycle_lock(id)?;
+    let rec = cs.load(id).inspect_err(|_| cs.forget_lifecycle_lock(id))?;
     let st = liveness::current(cs, id)?;
     if st.running() && !force {
         bail!(

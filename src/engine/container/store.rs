@@ -80,6 +80,23 @@ impl ContainerStore {
         FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
     }
 
+    /// Held by `start` until its monitor runs the process, and by `rm`: no
+    /// daemon orders them, and an `rm` between a start's check and its
+    /// monitor's first write would remove the directory under that
+    /// monitor. The monitor itself never takes it (its state writes take
+    /// [`Self::lock`]), so holding it across the monitor's start is safe.
+    pub fn lifecycle_lock(&self, id: &str) -> Result<FileLock> {
+        self.ensure_dirs()?;
+        let p = self.paths.lock_file(&format!("lifecycle-{id}"));
+        FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
+    }
+
+    /// Removes the lifecycle lock's file of a container that is gone (a
+    /// `start` or `rm` that found it removed under the lock).
+    pub fn forget_lifecycle_lock(&self, id: &str) {
+        let _ = std::fs::remove_file(self.paths.lock_file(&format!("lifecycle-{id}")));
+    }
+
     pub(super) fn names_lock(&self) -> Result<FileLock> {
         self.ensure_dirs()?;
         let p = self.paths.lock_file("container-names");
@@ -242,6 +259,7 @@ impl ContainerStore {
             Err(e) => return Err(e).with_context(|| format!("cannot remove {}", d.display())),
         }
         let _ = std::fs::remove_file(self.paths.lock_file(&format!("container-{id}")));
+        self.forget_lifecycle_lock(id);
         Ok(())
     }
 }
