@@ -188,7 +188,7 @@ impl Netlink {
             .ok_or_else(|| Error::LinkNotFound(name.to_string()))
     }
 
-    /// Creates bridge `name` (or reuses it), sets its sizes, adds `gateway`
+    /// Creates bridge `name` (or reuses it), sets its MTU, adds `gateway`
     /// with the subnet's prefix and brings it up. Returns its index.
     /// `gateway6`: the v6 gateway of a dual-stack network, added without
     /// duplicate address detection (a bridge without ports has no carrier,
