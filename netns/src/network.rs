@@ -439,7 +439,7 @@ pub fn attach(
             resolved.push(r);
         }
     }
-    let lease = Lease {
+    let mut lease = Lease {
         container_id: container_id.into(),
         ip,
         ip6,
@@ -453,7 +453,6 @@ pub fn attach(
         dns: opts.dns.clone(),
         port_rules: Vec::new(),
     };
-    let mut lease = lease;
     // The port rules go in before the lease is written, so one write
     // records their handles too (`release` drops them without listing the
     // table). A crash in between leaves rules no lease knows: they carry
