@@ -90,10 +90,11 @@ fn base_script(t: &str) -> String {
     // `::1` is never DNAT'ed (see `crate::proxy`): the relay's listening
     // socket serves it; every other local v6 address jumps to `ports`.
     // The host's own connections to a published port leave from the
-    // gateway, as those to 127.0.0.1 must: the container then answers
-    // within the network, in its large frames, where an answer to the
-    // host's eth0 address would take the default route and its 1500 MTU
-    // (see `NetworkState::links`). docker-proxy does the same for the
+    // gateway: those from 127.0.0.1 must (the container cannot answer a
+    // loopback address), and those from the host's other addresses then
+    // get answers within the network, in its large frames, where an answer
+    // to the host's eth0 address would take the default route and its 1500
+    // MTU (see `NetworkState::links`). docker-proxy does the same for the
     // connections it relays.
     format!(
         "add table inet {t}
@@ -108,7 +109,6 @@ add rule inet {t} prerouting fib daddr type local jump ports
 add rule inet {t} output ip daddr 127.0.0.0/8 jump ports_local
 add rule inet {t} output meta nfproto ipv4 fib daddr type local jump ports
 add rule inet {t} output ip6 daddr != ::1 fib daddr type local jump ports
-add rule inet {t} postrouting ip saddr 127.0.0.0/8 oifname @bridges masquerade
 add rule inet {t} postrouting oifname @bridges ct status dnat fib saddr type local masquerade
 add rule inet {t} forward ct state established,related accept
 add rule inet {t} forward ct status dnat accept
