@@ -124,7 +124,7 @@ pub fn create(
 /// Starts a created or exited container; returns the pid.
 pub fn start(cs: &ContainerStore, id: &str) -> Result<i32> {
     // Until the monitor runs the process: an `rm` waits, or went first (the
-    // container is gone and `current` says so).
+    // record is gone and `load` says so).
     let _order = cs.lifecycle_lock(id)?;
     cs.load(id).inspect_err(|_| cs.forget_lifecycle_lock(id))?;
     let st = liveness::current(cs, id)?;
@@ -256,9 +256,8 @@ pub fn rm(cs: &ContainerStore, id: &str, force: bool) -> Result<()> {
     if force {
         kill_for_removal(cs, id)?;
     }
-    // A monitor that just recorded the exit may still be writing into the
-    // container's directory (`rm` right after `run`): let it finish first.
-    wait_monitor_settled(cs, id);
+    // `release` first lets a monitor that just recorded the exit finish
+    // writing into the container's directory (`rm` right after `run`).
     release(cs, id)?;
     cs.remove_dirs(id)
 }

@@ -75,8 +75,12 @@ impl ContainerStore {
 
     /// The per-container lock (state.json read-modify-write, rm).
     pub fn lock(&self, id: &str) -> Result<FileLock> {
+        self.named_lock(&format!("container-{id}"))
+    }
+
+    fn named_lock(&self, name: &str) -> Result<FileLock> {
         self.ensure_dirs()?;
-        let p = self.paths.lock_file(&format!("container-{id}"));
+        let p = self.paths.lock_file(name);
         FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
     }
 
@@ -86,9 +90,7 @@ impl ContainerStore {
     /// monitor. The monitor itself never takes it (its state writes take
     /// [`Self::lock`]), so holding it across the monitor's start is safe.
     pub fn lifecycle_lock(&self, id: &str) -> Result<FileLock> {
-        self.ensure_dirs()?;
-        let p = self.paths.lock_file(&format!("lifecycle-{id}"));
-        FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
+        self.named_lock(&format!("lifecycle-{id}"))
     }
 
     /// Removes the lifecycle lock's file of a container that is gone (a
@@ -98,9 +100,7 @@ impl ContainerStore {
     }
 
     pub(super) fn names_lock(&self) -> Result<FileLock> {
-        self.ensure_dirs()?;
-        let p = self.paths.lock_file("container-names");
-        FileLock::exclusive(&p).with_context(|| format!("cannot lock {}", p.display()))
+        self.named_lock("container-names")
     }
 
     /// Every record, in no particular order. Directories without a readable
