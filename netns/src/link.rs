@@ -19,7 +19,7 @@ use futures_util::TryStreamExt;
 use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMetric};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::proto::Connection;
@@ -80,10 +80,7 @@ fn with_gso<T>(msg: LinkMessageBuilder<T>, sizes: LinkSizes) -> LinkMessageBuild
     }
 }
 
-fn with_route_mtu(
-    mut route: netlink_packet_route::route::RouteMessage,
-    mtu: Option<u32>,
-) -> netlink_packet_route::route::RouteMessage {
+fn with_route_mtu(mut route: RouteMessage, mtu: Option<u32>) -> RouteMessage {
     if let Some(m) = mtu {
         route
             .attributes
@@ -166,6 +163,11 @@ impl Netlink {
     }
 
     pub fn link_index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link(name)?.map(|msg| msg.header.index))
+    }
+
+    /// The kernel's description of link `name`, if it exists.
+    fn link(&self, name: &str) -> Result<Option<LinkMessage>> {
         let h = self.handle.clone();
         let res = self.run(async move {
             h.link()
@@ -176,11 +178,24 @@ impl Netlink {
                 .await
         })?;
         match res {
-            Ok(Some(msg)) => Ok(Some(msg.header.index)),
-            Ok(None) => Ok(None),
+            Ok(msg) => Ok(msg),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err("get link", name)(e)),
         }
+    }
+
+    /// A bridge's index, and whether its GSO limit is `sizes.gso` already
+    /// (or none is asked), from one lookup.
+    pub fn bridge(&self, name: &str, sizes: LinkSizes) -> Result<(u32, bool)> {
+        let msg = self
+            .link(name)?
+            .ok_or_else(|| Error::LinkNotFound(name.to_string()))?;
+        let gso_set = sizes.gso.is_none_or(|g| {
+            msg.attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::GsoIpv4MaxSize(v) if *v == g))
+        });
+        Ok((msg.header.index, gso_set))
     }
 
     fn require_index(&self, name: &str) -> Result<u32> {
@@ -332,8 +347,9 @@ impl Netlink {
 
     /// Sets a bridge's GSO limits. Only once it has a port: a bridge's own
     /// TSO limit is the kernel's 64 KiB until a port raises it, and the
-    /// bridge does not take its ports' GSO limits itself. Unchanged values
-    /// make the kernel do nothing, so every attach may ask again.
+    /// bridge does not take its ports' GSO limits itself. The caller skips
+    /// it when [`Self::bridge`] found the limit set: a SETLINK takes the
+    /// RTNL lock, which every start's veth creation needs too.
     pub fn set_bridge_gso(&self, index: u32, name: &str, sizes: LinkSizes) -> Result<()> {
         if sizes.gso.is_none() {
             return Ok(());

@@ -490,18 +490,19 @@ fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
         source: e,
     })?;
     let nl = Netlink::new()?;
-    let bridge = nl
-        .link_index(&st.bridge)?
-        .ok_or_else(|| Error::LinkNotFound(st.bridge.clone()))?;
+    let sizes = st.links();
+    let (bridge, gso_set) = nl.bridge(&st.bridge, sizes)?;
     nl.create_veth(
         &lease.host_veth,
         bridge,
         ns.as_raw_fd(),
         &lease.ifname,
         lease.mac,
-        st.links(),
+        sizes,
     )?;
-    nl.set_bridge_gso(bridge, &st.bridge, st.links())?;
+    if !gso_set {
+        nl.set_bridge_gso(bridge, &st.bridge, sizes)?;
+    }
     // Only a container with published ports can reach itself through them.
     if !lease.ports.is_empty() {
         sysctl::enable_hairpin(&lease.host_veth)?;
@@ -530,7 +531,7 @@ fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
     Netlink::in_namespace_with(&lease.netns_path, move || {
         sysctl::container_ipv6(&ifn, dual)
     })?
-    .configure_container(&ifname, addr, gw, v6, st.links().route_mtu)
+    .configure_container(&ifname, addr, gw, v6, sizes.route_mtu)
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
