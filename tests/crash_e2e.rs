@@ -248,6 +248,34 @@ fn kill_9_of_cli_and_monitor_at_any_step() {
     assert!(live_monitors().is_empty(), "monitors left (seed {seed})");
 }
 
+/// Round `round`'s `rm -f` of `name` succeeded and `ps -a` no longer
+/// lists it.
+fn assert_removed(e: &Env, round: u64, name: &str, rm: &std::process::Output) {
+    assert!(
+        rm.status.success(),
+        "round {round}: rm -f {name}: {}",
+        err(rm)
+    );
+    assert!(
+        !e.b.ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains(name),
+        "round {round}: {name} still listed"
+    );
+}
+
+/// After a test's rounds: no monitor left alive, nothing mounted under the
+/// root.
+fn assert_no_monitor_or_mount(e: &Env) {
+    reap_monitors(Duration::from_secs(10));
+    assert!(
+        live_monitors().is_empty(),
+        "monitors left: {:?}",
+        live_monitors()
+    );
+    let m = mounts_under(e.b.root());
+    assert!(m.is_empty(), "mounts left: {m:?}");
+}
+
 /// `rm -f` while a monitor is still starting the container (its `start`
 /// runs, or was killed): the record says `created` until the process runs.
 /// rm -f once waited 2 x 10 s for that monitor, then failed with EBUSY on
@@ -299,29 +327,13 @@ fn rm_force_during_start_kills_what_the_monitor_starts() {
         let o = rm.wait_with_output().unwrap();
         let took = t.elapsed();
         let _ = start.wait();
-        assert!(
-            o.status.success(),
-            "round {round}: rm -f {name}: {}",
-            err(&o)
-        );
+        assert_removed(&e, round, &name, &o);
         assert!(
             took < Duration::from_secs(8),
             "round {round}: rm -f took {took:?}"
         );
-        assert!(
-            !e.b.ok(&["ps", "-a", "--format", "{{.Names}}"])
-                .contains(&name),
-            "round {round}: {name} still listed"
-        );
     }
-    reap_monitors(Duration::from_secs(10));
-    assert!(
-        live_monitors().is_empty(),
-        "monitors left: {:?}",
-        live_monitors()
-    );
-    let m = mounts_under(e.b.root());
-    assert!(m.is_empty(), "mounts left: {m:?}");
+    assert_no_monitor_or_mount(&e);
 }
 
 /// `start` and `rm -f` sent together, in both orders by chance: `rm -f`
@@ -343,29 +355,13 @@ fn start_and_rm_force_together_are_ordered() {
         let o = e.run(&["rm", "-f", &name]);
         let s = start.wait_with_output().unwrap();
         assert!(
-            o.status.success(),
-            "round {round}: rm -f {name}: {}",
-            err(&o)
-        );
-        assert!(
             s.status.success() || err(&s).contains("No such container"),
             "round {round}: start {name}: {}",
             err(&s)
         );
-        assert!(
-            !e.b.ok(&["ps", "-a", "--format", "{{.Names}}"])
-                .contains(&name),
-            "round {round}: {name} still listed"
-        );
+        assert_removed(&e, round, &name, &o);
     }
-    reap_monitors(Duration::from_secs(10));
-    assert!(
-        live_monitors().is_empty(),
-        "monitors left: {:?}",
-        live_monitors()
-    );
-    let m = mounts_under(e.b.root());
-    assert!(m.is_empty(), "mounts left: {m:?}");
+    assert_no_monitor_or_mount(&e);
     let locks: Vec<_> = std::fs::read_dir(e.b.root().join("locks"))
         .unwrap()
         .filter_map(|d| d.ok())

@@ -29,6 +29,17 @@ impl Drop for Tables {
     }
 }
 
+/// Two fresh `inet` base tables: one for the `nft` script, one for the
+/// netlink path; removed when the guard drops.
+fn two_inet_tables() -> (String, String, Tables) {
+    let tag = rand_hex(6);
+    let (old, new) = (format!("bt_{tag}o"), format!("bt_{tag}n"));
+    let guard = Tables(vec![("inet", old.clone()), ("inet", new.clone())]);
+    nft(&base("inet", &old));
+    nft(&base("inet", &new));
+    (old, new, guard)
+}
+
 fn nft(script: &str) {
     let mut c = Command::new("nft")
         .args(["-f", "-"])
@@ -174,11 +185,7 @@ fn port(host_ip: Option<[u8; 4]>, host_port: u16, cport: u16, proto: Proto) -> P
 
 #[test]
 fn v4_rules_match_the_nft_script() {
-    let tag = rand_hex(6);
-    let (old, new) = (format!("bt_{tag}o"), format!("bt_{tag}n"));
-    let _guard = Tables(vec![("inet", old.clone()), ("inet", new.clone())]);
-    nft(&base("inet", &old));
-    nft(&base("inet", &new));
+    let (old, new, _guard) = two_inet_tables();
     let ip = Ipv4Addr::new(10, 123, 40, 2);
     // Wildcard tcp and udp, 0.0.0.0, a host address, loopback (its own
     // chain), and a range as the engine expands it (one mapping a port).
@@ -245,11 +252,7 @@ fn v4_rules_match_the_nft_script() {
 
 #[test]
 fn inet_table_v4_and_v6_rules_match_the_nft_script() {
-    let tag = rand_hex(6);
-    let (old, new) = (format!("bt_{tag}o"), format!("bt_{tag}n"));
-    let _guard = Tables(vec![("inet", old.clone()), ("inet", new.clone())]);
-    nft(&base("inet", &old));
-    nft(&base("inet", &new));
+    let (old, new, _guard) = two_inet_tables();
     let t = &old;
     // What nft is given for the same rules: the nfproto check is nft's own
     // dependency of `ip daddr` / `ip6 daddr`, and spelled out for wildcards.
