@@ -35,6 +35,7 @@ fn write_state(dir: &std::path::Path, with_lease: bool) -> std::io::Result<()> {
                 ports: vec![],
                 dns: vec![],
                 port_rules: Vec::new(),
+                redirects: Vec::new(),
             },
         );
     }

@@ -14,11 +14,20 @@ TPUT_SECS=${TPUT_SECS:-3}
 here=$PWD
 . scripts/registry.sh
 work=$(mktemp -d /tmp/berth-bench-net.XXXXXX)
-# berth's own config: a private nft table, bridge device and subnet.
+# berth's own config: a private nft table, bridge device and subnet, and
+# its socket redirect programs on a cgroup v2 directory of the bench's own
+# (berth's default is the host's root cgroup, which would act on every
+# process of this machine). A second config measures -p with DNAT only.
+cg2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+[ -n "$cg2" ] || { echo "bench-net: no cgroup2 mount" >&2; exit 1; }
+cg=$cg2/berth-bench-$$
+mkdir -p "$cg"
 cat > "$work/berth.json" <<JSON
 {"nft-table": "berth_bench", "bridge": "bbench0", "bip": "10.77.250.1/24",
- "default-address-pools": [{"base": "10.77.251.0/24", "size": 26}]}
+ "default-address-pools": [{"base": "10.77.251.0/24", "size": 26}],
+ "port-redirect": "$cg"}
 JSON
+jq '."port-redirect" = "off"' "$work/berth.json" > "$work/berth-dnat.json"
 export BERTH_CONFIG=$work/berth.json
 # podman: netavark (not this host's default CNI), runc (crun refuses the
 # hybrid cgroups here), nofile/nproc the root here may set, and a private
@@ -61,6 +70,7 @@ cleanup() {
   registry_stop || true
   umount -R "$work" 2>/dev/null || true
   rm -rf "$work"
+  rmdir "$cg" 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -79,16 +89,18 @@ hyperfine -N --warmup 3 -r "$RUNS" --export-json "$work/start.json" \
   "$B run --rm --network none $IMG true" \
   "$B run --rm $IMG true" \
   "$B run --rm -p 18080:80 $IMG true" \
+  "env BERTH_CONFIG=$work/berth-dnat.json $B run --rm -p 18080:80 $IMG true" \
   "${P[*]} run --rm --network none $IMG true" \
   "${P[*]} run --rm --network bridge $IMG true" \
   "${P[*]} run --rm --network bridge -p 18080:80 $IMG true" >&2
 
 med() { jq -r ".results[$1].median * 1000" "$work/start.json"; }
-bn=$(med 0); bb=$(med 1); bp=$(med 2); pn=$(med 3); pb=$(med 4); pp=$(med 5)
+bn=$(med 0); bb=$(med 1); bp=$(med 2); bd=$(med 3); pn=$(med 4); pb=$(med 5); pp=$(med 6)
 echo
 echo "| run --rm busybox true (median ms) | none | bridge | bridge - none | bridge + -p | (-p) - none |"
 echo "|---|---|---|---|---|---|"
 printf '| berth | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$bn" "$bb" "$(echo "$bb - $bn" | bc -l)" "$bp" "$(echo "$bp - $bn" | bc -l)"
+printf '| berth, port-redirect off (DNAT only) | | | | %.1f | %.1f |\n' "$bd" "$(echo "$bd - $bn" | bc -l)"
 printf '| podman 4.3 + netavark 1.4 (runc) | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$pn" "$pb" "$(echo "$pb - $pn" | bc -l)" "$pp" "$(echo "$pp - $pn" | bc -l)"
 
 # hyperfine runs each command's runs in a row, so load changes from other
@@ -107,6 +119,6 @@ printf '\nberth, %s interleaved triples: median (bridge - none) %.1f ms, median 
   "$(printf '%s\n' "${dn[@]}" | median | awk '{print $1/1000}')" "$(printf '%s\n' "${dp[@]}" | median | awk '{print $1/1000}')"
 
 echo
-echo "published-port TCP throughput (iperf3, kernel DNAT):"
+echo "published-port TCP throughput (iperf3; socket redirect and kernel DNAT):"
 cargo build -q --release -p netns --example port_throughput
 "$here/target/release/examples/port_throughput" "$TPUT_ROUNDS" "$TPUT_SECS"

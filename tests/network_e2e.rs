@@ -1228,3 +1228,67 @@ fn network_links_carry_large_frames_while_default_routes_keep_1500() {
         assert!(peers.contains(" 10.77.14.1:"), "{addr}: {peers}");
     }
 }
+
+/// The host's connections to a published TCP port, from a process in the
+/// cgroup berth's redirect programs are attached to (the slot's own in
+/// tests, the root one by default), go straight to the container: their
+/// local address is the network's gateway while getpeername still shows
+/// the published address. Other processes keep the DNAT path. The
+/// programs follow the container's ports through stop, start and rm.
+#[test]
+fn host_connections_to_published_ports_are_redirected_at_the_socket() {
+    let e = Env::new();
+    let _n = net(&e, "rdr", &["--subnet", "10.77.16.0/24"]);
+    let hp = free_port();
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "rdr",
+        "-p",
+        &format!("{hp}:80"),
+        &e.image,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo redirected > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let lo = format!("127.0.0.1:{hp}");
+    wait_http(&e, lo.as_str(), "redirected");
+    let local_of = |addr: &str| TcpStream::connect(addr).unwrap().local_addr().unwrap();
+    // Outside the cgroup: DNAT, the client's socket stays on loopback.
+    assert_eq!(local_of(&lo).ip().to_string(), "127.0.0.1");
+    let mode = netns::redirect::PortRedirect::Cgroup(e.b.net.cgroup.dir.clone());
+    let status = || netns::redirect::status(&mode, &e.b.net.table).unwrap();
+    assert!(status().is_some_and(|n| n >= 2), "{:?}", status());
+    let ha = format!("{}:{hp}", host_addr());
+    {
+        let _in = e.b.net.cgroup.join();
+        for addr in [&lo, &ha] {
+            let s = TcpStream::connect(addr).unwrap();
+            assert_eq!(
+                s.local_addr().unwrap().ip().to_string(),
+                "10.77.16.1",
+                "{addr}"
+            );
+            assert_eq!(s.peer_addr().unwrap().to_string(), *addr);
+            drop(s);
+            assert!(
+                http_get(addr.as_str()).unwrap().contains("redirected"),
+                "{addr}"
+            );
+        }
+    }
+    e.b.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(status(), None);
+    e.b.ok(&["start", "web"]);
+    assert!(status().is_some());
+    {
+        let _in = e.b.net.cgroup.join();
+        wait_http(&e, lo.as_str(), "redirected");
+        assert_eq!(local_of(&lo).ip().to_string(), "10.77.16.1");
+    }
+    e.b.ok(&["rm", "-f", "web"]);
+    assert_eq!(status(), None);
+}

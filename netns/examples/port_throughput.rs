@@ -1,5 +1,5 @@
-//! TCP throughput through a published port (kernel DNAT) against the
-//! host's own loopback, with iperf3 on every path: the same client (on the
+//! TCP throughput through a published port (berth's socket redirect, and
+//! kernel DNAT) against the host's own loopback, with iperf3 on every path: the same client (on the
 //! host, or in a second container), the same server program (on the host
 //! for loopback, in the container otherwise), the same duration and
 //! buffer sizes. Rounds are interleaved (each round runs every path once,
@@ -53,17 +53,31 @@ fn server(ns: Option<&Path>, bind: Option<Ipv4Addr>, port: u16) -> Res<Server> {
 }
 
 /// One `iperf3 -c` transfer of `secs` seconds; Gbit/s received. The
-/// first try may meet a server that is not listening yet: retried.
-fn client(ns: Option<&Path>, ip: Ipv4Addr, port: u16, secs: u32) -> Res<f64> {
+/// first try may meet a server that is not listening yet: retried. With
+/// `cgroup`, the client runs in that cgroup v2 directory (where berth's
+/// redirect programs are attached).
+fn client(
+    ns: Option<&Path>,
+    cgroup: Option<&Path>,
+    ip: Ipv4Addr,
+    port: u16,
+    secs: u32,
+) -> Res<f64> {
     let mut last = String::new();
     for _ in 0..50 {
-        let mut c = match ns {
-            Some(ns) => {
+        let mut c = match (ns, cgroup) {
+            (Some(ns), _) => {
                 let mut c = Command::new("nsenter");
                 c.arg(format!("--net={}", ns.display())).arg("iperf3");
                 c
             }
-            None => Command::new("iperf3"),
+            (None, Some(cg)) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec iperf3 \"$@\""])
+                    .arg(cg);
+                c
+            }
+            (None, None) => Command::new("iperf3"),
         };
         let out = c
             .args(["-c", &ip.to_string(), "-p", &port.to_string()])
@@ -98,6 +112,10 @@ fn main() -> Res<()> {
     let dir = tempfile::tempdir()?;
     let mut env = NetEnv::new(dir.path().join("state"));
     env.table = format!("tput_{}", std::process::id());
+    // berth's socket redirect programs, on a cgroup of this run's own (the
+    // host's root cgroup, berth's default, would act on every process).
+    let cg = testkit::cgroup2::TestCgroup::new(&format!("bttput-{}", std::process::id()));
+    env.port_redirect = netns::redirect::PortRedirect::Cgroup(cg.dir.clone());
     let cfg = NetworkConfig {
         name: "tput".into(),
         bridge: Some(format!("bttput{}", std::process::id() % 10000)),
@@ -145,30 +163,59 @@ fn main() -> Res<()> {
                 _ => None,
             })
             .unwrap_or(a.gateway);
-        let paths: [(&str, Option<&Path>, Ipv4Addr, u16); 6] = [
+        let rdr = Some(cg.dir.as_path());
+        let paths: [(&str, Option<&Path>, Option<&Path>, Ipv4Addr, u16); 8] = [
             (
                 "loopback (host -> 127.0.0.1)",
+                None,
                 None,
                 Ipv4Addr::LOCALHOST,
                 lp,
             ),
             (
-                "published (host -> 127.0.0.1:port)",
+                "published, socket redirect (host -> 127.0.0.1:port)",
+                None,
+                rdr,
+                Ipv4Addr::LOCALHOST,
+                hp,
+            ),
+            (
+                "published, socket redirect (host -> host address:port)",
+                None,
+                rdr,
+                host,
+                hp,
+            ),
+            (
+                "published, DNAT (host -> 127.0.0.1:port)",
+                None,
                 None,
                 Ipv4Addr::LOCALHOST,
                 hp,
             ),
-            ("published (host -> gateway:port)", None, a.gateway, hp),
-            ("published (host -> host address:port)", None, host, hp),
-            ("host -> container IP (no DNAT)", None, ip, 5201),
-            ("container -> container", Some(&ns2), ip, 5201),
+            (
+                "published, DNAT (host -> gateway:port)",
+                None,
+                None,
+                a.gateway,
+                hp,
+            ),
+            (
+                "published, DNAT (host -> host address:port)",
+                None,
+                None,
+                host,
+                hp,
+            ),
+            ("host -> container IP (no DNAT)", None, None, ip, 5201),
+            ("container -> container", Some(&ns2), None, ip, 5201),
         ];
         let mut got = vec![Vec::new(); paths.len()];
         for round in 0..rounds as usize {
             for k in 0..paths.len() {
                 let i = (round + k) % paths.len();
-                let (_, cns, ip, port) = paths[i];
-                got[i].push(client(cns, ip, port, secs)?);
+                let (_, cns, cgroup, ip, port) = paths[i];
+                got[i].push(client(cns, cgroup, ip, port, secs)?);
             }
             let line: Vec<String> = got.iter().map(|g| format!("{:.1}", g[round])).collect();
             eprintln!("round {round}: {} Gbit/s", line.join(" | "));

@@ -2,6 +2,7 @@
 //! and veth pairs over rtnetlink, file-locked IPAM, and nftables rules in
 //! berth's own table. See README.md for the API and the design choices.
 
+mod bpf;
 pub mod dns;
 pub mod error;
 pub mod firewall;
@@ -14,6 +15,7 @@ mod nfnl_rule;
 pub mod pool;
 pub mod ports;
 pub mod proxy;
+pub mod redirect;
 mod state;
 pub mod sysctl;
 mod types;

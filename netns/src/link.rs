@@ -427,17 +427,13 @@ impl Netlink {
     /// The prefixes of one family the host already uses: its addresses'
     /// (address, prefix length) and its routes' destinations, the default
     /// route excluded.
-    fn host_prefixes(&self, v6: bool) -> Result<Vec<(IpAddr, u8)>> {
+    /// The host's addresses of one family, with their prefix lengths.
+    fn addresses(&self, family: AddressFamily) -> Result<Vec<(IpAddr, u8)>> {
         let h = self.handle.clone();
-        let family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        let mut out = Vec::new();
         let addrs: Vec<_> = self
             .run(h.address().get().execute().try_collect())?
             .map_err(nl_err("list addresses", "host"))?;
+        let mut out = Vec::new();
         for a in addrs.iter().filter(|a| a.header.family == family) {
             for attr in &a.attributes {
                 if let AddressAttribute::Address(ip) = attr {
@@ -445,6 +441,29 @@ impl Netlink {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// The host's own IPv4 addresses.
+    pub fn host_ipv4_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        Ok(self
+            .addresses(AddressFamily::Inet)?
+            .into_iter()
+            .filter_map(|(ip, _)| match ip {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect())
+    }
+
+    fn host_prefixes(&self, v6: bool) -> Result<Vec<(IpAddr, u8)>> {
+        let h = self.handle.clone();
+        let family = if v6 {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let mut out = self.addresses(family)?;
         let query = if v6 {
             RouteMessageBuilder::<Ipv6Addr>::new().build()
         } else {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::firewall::{self, NetRules};
 use crate::link::Netlink;
 use crate::types::*;
-use crate::{ipam, namespace, pool, ports, state, sysctl};
+use crate::{ipam, namespace, pool, ports, redirect, state, sysctl};
 
 fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
@@ -452,6 +452,7 @@ pub fn attach(
         ports: resolved,
         dns: opts.dns.clone(),
         port_rules: Vec::new(),
+        redirects: Vec::new(),
     };
     // The port rules go in before the lease is written, so one write
     // records their handles too (`release` drops them without listing the
@@ -460,6 +461,7 @@ pub fn attach(
     if !lease.ports.is_empty() {
         let _f = state::lock(&env.firewall_lock())?;
         lease.port_rules = firewall::add_ports(&st.table, container_id, ip, ip6, &lease.ports)?;
+        lease.redirects = add_redirects(env, &st, &lease);
     }
     st.leases.insert(container_id.into(), lease.clone());
     if let Err(e) = state::write_json(&env.state_file(network), &st, false) {
@@ -534,12 +536,42 @@ fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
     .configure_container(&ifname, addr, gw, v6, sizes.route_mtu)
 }
 
+/// Socket-level redirects for the lease's TCP ports, under the firewall
+/// lock; best effort, DNAT serves whatever is not redirected.
+fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Vec<SocketAddr> {
+    if env.port_redirect == redirect::PortRedirect::Off || st.internal {
+        return Vec::new();
+    }
+    let wildcard = lease
+        .ports
+        .iter()
+        .any(|p| p.proto == Proto::Tcp && p.host_ip.is_none_or(|h| h.is_unspecified()));
+    let host = if wildcard {
+        match Netlink::new().and_then(|nl| nl.host_ipv4_addresses()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!("no socket redirects: {e}");
+                return Vec::new();
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let keys = redirect::keys_for(&lease.ports, &host);
+    redirect::add(&env.port_redirect, &st.table, lease.ip, &keys)
+}
+
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
     // Rules exist only for recorded ports: nothing to send otherwise.
     if lease.ports.is_empty() {
         return Ok(());
     }
     let _f = state::lock(&env.firewall_lock())?;
+    // Redirects first: a host connection must not reach an address that is
+    // about to be handed to another container.
+    if let Err(e) = redirect::remove(&env.port_redirect, &st.table, &lease.redirects) {
+        tracing::debug!("removing socket redirects: {e}");
+    }
     // One netlink batch with the recorded handles; listing the table is the
     // fallback (no handles recorded, or the kernel refused stale ones).
     if !lease.port_rules.is_empty()
@@ -637,6 +669,15 @@ pub fn cleanup_orphans(env: &NetEnv, live: &[&str]) -> Result<Vec<String>> {
         }
     }
     let _f = state::lock(&env.firewall_lock())?;
+    let live_ips: Vec<Ipv4Addr> = list(env)?
+        .iter()
+        .flat_map(|st| st.leases.values().map(|l| l.ip))
+        .collect();
+    for table in &tables {
+        if let Err(e) = redirect::sweep(&env.port_redirect, table, &live_ips) {
+            tracing::debug!("sweeping socket redirects: {e}");
+        }
+    }
     for table in tables {
         for id in firewall::containers_with_rules(&table)? {
             if !known.contains(&id) && !live.contains(&id.as_str()) {

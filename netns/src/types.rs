@@ -90,6 +90,9 @@ pub struct NetEnv {
     /// (base, size) pairs, split lazily. Empty: docker's default, a ULA
     /// /48 derived from the host ([`NetEnv::effective_pools6`]).
     pub pools6: Vec<(Ipv6Net, u8)>,
+    /// Socket-level redirection of the host's connections to published
+    /// TCP ports ([`crate::redirect`]); off by default for library users.
+    pub port_redirect: crate::redirect::PortRedirect,
 }
 
 impl NetEnv {
@@ -99,6 +102,7 @@ impl NetEnv {
             table: "berth".to_string(),
             pools: crate::pool::default_pools(),
             pools6: Vec::new(),
+            port_redirect: crate::redirect::PortRedirect::Off,
         }
     }
 
@@ -180,6 +184,10 @@ pub struct Lease {
     /// releasing its ports needs no listing of the table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_rules: Vec<RuleHandle>,
+    /// Published addresses whose host connections the connect program
+    /// redirects to this container ([`crate::redirect`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<std::net::SocketAddr>,
 }
 
 /// One nft rule in berth's table: its chain and kernel handle.

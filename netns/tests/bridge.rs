@@ -560,3 +560,91 @@ fn port_rules_without_a_lease_are_swept_by_cleanup() {
     f.netns.clear();
     f.assert_clean();
 }
+
+/// A process in the programs' cgroup connects to a published port and is
+/// sent straight to the container (its local address is the gateway, not
+/// 127.0.0.1), while getpeername still says 127.0.0.1; the programs go
+/// with the last published port, and a crash's leftovers are swept.
+#[test]
+fn host_connections_to_published_ports_are_redirected_at_the_socket() {
+    let mut f = Fixture::new();
+    f.dummy(1, "10.123.251.2/32");
+    let host = Ipv4Addr::new(10, 123, 251, 2);
+    let cg = testkit::cgroup2::TestCgroup::new(&format!("bt-{}", f.tag));
+    let joined = cg.join();
+    f.env.port_redirect = netns::redirect::PortRedirect::Cgroup(cg.dir.clone());
+    let net = Network::create(&f.env, &cfg("rdr", f.bridge(1), "10.123.14.0/24")).unwrap();
+    let c1 = f.new_netns("c1");
+    let web = Server::tcp(&c1, 80, "web");
+    let opts = AttachOpts {
+        ports: vec![port(None, 0, 80, Proto::Tcp), port(None, 0, 53, Proto::Udp)],
+        ..Default::default()
+    };
+    let a = attach(&f.env, "rdr", "c1", &c1, &opts).unwrap();
+    let hp = a.lease.ports[0].host_port;
+    let (mode, table) = (f.env.port_redirect.clone(), f.env.table.clone());
+    let status = || netns::redirect::status(&mode, &table).unwrap();
+    // 127.0.0.1 and the host's addresses (at least eth0's and the dummy's),
+    // TCP only.
+    assert!(status().unwrap() >= 3, "{:?}", status());
+    assert!(a
+        .lease
+        .redirects
+        .contains(&format!("127.0.0.1:{hp}").parse().unwrap()));
+    assert!(a
+        .lease
+        .redirects
+        .contains(&format!("{host}:{hp}").parse().unwrap()));
+    assert!(a.lease.redirects.iter().all(|r| r.port() == hp));
+    for to in [Ipv4Addr::LOCALHOST, host] {
+        let mut s = std::net::TcpStream::connect((to, hp)).unwrap();
+        assert_eq!(s.local_addr().unwrap().ip(), net.gateway, "to {to}");
+        assert_eq!(s.peer_addr().unwrap(), (to, hp).into());
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+        assert_eq!(got, "web");
+    }
+    // A second container's ports join the same programs.
+    let c2 = f.new_netns("c2");
+    let web2 = Server::tcp(&c2, 80, "web2");
+    let a2 = attach(
+        &f.env,
+        "rdr",
+        "c2",
+        &c2,
+        &AttachOpts {
+            ports: vec![port(Some([127, 0, 0, 1]), 0, 80, Proto::Tcp)],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let hp2 = a2.lease.ports[0].host_port;
+    assert_eq!(a2.lease.redirects.len(), 1);
+    assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, hp2).unwrap(), "web2");
+    detach(&f.env, "rdr", "c2").unwrap();
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hp2).is_err());
+    assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, hp).unwrap(), "web");
+    // The last published port takes the programs with it.
+    detach(&f.env, "rdr", "c1").unwrap();
+    assert_eq!(status(), None);
+    assert!(tcp_get(None, Ipv4Addr::LOCALHOST, hp).is_err());
+    // A lease lost in a crash leaves entries no live lease points at.
+    let a3 = attach(&f.env, "rdr", "c1", &c1, &opts).unwrap();
+    assert!(status().is_some());
+    let mut st = Network::load(&f.env, "rdr").unwrap();
+    st.leases.clear();
+    std::fs::write(
+        f.env.state_dir.join("networks/rdr.json"),
+        serde_json::to_vec(&st).unwrap(),
+    )
+    .unwrap();
+    netns::cleanup_orphans(&f.env, &[]).unwrap();
+    assert_eq!(status(), None, "{:?}", a3.lease.redirects);
+    drop((web, web2));
+    Network::delete(&f.env, "rdr").unwrap();
+    for p in std::mem::take(&mut f.netns) {
+        netns::namespace::delete(&p).unwrap();
+    }
+    drop((joined, cg));
+    f.assert_clean();
+}

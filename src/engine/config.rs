@@ -44,6 +44,13 @@ pub struct BerthConfig {
     /// (docker's `"dns": ["10.0.0.2"]`); default: the host's resolv.conf.
     #[serde(default)]
     pub dns: Vec<std::net::IpAddr>,
+    /// How the host's own connections reach published TCP ports: `"auto"`
+    /// (default) redirects them at the socket with eBPF programs on the
+    /// cgroup v2 root, falling back to DNAT where that is not possible;
+    /// `"off"` is DNAT only; an absolute path attaches the programs to that
+    /// cgroup v2 directory, for the processes below it only.
+    #[serde(default)]
+    pub port_redirect: Option<String>,
 }
 
 /// One entry of `default-address-pools`.

@@ -11,6 +11,7 @@
 //! the test's own thread, not from a short-lived helper thread.
 
 pub mod accept;
+pub mod cgroup2;
 pub mod dns_upstream;
 pub mod http;
 pub mod image;

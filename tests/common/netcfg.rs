@@ -23,6 +23,8 @@ pub struct NetCfg {
     pub table: String,
     pub bridge: String,
     pub config: PathBuf,
+    /// The cgroup v2 directory berth attaches its redirect programs to.
+    pub cgroup: testkit::cgroup2::TestCgroup,
 }
 
 fn rand_hex() -> String {
@@ -52,7 +54,11 @@ impl NetCfg {
             let table = format!("bt_{h}");
             let bridge = format!("bb{h}");
             let config = dir.join("berth-config.json");
+            // berth's socket redirect programs go to the slot's own cgroup,
+            // never to the host's root one; tests that want them join it.
+            let cgroup = testkit::cgroup2::TestCgroup::new(&format!("berth-test-slot-{slot}"));
             let json = serde_json::json!({
+                "port-redirect": cgroup.dir,
                 "nft-table": table,
                 "bridge": bridge,
                 "bip": format!("10.78.{slot}.1/24"),
@@ -68,6 +74,7 @@ impl NetCfg {
                 table,
                 bridge,
                 config,
+                cgroup,
             };
         }
         panic!("no free test network slot in /tmp/berth-test-net");

@@ -253,6 +253,7 @@ mod tests {
                 ports: vec![],
                 dns: vec![],
                 port_rules: Vec::new(),
+                redirects: Vec::new(),
             })
             .map(|l| (l.container_id.clone(), l))
             .collect();

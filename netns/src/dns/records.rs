@@ -325,6 +325,7 @@ mod tests {
             ports: vec![],
             dns: vec![],
             port_rules: Vec::new(),
+            redirects: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use netns::redirect::PortRedirect;
 use netns::{NetEnv, NetworkConfig, NetworkState};
 
 use super::config::BerthConfig;
@@ -58,6 +59,14 @@ impl Net {
         if let Some(t) = &cfg.nft_table {
             env.table = t.clone();
         }
+        env.port_redirect = match cfg.port_redirect.as_deref() {
+            None | Some("auto") => PortRedirect::Auto,
+            Some("off") => PortRedirect::Off,
+            Some(p) if p.starts_with('/') => PortRedirect::Cgroup(p.into()),
+            Some(other) => bail!(
+                "invalid berth config: port-redirect {other:?} must be \"auto\", \"off\" or the absolute path of a cgroup v2 directory"
+            ),
+        };
         if !cfg.default_address_pools.is_empty() {
             let (mut pools, mut pools6) = (Vec::new(), Vec::new());
             for p in &cfg.default_address_pools {
