@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use common::*;
+use netns::namespace;
 use netns::{attach, detach, AttachOpts, Error, Network, NetworkConfig, PortMapping, Proto};
 
 fn cfg(name: &str, bridge: String, subnet: &str) -> NetworkConfig {
@@ -607,6 +608,27 @@ fn host_connections_to_published_ports_are_redirected_at_the_socket() {
     // A second container's ports join the same programs.
     let c2 = f.new_netns("c2");
     let web2 = Server::tcp(&c2, 80, "web2");
+    // Another namespace's connections are left alone, though this process
+    // (in the programs' cgroup) makes them: the container's own 127.0.0.1
+    // stays its own, and its hairpin through the host address is DNAT'ed.
+    namespace::run_in(&c2, || {
+        sh(&["ip", "link", "set", "lo", "up"]);
+        Ok(())
+    })
+    .unwrap();
+    let own = namespace::run_in(&c2, move || {
+        Ok(std::net::TcpListener::bind(("127.0.0.1", hp)).unwrap())
+    })
+    .unwrap();
+    let own_lo = std::thread::spawn(move || {
+        let (mut s, _) = own.accept().unwrap();
+        std::io::Write::write_all(&mut s, b"own loopback").unwrap();
+    });
+    assert_eq!(
+        tcp_get(Some(&c2), Ipv4Addr::LOCALHOST, hp).unwrap(),
+        "own loopback"
+    );
+    own_lo.join().unwrap();
     let a2 = attach(
         &f.env,
         "rdr",
