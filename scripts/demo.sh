@@ -27,10 +27,17 @@ work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 # Host-global names of the demo's own (berth's config, docker's daemon.json
 # spelling): a private nft table, default bridge and subnets, so the demo
 # never touches a berth already in use on this host.
+# The socket redirect programs for published ports go to a cgroup v2
+# directory of the demo's own (berth's default is the host's root cgroup),
+# and the demo's own client joins it.
+cg2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+cg=${cg2:+$cg2/berth-demo-$$}
+[ -z "$cg" ] || mkdir -p "$cg"
 export BERTH_CONFIG=$work/berth-config.json
 cat > "$BERTH_CONFIG" <<JSON
 {"nft-table": "berthdemo", "bridge": "berthdemo0", "bip": "10.213.0.1/24",
- "default-address-pools": [{"base": "10.213.8.0/21", "size": 24}]}
+ "default-address-pools": [{"base": "10.213.8.0/21", "size": 24}],
+ "port-redirect": "${cg:-off}"}
 JSON
 cleanup() {
   if [ -d "$work/root" ]; then
@@ -44,6 +51,7 @@ cleanup() {
   nft delete table ip berthdemo 2>/dev/null || true
   registry_stop || true
   rm -rf "$work"
+  [ -z "$cg" ] || rmdir "$cg" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
@@ -94,11 +102,13 @@ berth inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}
 get='printf "GET / HTTP/1.0\r\n\r\n" | nc web 80 | tail -n1'
 step run --rm --network demo-net "$ref" sh -c "'$get'"
 berth run --rm --network demo-net "$ref" sh -c "$get"
-echo "(from the host, 127.0.0.1:18080)"
-exec 3<>/dev/tcp/127.0.0.1/18080
-printf 'GET / HTTP/1.0\r\n\r\n' >&3
-tail -n1 <&3
-exec 3<&-
+echo "(from the host, 127.0.0.1:18080: connect() is redirected to the container, no per-packet NAT)"
+(
+  [ -z "$cg" ] || echo $BASHPID > "$cg/cgroup.procs"
+  exec 3<>/dev/tcp/127.0.0.1/18080
+  printf 'GET / HTTP/1.0\r\n\r\n' >&3
+  tail -n1 <&3
+)
 step stats --no-stream web;      berth stats --no-stream web
 step diff web;                   berth diff web
 step commit -m "'add index'" web demo/web:v1; berth commit -m "add index" web demo/web:v1
