@@ -604,3 +604,62 @@ fn default_bridge_is_dual_stack_when_the_config_says_so() {
         "true"
     );
 }
+
+/// Socket-level redirect on IPv6: from a process in the redirect cgroup,
+/// `[::1]` and the host's v6 address reach a dual-stack container's v6
+/// address at `connect()` (no relay, no NAT), with the v6 gateway as the
+/// client's local address and the published address as its peer.
+#[test]
+fn v6_host_connections_to_published_ports_are_redirected_at_the_socket() {
+    let e = Env::new();
+    create6(&e, "rdr6", 3, &[]);
+    let (p_all, p_lo) = (free_port(), free_port());
+    e.b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "rdr6",
+        "-p",
+        &format!("{p_all}:80"),
+        "-p",
+        &format!("[::1]:{p_lo}:80"),
+        &e.image,
+        "sh",
+        "-c",
+        HTTPD,
+        "rdr6",
+    ]);
+    let gw6 = field(&e, "web", "rdr6", "IPv6Gateway");
+    let gw4 = field(&e, "web", "rdr6", "Gateway");
+    let lo6 = |p: u16| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p));
+    wait_http(&e, lo6(p_all), "rdr6");
+    let mut targets = vec![
+        (lo6(p_all), gw6.clone()),
+        (lo6(p_lo), gw6.clone()),
+        (SocketAddr::from(([127, 0, 0, 1], p_all)), gw4),
+    ];
+    if let Some(h) = host_v6() {
+        targets.push((SocketAddr::from((h, p_all)), gw6.clone()));
+    }
+    let mode = netns::redirect::PortRedirect::Cgroup(e.b.net.cgroup.dir.clone());
+    let status = || netns::redirect::status(&mode, &e.b.net.table).unwrap();
+    assert!(
+        status().is_some_and(|n| n >= targets.len()),
+        "{:?}",
+        status()
+    );
+    {
+        let _in = e.b.net.cgroup.join();
+        for (addr, gw) in &targets {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            assert_eq!(s.local_addr().unwrap().ip().to_string(), *gw, "{addr}");
+            assert_eq!(s.peer_addr().unwrap(), *addr);
+            drop(s);
+            assert!(http_get(*addr).unwrap().contains("rdr6"), "{addr}");
+        }
+    }
+    e.b.ok(&["rm", "-f", "web"]);
+    assert_eq!(status(), None);
+}

@@ -27,7 +27,9 @@ pub const MAP_TYPE_HASH: u32 = 1;
 pub const MAP_TYPE_LRU_HASH: u32 = 9;
 pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 pub const ATTACH_INET4_CONNECT: u32 = 10;
+pub const ATTACH_INET6_CONNECT: u32 = 11;
 pub const ATTACH_INET4_GETPEERNAME: u32 = 29;
+pub const ATTACH_INET6_GETPEERNAME: u32 = 30;
 const F_ALLOW_MULTI: u32 = 1 << 1;
 
 pub const FN_MAP_LOOKUP_ELEM: i32 = 1;
@@ -308,8 +310,7 @@ pub const R2: u8 = 2;
 pub const R3: u8 = 3;
 pub const R4: u8 = 4;
 pub const R6: u8 = 6;
-pub const R8: u8 = 8;
-pub const R9: u8 = 9;
+pub const R7: u8 = 7;
 /// The read-only frame pointer; the stack lies below it.
 pub const R10: u8 = 10;
 

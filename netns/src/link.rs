@@ -427,14 +427,18 @@ impl Netlink {
     /// The prefixes of one family the host already uses: its addresses'
     /// (address, prefix length) and its routes' destinations, the default
     /// route excluded.
-    /// The host's addresses of one family, with their prefix lengths.
-    fn addresses(&self, family: AddressFamily) -> Result<Vec<(IpAddr, u8)>> {
+    /// The host's addresses (of one family, or all), with their prefix
+    /// lengths.
+    fn addresses(&self, family: Option<AddressFamily>) -> Result<Vec<(IpAddr, u8)>> {
         let h = self.handle.clone();
         let addrs: Vec<_> = self
             .run(h.address().get().execute().try_collect())?
             .map_err(nl_err("list addresses", "host"))?;
         let mut out = Vec::new();
-        for a in addrs.iter().filter(|a| a.header.family == family) {
+        for a in addrs
+            .iter()
+            .filter(|a| family.is_none_or(|f| a.header.family == f))
+        {
             for attr in &a.attributes {
                 if let AddressAttribute::Address(ip) = attr {
                     out.push((*ip, a.header.prefix_len));
@@ -444,14 +448,16 @@ impl Netlink {
         Ok(out)
     }
 
-    /// The host's own IPv4 addresses.
-    pub fn host_ipv4_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+    /// The host's own addresses, both families, link-local v6 left out
+    /// (they need a scope to be reached).
+    pub fn host_addresses(&self) -> Result<Vec<IpAddr>> {
         Ok(self
-            .addresses(AddressFamily::Inet)?
+            .addresses(None)?
             .into_iter()
-            .filter_map(|(ip, _)| match ip {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
+            .map(|(ip, _)| ip)
+            .filter(|ip| match ip {
+                IpAddr::V4(_) => true,
+                IpAddr::V6(a) => a.segments()[0] & 0xffc0 != 0xfe80,
             })
             .collect())
     }
@@ -463,7 +469,7 @@ impl Netlink {
         } else {
             AddressFamily::Inet
         };
-        let mut out = self.addresses(family)?;
+        let mut out = self.addresses(Some(family))?;
         let query = if v6 {
             RouteMessageBuilder::<Ipv6Addr>::new().build()
         } else {

@@ -547,7 +547,7 @@ fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Vec<SocketAd
         .iter()
         .any(|p| p.proto == Proto::Tcp && p.host_ip.is_none_or(|h| h.is_unspecified()));
     let host = if wildcard {
-        match Netlink::new().and_then(|nl| nl.host_ipv4_addresses()) {
+        match Netlink::new().and_then(|nl| nl.host_addresses()) {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!("no socket redirects: {e}");
@@ -557,8 +557,8 @@ fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Vec<SocketAd
     } else {
         Vec::new()
     };
-    let keys = redirect::keys_for(&lease.ports, &host);
-    redirect::add(&env.port_redirect, &st.table, lease.ip, &keys)
+    let redirects = redirect::redirects_for(&lease.ports, lease.ip, lease.ip6, &host);
+    redirect::add(&env.port_redirect, &st.table, &redirects)
 }
 
 fn remove_ports(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Result<()> {
@@ -669,9 +669,10 @@ pub fn cleanup_orphans(env: &NetEnv, live: &[&str]) -> Result<Vec<String>> {
         }
     }
     let _f = state::lock(&env.firewall_lock())?;
-    let live_ips: Vec<Ipv4Addr> = list(env)?
+    let live_ips: Vec<IpAddr> = list(env)?
         .iter()
-        .flat_map(|st| st.leases.values().map(|l| l.ip))
+        .flat_map(|st| st.leases.values())
+        .flat_map(|l| std::iter::once(IpAddr::V4(l.ip)).chain(l.ip6.map(IpAddr::V6)))
         .collect();
     for table in &tables {
         if let Err(e) = redirect::sweep(&env.port_redirect, table, &live_ips) {

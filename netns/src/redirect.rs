@@ -23,13 +23,13 @@
 //! programs are detached when the last published port goes.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
-use crate::bpf::{self, Asm, R0, R1, R10, R2, R3, R4, R6, R8, R9};
+use crate::bpf::{self, Asm, R0, R1, R10, R2, R3, R4, R6, R7};
 use crate::types::{PortMapping, Proto};
 
 /// Where the programs are attached.
@@ -44,17 +44,28 @@ pub enum PortRedirect {
     Cgroup(PathBuf),
 }
 
-/// `struct bpf_sock_addr` offsets.
-const CTX_USER_IP4: i16 = 4;
-const CTX_USER_PORT: i16 = 24;
+/// `struct bpf_sock_addr`: the socket type, and the words of the address
+/// (`user_ip4`, or `user_ip6[4]`) and of the port (`user_port`), all in
+/// network byte order as the program sees them.
 const CTX_TYPE: i16 = 32;
+const CTX_V4: [i16; 2] = [4, 24];
+const CTX_V6: [i16; 5] = [8, 12, 16, 20, 24];
 const SOCK_STREAM: i32 = 1;
 
-/// Published (address, port) → container (address, port): 8 bytes each,
-/// addresses and ports in network byte order, as the context holds them.
+/// Published (address, port) → container (address, port), each as the
+/// context's words.
 const PORTS_MAX: u32 = 4096;
 /// Socket cookie → (asked address, port, container address, port).
 const PEERS_MAX: u32 = 8192;
+
+/// One address family's programs and maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
 
 struct Names {
     connect: String,
@@ -63,33 +74,97 @@ struct Names {
     peers: String,
 }
 
-/// Object names from the nft table's name, so two berth roots with their
-/// own tables (tests) keep their own programs. At most 15 characters.
-fn names(table: &str) -> Names {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in table.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+impl Family {
+    fn of(a: &SocketAddr) -> Family {
+        if a.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
     }
-    let tag = format!("{:011x}", h & 0xfff_ffff_ffff);
-    Names {
-        connect: format!("bc4_{tag}"),
-        peername: format!("bp4_{tag}"),
-        ports: format!("bm4_{tag}"),
-        peers: format!("bk4_{tag}"),
+    fn words(self) -> &'static [i16] {
+        match self {
+            Family::V4 => &CTX_V4,
+            Family::V6 => &CTX_V6,
+        }
+    }
+    /// Bytes of a key (address and port word).
+    fn key_len(self) -> usize {
+        self.words().len() * 4
+    }
+    fn connect_attach(self) -> u32 {
+        match self {
+            Family::V4 => bpf::ATTACH_INET4_CONNECT,
+            Family::V6 => bpf::ATTACH_INET6_CONNECT,
+        }
+    }
+    fn peername_attach(self) -> u32 {
+        match self {
+            Family::V4 => bpf::ATTACH_INET4_GETPEERNAME,
+            Family::V6 => bpf::ATTACH_INET6_GETPEERNAME,
+        }
+    }
+    /// Object names from the nft table's name, so two berth roots with
+    /// their own tables (tests) keep their own programs. At most 15
+    /// characters.
+    fn names(self, table: &str) -> Names {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in table.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        let tag = format!("{:011x}", h & 0xfff_ffff_ffff);
+        let f = match self {
+            Family::V4 => '4',
+            Family::V6 => '6',
+        };
+        Names {
+            connect: format!("bc{f}_{tag}"),
+            peername: format!("bp{f}_{tag}"),
+            ports: format!("bm{f}_{tag}"),
+            peers: format!("bk{f}_{tag}"),
+        }
     }
 }
 
-pub(crate) fn key(addr: Ipv4Addr, port: u16) -> [u8; 8] {
-    let mut k = [0u8; 8];
-    k[..4].copy_from_slice(&addr.octets());
-    k[4..6].copy_from_slice(&port.to_be_bytes());
+/// A key or value: the address bytes, then the port in network byte
+/// order in a 4-byte word, as the context holds them.
+pub(crate) fn key(a: &SocketAddr) -> Vec<u8> {
+    let mut k = match a.ip() {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    k.extend_from_slice(&a.port().to_be_bytes());
+    k.extend_from_slice(&[0, 0]);
     k
+}
+
+fn addr_of(f: Family, v: &[u8]) -> Option<IpAddr> {
+    match f {
+        Family::V4 => <[u8; 4]>::try_from(v.get(..4)?).ok().map(IpAddr::from),
+        Family::V6 => <[u8; 16]>::try_from(v.get(..16)?).ok().map(IpAddr::from),
+    }
+}
+
+/// Stack offsets (from the frame pointer) of an 8-aligned slot of `len`
+/// bytes below `below`: the verifier wants aligned stack accesses.
+fn slot(below: i16, len: usize) -> i16 {
+    below - ((len as i16 + 7) & !7)
 }
 
 /// The connect program: TCP, in the host's namespace, to a published
 /// (address, port): record the asked address under the socket's cookie,
 /// then point the socket at the container.
-fn connect_program(netns_cookie: u64, ports: &OwnedFd, peers: &OwnedFd) -> Option<Vec<bpf::Insn>> {
+fn connect_program(
+    f: Family,
+    netns_cookie: u64,
+    ports: &OwnedFd,
+    peers: &OwnedFd,
+) -> Option<Vec<bpf::Insn>> {
+    let words = f.words();
+    let k = f.key_len();
+    let key = slot(0, k);
+    let peer_key = slot(key, 8);
+    let value = slot(peer_key, 2 * k);
     let mut a = Asm::default();
     let allow = a.new_label();
     a.mov_reg(R6, R1)
@@ -98,38 +173,37 @@ fn connect_program(netns_cookie: u64, ports: &OwnedFd, peers: &OwnedFd) -> Optio
         .mov_reg(R1, R6)
         .call(bpf::FN_GET_NETNS_COOKIE)
         .load_imm64(R1, netns_cookie)
-        .jne_reg(R0, R1, allow)
-        // key at fp-8: address, port
-        .load32(R2, R6, CTX_USER_IP4)
-        .store32(R10, -8, R2)
-        .load32(R2, R6, CTX_USER_PORT)
-        .store32(R10, -4, R2)
-        .load_map(R1, ports)
+        .jne_reg(R0, R1, allow);
+    for (i, off) in words.iter().enumerate() {
+        a.load32(R2, R6, *off).store32(R10, key + 4 * i as i16, R2);
+    }
+    a.load_map(R1, ports)
         .mov_reg(R2, R10)
-        .add_imm(R2, -8)
+        .add_imm(R2, key as i32)
         .call(bpf::FN_MAP_LOOKUP_ELEM)
         .jeq_imm(R0, 0, allow)
-        .load32(R8, R0, 0)
-        .load32(R9, R0, 4)
-        // peers[cookie] = (asked address, port, container address, port)
+        .mov_reg(R7, R0)
         .mov_reg(R1, R6)
         .call(bpf::FN_GET_SOCKET_COOKIE)
-        .store64(R10, -16, R0)
-        .load32(R2, R6, CTX_USER_IP4)
-        .store32(R10, -32, R2)
-        .load32(R2, R6, CTX_USER_PORT)
-        .store32(R10, -28, R2)
-        .store32(R10, -24, R8)
-        .store32(R10, -20, R9)
-        .load_map(R1, peers)
+        .store64(R10, peer_key, R0);
+    // peers[cookie] = (asked address, port, container address, port)
+    for (i, off) in words.iter().enumerate() {
+        let at = 4 * i as i16;
+        a.load32(R2, R6, *off)
+            .store32(R10, value + at, R2)
+            .load32(R2, R7, at)
+            .store32(R10, value + k as i16 + at, R2);
+    }
+    a.load_map(R1, peers)
         .mov_reg(R2, R10)
-        .add_imm(R2, -16)
+        .add_imm(R2, peer_key as i32)
         .mov_reg(R3, R10)
-        .add_imm(R3, -32)
+        .add_imm(R3, value as i32)
         .mov_imm(R4, 0)
-        .call(bpf::FN_MAP_UPDATE_ELEM)
-        .store32(R6, CTX_USER_IP4, R8)
-        .store32(R6, CTX_USER_PORT, R9);
+        .call(bpf::FN_MAP_UPDATE_ELEM);
+    for (i, off) in words.iter().enumerate() {
+        a.load32(R2, R7, 4 * i as i16).store32(R6, *off, R2);
+    }
     a.label(allow);
     a.mov_imm(R0, 1).exit();
     a.finish()
@@ -137,7 +211,9 @@ fn connect_program(netns_cookie: u64, ports: &OwnedFd, peers: &OwnedFd) -> Optio
 
 /// The getpeername program: a socket the connect program redirected, and
 /// still connected where it sent it, reports the address it asked for.
-fn peername_program(peers: &OwnedFd) -> Option<Vec<bpf::Insn>> {
+fn peername_program(f: Family, peers: &OwnedFd) -> Option<Vec<bpf::Insn>> {
+    let words = f.words();
+    let k = f.key_len() as i16;
     let mut a = Asm::default();
     let out = a.new_label();
     a.mov_reg(R6, R1)
@@ -147,17 +223,15 @@ fn peername_program(peers: &OwnedFd) -> Option<Vec<bpf::Insn>> {
         .mov_reg(R2, R10)
         .add_imm(R2, -8)
         .call(bpf::FN_MAP_LOOKUP_ELEM)
-        .jeq_imm(R0, 0, out)
-        .load32(R2, R0, 8)
-        .load32(R3, R6, CTX_USER_IP4)
-        .jne_reg(R2, R3, out)
-        .load32(R2, R0, 12)
-        .load32(R3, R6, CTX_USER_PORT)
-        .jne_reg(R2, R3, out)
-        .load32(R2, R0, 0)
-        .store32(R6, CTX_USER_IP4, R2)
-        .load32(R2, R0, 4)
-        .store32(R6, CTX_USER_PORT, R2);
+        .jeq_imm(R0, 0, out);
+    for (i, off) in words.iter().enumerate() {
+        a.load32(R2, R0, k + 4 * i as i16)
+            .load32(R3, R6, *off)
+            .jne_reg(R2, R3, out);
+    }
+    for (i, off) in words.iter().enumerate() {
+        a.load32(R2, R0, 4 * i as i16).store32(R6, *off, R2);
+    }
     a.label(out);
     a.mov_imm(R0, 1).exit();
     a.finish()
@@ -189,17 +263,19 @@ fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-fn open_dir(p: &Path) -> io::Result<OwnedFd> {
-    Ok(std::fs::File::open(p)?.into())
+/// The cgroup's directory, or `None` when it is gone (a test's, removed:
+/// so are the programs).
+fn open_dir(p: &Path) -> io::Result<Option<OwnedFd>> {
+    match std::fs::File::open(p) {
+        Ok(f) => Ok(Some(f.into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
-/// berth's programs on one cgroup.
-struct Loaded {
-    ports: OwnedFd,
-}
-
-fn find(cg: &OwnedFd, n: &Names) -> io::Result<Option<Loaded>> {
-    for id in bpf::prog_query(cg, bpf::ATTACH_INET4_CONNECT)? {
+/// The ports map of `f`'s programs on the cgroup, if attached.
+fn find(cg: &OwnedFd, f: Family, n: &Names) -> io::Result<Option<OwnedFd>> {
+    for id in bpf::prog_query(cg, f.connect_attach())? {
         let Ok(prog) = bpf::prog_by_id(id) else {
             continue;
         };
@@ -210,14 +286,15 @@ fn find(cg: &OwnedFd, n: &Names) -> io::Result<Option<Loaded>> {
         for m in maps {
             let map = bpf::map_by_id(m)?;
             if bpf::map_name(&map)? == n.ports {
-                return Ok(Some(Loaded { ports: map }));
+                return Ok(Some(map));
             }
         }
     }
     Ok(None)
 }
 
-fn load(cg: &OwnedFd, n: &Names) -> io::Result<Loaded> {
+/// Loads and attaches `f`'s programs; returns their ports map.
+fn load(cg: &OwnedFd, f: Family, n: &Names) -> io::Result<OwnedFd> {
     let sock = socket(
         AddressFamily::Inet,
         SockType::Datagram,
@@ -225,29 +302,30 @@ fn load(cg: &OwnedFd, n: &Names) -> io::Result<Loaded> {
         None,
     )?;
     let cookie = bpf::netns_cookie(&sock)?;
-    let ports = bpf::map_create(bpf::MAP_TYPE_HASH, 8, 8, PORTS_MAX, &n.ports)?;
-    let peers = bpf::map_create(bpf::MAP_TYPE_LRU_HASH, 8, 16, PEERS_MAX, &n.peers)?;
+    let k = f.key_len() as u32;
+    let ports = bpf::map_create(bpf::MAP_TYPE_HASH, k, k, PORTS_MAX, &n.ports)?;
+    let peers = bpf::map_create(bpf::MAP_TYPE_LRU_HASH, 8, 2 * k, PEERS_MAX, &n.peers)?;
     let bug = || io::Error::other("unplaced label in a redirect program");
-    let connect = connect_program(cookie, &ports, &peers).ok_or_else(bug)?;
-    let peername = peername_program(&peers).ok_or_else(bug)?;
+    let connect = connect_program(f, cookie, &ports, &peers).ok_or_else(bug)?;
+    let peername = peername_program(f, &peers).ok_or_else(bug)?;
     let kind = bpf::PROG_TYPE_CGROUP_SOCK_ADDR;
-    let c = bpf::prog_load(kind, bpf::ATTACH_INET4_CONNECT, &n.connect, &connect)
-        .map_err(|(e, log)| refused("load connect4 program", e, &log))?;
-    let p = bpf::prog_load(kind, bpf::ATTACH_INET4_GETPEERNAME, &n.peername, &peername)
-        .map_err(|(e, log)| refused("load getpeername4 program", e, &log))?;
+    let c = bpf::prog_load(kind, f.connect_attach(), &n.connect, &connect)
+        .map_err(|(e, log)| refused("load connect program", e, &log))?;
+    let p = bpf::prog_load(kind, f.peername_attach(), &n.peername, &peername)
+        .map_err(|(e, log)| refused("load getpeername program", e, &log))?;
     // getpeername first: every redirected socket can be answered.
-    bpf::prog_attach(cg, &p, bpf::ATTACH_INET4_GETPEERNAME)?;
-    if let Err(e) = bpf::prog_attach(cg, &c, bpf::ATTACH_INET4_CONNECT) {
-        let _ = bpf::prog_detach(cg, &p, bpf::ATTACH_INET4_GETPEERNAME);
+    bpf::prog_attach(cg, &p, f.peername_attach())?;
+    if let Err(e) = bpf::prog_attach(cg, &c, f.connect_attach()) {
+        let _ = bpf::prog_detach(cg, &p, f.peername_attach());
         return Err(e);
     }
-    Ok(Loaded { ports })
+    Ok(ports)
 }
 
-fn detach_all(cg: &OwnedFd, n: &Names) -> io::Result<()> {
+fn detach_all(cg: &OwnedFd, f: Family, n: &Names) -> io::Result<()> {
     for (attach, name) in [
-        (bpf::ATTACH_INET4_CONNECT, &n.connect),
-        (bpf::ATTACH_INET4_GETPEERNAME, &n.peername),
+        (f.connect_attach(), &n.connect),
+        (f.peername_attach(), &n.peername),
     ] {
         for id in bpf::prog_query(cg, attach)? {
             let Ok(prog) = bpf::prog_by_id(id) else {
@@ -261,94 +339,126 @@ fn detach_all(cg: &OwnedFd, n: &Names) -> io::Result<()> {
     Ok(())
 }
 
-/// The (address, port) pairs that redirect to a container's TCP
-/// mappings: a mapping without host address (or on `0.0.0.0`) answers on
-/// 127.0.0.1 and on each address the host has now, one on a v4 address on
-/// that address. v6 stays with DNAT and the `[::1]` relay.
-pub(crate) fn keys_for(ports: &[PortMapping], host_addrs: &[Ipv4Addr]) -> Vec<(SocketAddr, u16)> {
+/// One published address and where its connections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Redirect {
+    pub published: SocketAddr,
+    pub to: SocketAddr,
+}
+
+/// The redirects of a container's TCP mappings, as its DNAT rules and
+/// `[::1]` relay would serve them: a mapping without host address answers
+/// on 127.0.0.1 and each IPv4 address the host has now, and (dual-stack
+/// containers) on `[::1]` and each IPv6 address; one on `0.0.0.0` or
+/// `[::]` on that family's; one on an address on that address. A
+/// v4-only container gets no v6 redirect (berth publishes it on v4 only).
+pub(crate) fn redirects_for(
+    ports: &[PortMapping],
+    ip: Ipv4Addr,
+    ip6: Option<Ipv6Addr>,
+    host: &[IpAddr],
+) -> Vec<Redirect> {
+    let all = |v6: bool| -> Vec<IpAddr> {
+        let lo = if v6 {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        };
+        std::iter::once(lo)
+            .chain(host.iter().copied().filter(|a| a.is_ipv6() == v6))
+            .collect()
+    };
     let mut out = Vec::new();
     for p in ports.iter().filter(|p| p.proto == Proto::Tcp) {
-        let addrs: Vec<Ipv4Addr> = match p.host_ip {
-            None | Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)) => std::iter::once(Ipv4Addr::LOCALHOST)
-                .chain(host_addrs.iter().copied())
-                .collect(),
-            Some(IpAddr::V4(a)) => vec![a],
-            Some(IpAddr::V6(_)) => continue,
+        let published: Vec<IpAddr> = match p.host_ip {
+            None => {
+                let mut v = all(false);
+                if ip6.is_some() {
+                    v.extend(all(true));
+                }
+                v
+            }
+            Some(h) if h.is_unspecified() => all(h.is_ipv6()),
+            Some(h) => vec![h],
         };
-        for a in addrs {
-            let k = (
-                SocketAddr::new(IpAddr::V4(a), p.host_port),
-                p.container_port,
-            );
-            if !out.contains(&k) {
-                out.push(k);
+        for a in published {
+            let to = match (a, ip6) {
+                (IpAddr::V4(_), _) => IpAddr::V4(ip),
+                (IpAddr::V6(_), Some(c6)) => IpAddr::V6(c6),
+                (IpAddr::V6(_), None) => continue,
+            };
+            let r = Redirect {
+                published: SocketAddr::new(a, p.host_port),
+                to: SocketAddr::new(to, p.container_port),
+            };
+            if !out.contains(&r) {
+                out.push(r);
             }
         }
     }
     out
 }
 
-/// Adds redirects from `keys` to `container`. Returns the published
-/// addresses now redirected (to record in the lease); on any failure,
-/// none, and DNAT serves them.
-pub(crate) fn add(
-    mode: &PortRedirect,
-    table: &str,
-    container: Ipv4Addr,
-    keys: &[(SocketAddr, u16)],
-) -> Vec<SocketAddr> {
-    if keys.is_empty() {
+/// Adds `redirects`. Returns the published addresses now redirected (to
+/// record in the lease); a family whose programs fail gets none, and DNAT
+/// serves it.
+pub(crate) fn add(mode: &PortRedirect, table: &str, redirects: &[Redirect]) -> Vec<SocketAddr> {
+    if redirects.is_empty() {
         return Vec::new();
     }
     let Some(dir) = cgroup_dir(mode) else {
         return Vec::new();
     };
-    match try_add(&dir, table, container, keys) {
-        Ok(done) => done,
-        Err(e) => {
-            tracing::debug!("published ports stay on DNAT only: {e}");
-            Vec::new()
+    let cg = match open_dir(&dir) {
+        Ok(Some(cg)) => cg,
+        Ok(None) => {
+            tracing::debug!("no cgroup {}: published ports stay on DNAT", dir.display());
+            return Vec::new();
         }
-    }
-}
-
-fn try_add(
-    dir: &Path,
-    table: &str,
-    container: Ipv4Addr,
-    keys: &[(SocketAddr, u16)],
-) -> io::Result<Vec<SocketAddr>> {
-    let cg = open_dir(dir)?;
-    let n = names(table);
-    let loaded = match find(&cg, &n)? {
-        Some(l) => l,
-        None => load(&cg, &n)?,
+        Err(e) => {
+            tracing::debug!(
+                "cgroup {}: {e}: published ports stay on DNAT",
+                dir.display()
+            );
+            return Vec::new();
+        }
     };
     let mut done = Vec::new();
-    for (published, to_port) in keys {
-        let SocketAddr::V4(p) = published else {
+    for f in FAMILIES {
+        let mine: Vec<&Redirect> = redirects
+            .iter()
+            .filter(|r| Family::of(&r.published) == f)
+            .collect();
+        if mine.is_empty() {
             continue;
-        };
-        let r = bpf::map_update(
-            &loaded.ports,
-            &key(*p.ip(), p.port()),
-            &key(container, *to_port),
-        );
-        if let Err(e) = r {
-            for d in &done {
-                if let SocketAddr::V4(p) = d {
-                    let _ = bpf::map_delete(&loaded.ports, &key(*p.ip(), p.port()));
-                }
+        }
+        match add_family(&cg, f, table, &mine) {
+            Ok(()) => done.extend(mine.iter().map(|r| r.published)),
+            Err(e) => tracing::debug!("{f:?} published ports stay on DNAT only: {e}"),
+        }
+    }
+    done
+}
+
+fn add_family(cg: &OwnedFd, f: Family, table: &str, redirects: &[&Redirect]) -> io::Result<()> {
+    let n = f.names(table);
+    let ports = match find(cg, f, &n)? {
+        Some(m) => m,
+        None => load(cg, f, &n)?,
+    };
+    for (i, r) in redirects.iter().enumerate() {
+        if let Err(e) = bpf::map_update(&ports, &key(&r.published), &key(&r.to)) {
+            for d in &redirects[..i] {
+                let _ = bpf::map_delete(&ports, &key(&d.published));
             }
             return Err(e);
         }
-        done.push(*published);
     }
-    Ok(done)
+    Ok(())
 }
 
-/// Removes the redirects of `published`, and the programs once no
-/// published port is left. Missing programs or keys are no error.
+/// Removes the redirects of `published`, and a family's programs once it
+/// has no published address left. Missing programs or keys are no error.
 pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr]) -> io::Result<()> {
     if published.is_empty() {
         return Ok(());
@@ -356,39 +466,60 @@ pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr])
     let Some(dir) = cgroup_dir(mode) else {
         return Ok(());
     };
-    retain(&dir, table, |k| {
-        !published.iter().any(|p| match p {
-            SocketAddr::V4(p) => key(*p.ip(), p.port()) == k,
-            SocketAddr::V6(_) => false,
-        })
-    })
+    let Some(cg) = open_dir(&dir)? else {
+        return Ok(());
+    };
+    for f in FAMILIES {
+        let gone: Vec<Vec<u8>> = published
+            .iter()
+            .filter(|p| Family::of(p) == f)
+            .map(key)
+            .collect();
+        if !gone.is_empty() {
+            retain(&cg, f, table, |k, _| !gone.iter().any(|g| g == k))?;
+        }
+    }
+    Ok(())
 }
 
 /// For `cleanup_orphans`: drops every redirect to an address no live
 /// lease holds.
-pub(crate) fn sweep(mode: &PortRedirect, table: &str, live: &[Ipv4Addr]) -> io::Result<()> {
+pub(crate) fn sweep(mode: &PortRedirect, table: &str, live: &[IpAddr]) -> io::Result<()> {
     let Some(dir) = cgroup_dir(mode) else {
         return Ok(());
     };
-    if !dir.exists() {
-        return Ok(());
-    }
-    let cg = open_dir(&dir)?;
-    let n = names(table);
-    let Some(l) = find(&cg, &n)? else {
+    let Some(cg) = open_dir(&dir)? else {
         return Ok(());
     };
-    for k in bpf::map_keys(&l.ports, 8)? {
-        let Some(v) = bpf::map_lookup(&l.ports, &k, 8)? else {
-            continue;
-        };
-        let to = Ipv4Addr::new(v[0], v[1], v[2], v[3]);
-        if !live.contains(&to) {
-            bpf::map_delete(&l.ports, &k)?;
+    for f in FAMILIES {
+        retain(&cg, f, table, |_, to| to.is_some_and(|a| live.contains(&a)))?;
+    }
+    Ok(())
+}
+
+/// Keeps the entries of `f`'s ports map that `keep(key, target address)`
+/// accepts, and detaches the programs when none is left.
+fn retain(
+    cg: &OwnedFd,
+    f: Family,
+    table: &str,
+    keep: impl Fn(&[u8], Option<IpAddr>) -> bool,
+) -> io::Result<()> {
+    let n = f.names(table);
+    let Some(ports) = find(cg, f, &n)? else {
+        return Ok(());
+    };
+    let mut left = 0;
+    for k in bpf::map_keys(&ports, f.key_len())? {
+        let to = bpf::map_lookup(&ports, &k, f.key_len())?.and_then(|v| addr_of(f, &v));
+        if keep(&k, to) {
+            left += 1;
+        } else {
+            bpf::map_delete(&ports, &k)?;
         }
     }
-    if bpf::map_keys(&l.ports, 8)?.is_empty() {
-        detach_all(&cg, &n)?;
+    if left == 0 {
+        detach_all(cg, f, &n)?;
     }
     Ok(())
 }
@@ -399,38 +530,16 @@ pub fn status(mode: &PortRedirect, table: &str) -> io::Result<Option<usize>> {
     let Some(dir) = cgroup_dir(mode) else {
         return Ok(None);
     };
-    let cg = open_dir(&dir)?;
-    let n = names(table);
-    match find(&cg, &n)? {
-        Some(l) => Ok(Some(bpf::map_keys(&l.ports, 8)?.len())),
-        None => Ok(None),
-    }
-}
-
-fn retain(dir: &Path, table: &str, keep: impl Fn(&[u8]) -> bool) -> io::Result<()> {
-    let cg = match open_dir(dir) {
-        Ok(cg) => cg,
-        // The cgroup went (a test's, removed): so did the programs.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(cg) = open_dir(&dir)? else {
+        return Ok(None);
     };
-    let n = names(table);
-    let Some(l) = find(&cg, &n)? else {
-        return Ok(());
-    };
-    let keys = bpf::map_keys(&l.ports, 8)?;
-    let mut left = 0;
-    for k in &keys {
-        if keep(k) {
-            left += 1;
-        } else {
-            bpf::map_delete(&l.ports, k)?;
+    let mut total = None;
+    for f in FAMILIES {
+        if let Some(ports) = find(&cg, f, &f.names(table))? {
+            *total.get_or_insert(0) += bpf::map_keys(&ports, f.key_len())?.len();
         }
     }
-    if left == 0 {
-        detach_all(&cg, &n)?;
-    }
-    Ok(())
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -447,25 +556,50 @@ mod tests {
         }
     }
 
+    fn r(published: &str, to: &str) -> Redirect {
+        Redirect {
+            published: published.parse().unwrap(),
+            to: to.parse().unwrap(),
+        }
+    }
+
     #[test]
-    fn keys_cover_loopback_and_host_addresses_for_tcp_only() {
-        let host = [Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::LOCALHOST];
-        let k = keys_for(
-            &[
-                m(None, 8080, 80, Proto::Tcp),
-                m(Some("10.0.0.5"), 9090, 90, Proto::Tcp),
-                m(None, 5353, 53, Proto::Udp),
-                m(Some("::1"), 7070, 70, Proto::Tcp),
-            ],
-            &host,
-        );
-        let s = |a: &str| a.parse::<SocketAddr>().unwrap();
+    fn redirects_follow_the_dnat_rules_for_tcp_only() {
+        let host: Vec<IpAddr> = ["10.0.0.5", "127.0.0.1", "fd00::5"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let ports = [
+            m(None, 8080, 80, Proto::Tcp),
+            m(Some("10.0.0.5"), 9090, 90, Proto::Tcp),
+            m(None, 5353, 53, Proto::Udp),
+            m(Some("::1"), 7070, 70, Proto::Tcp),
+            m(Some("0.0.0.0"), 6060, 60, Proto::Tcp),
+        ];
+        let ip = Ipv4Addr::new(10, 9, 0, 2);
+        // v4-only container: no v6 redirect
         assert_eq!(
-            k,
+            redirects_for(&ports, ip, None, &host),
             vec![
-                (s("127.0.0.1:8080"), 80),
-                (s("10.0.0.5:8080"), 80),
-                (s("10.0.0.5:9090"), 90),
+                r("127.0.0.1:8080", "10.9.0.2:80"),
+                r("10.0.0.5:8080", "10.9.0.2:80"),
+                r("10.0.0.5:9090", "10.9.0.2:90"),
+                r("127.0.0.1:6060", "10.9.0.2:60"),
+                r("10.0.0.5:6060", "10.9.0.2:60"),
+            ]
+        );
+        let six = redirects_for(&ports, ip, Some("fd9::2".parse().unwrap()), &host);
+        assert_eq!(
+            six,
+            vec![
+                r("127.0.0.1:8080", "10.9.0.2:80"),
+                r("10.0.0.5:8080", "10.9.0.2:80"),
+                r("[::1]:8080", "[fd9::2]:80"),
+                r("[fd00::5]:8080", "[fd9::2]:80"),
+                r("10.0.0.5:9090", "10.9.0.2:90"),
+                r("[::1]:7070", "[fd9::2]:70"),
+                r("127.0.0.1:6060", "10.9.0.2:60"),
+                r("10.0.0.5:6060", "10.9.0.2:60"),
             ]
         );
     }
@@ -473,18 +607,35 @@ mod tests {
     #[test]
     fn keys_hold_network_byte_order() {
         assert_eq!(
-            key(Ipv4Addr::new(127, 0, 0, 1), 8080),
+            key(&"127.0.0.1:8080".parse().unwrap()),
             [127, 0, 0, 1, 0x1f, 0x90, 0, 0]
         );
+        let k6 = key(&"[::1]:8080".parse().unwrap());
+        assert_eq!(k6.len(), Family::V6.key_len());
+        assert_eq!(&k6[15..], [1, 0x1f, 0x90, 0, 0]);
+        assert_eq!(addr_of(Family::V6, &k6), Some("::1".parse().unwrap()));
     }
 
     #[test]
-    fn names_fit_the_kernel_limit_and_differ_per_table() {
-        let (a, b) = (names("berth"), names("bt_0a1b2c"));
-        for s in [&a.connect, &a.peername, &a.ports, &a.peers] {
+    fn names_fit_the_kernel_limit_and_differ_per_table_and_family() {
+        let (a, b) = (Family::V4.names("berth"), Family::V4.names("bt_0a1b2c"));
+        let c = Family::V6.names("berth");
+        for s in [&a.connect, &a.peername, &a.ports, &a.peers, &c.peers] {
             assert!(s.len() <= 15, "{s}");
         }
         assert_ne!(a.connect, b.connect);
+        assert_ne!(a.connect, c.connect);
+    }
+
+    #[test]
+    fn stack_slots_stay_aligned() {
+        for f in FAMILIES {
+            let key = slot(0, f.key_len());
+            let peer = slot(key, 8);
+            let value = slot(peer, 2 * f.key_len());
+            assert!(key % 8 == 0 && peer % 8 == 0 && value % 8 == 0, "{f:?}");
+            assert!(-value as usize >= f.key_len() * 3 + 8);
+        }
     }
 
     #[test]
@@ -492,7 +643,9 @@ mod tests {
         // Any fds do for assembling; the kernel checks them at load.
         let f: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
         let g: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-        assert!(connect_program(7, &f, &g).is_some());
-        assert!(peername_program(&g).is_some());
+        for fam in FAMILIES {
+            assert!(connect_program(fam, 7, &f, &g).is_some());
+            assert!(peername_program(fam, &g).is_some());
+        }
     }
 }
