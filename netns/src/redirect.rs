@@ -4,11 +4,12 @@
 //! A DNAT'ed connection from the host to `127.0.0.1:8080` pays netfilter on
 //! every packet: a route lookup per packet after NAT (`ip_route_me_harder`),
 //! the address rewrites both ways, and the bridge's netfilter hooks. An
-//! eBPF `cgroup/connect4` program rewrites the destination once, in
-//! `connect()`, to the container's address and port, so the packets are
-//! plain routed traffic to the bridge (Cilium's socket load balancer does
-//! the same for services). A `cgroup/getpeername4` program gives the
-//! client back the address it asked for. Measured in docs/benchmarks.md.
+//! eBPF `cgroup/connect4` (`connect6`) program rewrites the destination
+//! once, in `connect()`, to the container's address and port, so the
+//! packets are plain routed traffic to the bridge (Cilium's socket load
+//! balancer does the same for services). A `cgroup/getpeername4` (`6`)
+//! program gives the client back the address it asked for. Measured in
+//! docs/benchmarks.md.
 //!
 //! Only an accelerator: the DNAT rules stay, so connections from other
 //! network namespaces (containers, hairpin), from processes outside the
@@ -19,8 +20,8 @@
 //! loaded them (its cookie is compiled in), only on TCP, and only on the
 //! (address, port) pairs in their map, which hold the published ports of
 //! live containers. The objects are found again through the cgroup, by
-//! name (`bc4_<hash of the nft table>`), so no file records them; the
-//! programs are detached when the last published port goes.
+//! name (`bc4_<hash of the nft table>`), so no file records them; a
+//! family's programs are detached when its last published address goes.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
