@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -97,11 +97,17 @@ fn run_and_kill(e: &Env, args: &[&str], delay: Duration, monitor_too: bool) {
 #[test]
 fn kill_9_of_cli_and_monitor_at_any_step() {
     let e = Env::new();
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    // CRASH_SEED replays a failed run's rounds.
+    let seed = match std::env::var("CRASH_SEED") {
+        Ok(s) => s.trim().parse::<u64>().expect("CRASH_SEED: a number") | 1,
+        Err(_) => {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        }
+    };
     eprintln!("crash seed {seed}");
     let mut rng = Rng(seed);
     let mut seen = BTreeSet::new();
@@ -370,4 +376,81 @@ fn start_and_rm_force_together_are_ordered() {
         .filter(|n| n != "container-names.lock")
         .collect();
     assert!(locks.is_empty(), "lock files left: {locks:?}");
+}
+
+/// kill -9 of a monitor while the runtime makes the container's cgroups
+/// (one `mkdir` per v1 hierarchy, well under a millisecond in all): every
+/// directory that exists must already be named by the runtime's record,
+/// else `rm -f` cannot know it and it stays forever (the crash test above
+/// hit this about once in 30 runs). The monitor is stopped as soon as the
+/// first directory appears, the record read, then the monitor killed.
+#[test]
+fn monitor_killed_while_the_cgroups_are_made_leaves_none() {
+    let e = Env::new();
+    // Where the runtime puts `berth-<id>`: under our own cgroup on v1,
+    // beside it on v2.
+    let bases: BTreeSet<PathBuf> = cgroupfs::cgroup_dirs(std::process::id() as i32)
+        .into_values()
+        .flat_map(|d| [d.parent().map(Path::to_path_buf), Some(d)])
+        .flatten()
+        .collect();
+    for round in 0..8u64 {
+        let name = format!("mkcg{round}");
+        let id =
+            e.b.ok(&["create", "--name", &name, &e.image, "sleep", "1000"])
+                .trim()
+                .to_string();
+        let cgs: Vec<PathBuf> = bases
+            .iter()
+            .map(|b| b.join(format!("berth-{id}")))
+            .collect();
+        let before = live_monitors();
+        let mut start =
+            e.b.command(&["start", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+        // Polled without sleeping: the window is a fraction of a millisecond.
+        let until = Instant::now() + Duration::from_secs(10);
+        let monitor = loop {
+            if let Some(p) = live_monitors().into_iter().find(|p| !before.contains(p)) {
+                break p;
+            }
+            assert!(Instant::now() < until, "round {round}: no monitor");
+            std::thread::yield_now();
+        };
+        while !cgs.iter().any(|d| d.exists()) && Instant::now() < until {}
+        unsafe { libc::kill(monitor, libc::SIGSTOP) };
+        let made: Vec<&PathBuf> = cgs.iter().filter(|d| d.exists()).collect();
+        let state = e.b.root().join("run/runtime").join(&id).join("state.json");
+        let recorded: Vec<PathBuf> = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["cgroup"]["created"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.as_str().map(PathBuf::from))
+            .collect();
+        unsafe { libc::kill(monitor, libc::SIGKILL) };
+        let _ = start.kill();
+        let _ = start.wait();
+        reap_monitors(Duration::from_millis(200));
+        let rm = e.run(&["rm", "-f", &name]);
+        // Ours alone (named by this container's id): removed even when the
+        // test fails, so no run leaves them.
+        let left = cgroupfs::leftovers(std::slice::from_ref(&id));
+        for d in &left {
+            let _ = std::fs::remove_dir(d);
+        }
+        assert!(!made.is_empty(), "round {round}: no cgroup was made");
+        let unrecorded: Vec<_> = made.iter().filter(|d| !recorded.contains(d)).collect();
+        assert!(
+            unrecorded.is_empty(),
+            "round {round}: made before the record named them: {unrecorded:?} (record: {recorded:?})"
+        );
+        assert_removed(&e, round, &name, &rm);
+        assert!(left.is_empty(), "round {round}: cgroups left: {left:?}");
+    }
+    assert_no_monitor_or_mount(&e);
 }

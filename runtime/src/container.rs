@@ -169,9 +169,6 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|| id.to_string());
         *cg = hier.resolve(&cg_path, &self_cg)?;
-        hier.create(cg)?;
-        // A record naming the cgroups at once: a creator killed from here on
-        // leaves state that `delete --force` can clean up.
         let mut rec = Record {
             state: State {
                 oci_version: spec.version().clone(),
@@ -185,10 +182,16 @@ impl Runtime {
             rootfs: rootfs.clone(),
             created: now(),
             hooks: spec.hooks().clone(),
-            cgroup: cg.clone(),
+            cgroup: CgroupRecord::default(),
             no_process: !has_process,
         };
-        dir.save(&rec)?;
+        // The record names each cgroup before it exists: a creator killed
+        // from here on (kill -9 of a monitor) leaves state that `delete
+        // --force` cleans up completely.
+        hier.create(cg, |planned| {
+            rec.cgroup = planned.clone();
+            dir.save(&rec).map_err(Error::from)
+        })?;
         if let Some(r) = linux.resources() {
             cg.apply(&crate::cgroups::with_default_devices(
                 r,

@@ -140,7 +140,17 @@ impl Hierarchy {
     /// Make the directories (recording which ones are new) and prepare them
     /// so a process may join: v1 cpuset needs cpus/mems copied from the
     /// parent; v2 needs the controllers enabled in every ancestor.
-    pub fn create(&self, rec: &mut CgroupRecord) -> Result<(), CgroupError> {
+    ///
+    /// `persist` stores the record before the first directory exists, with
+    /// every directory about to be made, and again without any that another
+    /// process made meanwhile (not ours to remove). Were the record written
+    /// after the `mkdir`s, a caller killed in between (kill -9 of a monitor)
+    /// would leave directories that no record names and no delete removes.
+    pub fn create<E: From<CgroupError>>(
+        &self,
+        rec: &mut CgroupRecord,
+        mut persist: impl FnMut(&CgroupRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
         for dir in rec.unique_dirs() {
             let mut missing = vec![];
             let mut p = dir.as_path();
@@ -152,17 +162,34 @@ impl Hierarchy {
                 }
             }
             for m in missing.into_iter().rev() {
-                match std::fs::create_dir(&m) {
-                    Ok(()) => rec.created.push(m),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(err) => {
-                        return Err(CgroupError::Io {
-                            what: "create",
-                            path: m,
-                            err,
-                        })
-                    }
+                if !rec.created.contains(&m) {
+                    rec.created.push(m);
                 }
+            }
+        }
+        persist(rec)?;
+        let mut made = Vec::with_capacity(rec.created.len());
+        let mut failed = None;
+        for m in &rec.created {
+            match std::fs::create_dir(m) {
+                Ok(()) => made.push(m.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => {
+                    failed = Some(CgroupError::Io {
+                        what: "create",
+                        path: m.clone(),
+                        err,
+                    });
+                    break;
+                }
+            }
+        }
+        if made.len() != rec.created.len() {
+            rec.created = made;
+            match failed {
+                // The caller's cleanup removes what `made` names.
+                Some(e) => return Err(e.into()),
+                None => persist(rec)?,
             }
         }
         match self {

@@ -44,7 +44,8 @@ pub struct CgroupRecord {
     pub version: u8,
     /// v1: controller name -> directory; v2: "" -> the one directory.
     pub dirs: BTreeMap<String, PathBuf>,
-    /// Directories berth made, parents before children.
+    /// Directories berth made, parents before children; recorded before
+    /// the `mkdir`, so one may not exist (yet).
     pub created: Vec<PathBuf>,
 }
 

@@ -66,7 +66,7 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     // From the root cgroup (exempt from the rule) it nests under the root.
     let top = h.resolve("berth/c1", "0::/\n").unwrap();
     assert_eq!(top.dirs[""], root.join("berth/c1"));
-    h.create(&mut rec).unwrap();
+    h.create(&mut rec, |_| Ok::<_, CgroupError>(())).unwrap();
     assert_eq!(
         rec.created,
         vec![root.join("user.slice/berth"), dir.clone()]
@@ -140,6 +140,78 @@ fn v2_paths_controllers_resources_and_cleanup_on_a_fake_tree() {
     assert!(!root.join("user.slice/berth").exists());
     // Never touch what berth did not create.
     assert!(root.join("user.slice/me").exists());
+}
+
+/// A creator killed at any point of `create` (kill -9 of a monitor) must
+/// leave only directories its record names: the record is stored before
+/// the first `mkdir`, and again when a planned directory turned out to be
+/// someone else's.
+#[test]
+fn record_names_every_directory_before_it_exists() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut mi = String::new();
+    for (i, c) in ["cpu", "memory", "pids"].iter().enumerate() {
+        fs::create_dir_all(root.join(c).join("svc")).unwrap();
+        mi += &format!(
+            "{} 23 0:{i} / {} rw - cgroup cgroup rw,{c}\n",
+            40 + i,
+            root.join(c).display()
+        );
+    }
+    let h = Hierarchy::from_mountinfo(&mi).unwrap();
+    let own = "3:pids:/svc\n2:memory:/svc\n1:cpu:/svc\n";
+
+    let mut rec = h.resolve("box/c1", own).unwrap();
+    let mut stored: Vec<CgroupRecord> = vec![];
+    h.create(&mut rec, |r| {
+        assert!(
+            r.created.iter().all(|d| !d.exists()),
+            "stored after a mkdir: {r:?}"
+        );
+        stored.push(r.clone());
+        Ok::<_, CgroupError>(())
+    })
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], rec);
+    // Parents first (a delete removes them in reverse).
+    let want: Vec<_> = ["cpu", "memory", "pids"]
+        .iter()
+        .flat_map(|c| {
+            [
+                root.join(c).join("svc/box"),
+                root.join(c).join("svc/box/c1"),
+            ]
+        })
+        .collect();
+    assert_eq!(rec.created, want);
+    assert!(want.iter().all(|d| d.is_dir()));
+
+    // A record that cannot be stored: nothing is made.
+    let mut rec2 = h.resolve("box/c2", own).unwrap();
+    let e = h.create(&mut rec2, |_| Err(CgroupError::Invalid("disk full".into())));
+    assert!(e.is_err());
+    assert!(rec2.unique_dirs().iter().all(|d| !d.exists()));
+
+    // A planned directory someone else makes before our mkdir is not ours:
+    // the record is stored again without it.
+    let mut rec3 = h.resolve("box/c3", own).unwrap();
+    let theirs = root.join("memory/svc/box/c3");
+    let mut stored = vec![];
+    h.create(&mut rec3, |r| {
+        if stored.is_empty() {
+            fs::create_dir(&theirs).unwrap();
+        }
+        stored.push(r.clone());
+        Ok::<_, CgroupError>(())
+    })
+    .unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(stored[0].created.contains(&theirs));
+    assert_eq!(stored[1], rec3);
+    assert!(!rec3.created.contains(&theirs));
+    assert_eq!(rec3.created.len(), 2);
 }
 
 #[test]
