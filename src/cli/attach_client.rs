@@ -73,10 +73,24 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
         return Err(anyhow!("container {id} started without waiting for attach"));
     };
     let sock_path = cs.attach_socket(id);
-    let (_dirfd, short) =
-        crate::engine::container::store::short_socket_path(&cs.run_dir(id), "attach.sock")?;
-    let sock = UnixStream::connect(&short)
-        .with_context(|| format!("cannot attach to {}", sock_path.display()))?;
+    let connected =
+        crate::engine::container::store::short_socket_path(&cs.run_dir(id), "attach.sock")
+            .and_then(|(dirfd, short)| {
+                let s = UnixStream::connect(&short)
+                    .with_context(|| format!("cannot attach to {}", sock_path.display()))?;
+                Ok((dirfd, s))
+            });
+    let (_dirfd, sock) = match connected {
+        Ok(c) => c,
+        // The monitor said "listening", then failed (a network setup
+        // error, say) and removed the run directory before we connected:
+        // its report says why, not the missing directory.
+        Err(e) if !cs.run_dir(id).exists() => {
+            next()?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let writer = Arc::new(Mutex::new(sock.try_clone()?));
     {
         let mut w = writer
@@ -185,4 +199,34 @@ pub(super) fn spawn_signal_forwarder(w: Arc<Mutex<UnixStream>>, tty: bool, sigs:
             return;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::paths::Paths;
+
+    /// The monitor said "listening", then failed and removed the run
+    /// directory before the client connected: the client reports the
+    /// monitor's error, not the missing directory.
+    #[test]
+    fn a_monitor_gone_before_the_connect_is_reported_by_its_own_error() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContainerStore::new(Paths {
+            root: t.path().to_path_buf(),
+            run: t.path().join("run"),
+        });
+        let next = Box::new(|| -> Result<i32> {
+            Err(anyhow!(
+                "network n3 is internal: ports cannot be published on it"
+            ))
+        });
+        let o = Options {
+            stdin: false,
+            tty: false,
+            sig_proxy: false,
+        };
+        let err = run_attached(&cs, &"ab".repeat(32), Started::Listening(next), o).unwrap_err();
+        assert!(err.to_string().contains("is internal"), "{err:#}");
+    }
 }
