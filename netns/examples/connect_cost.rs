@@ -4,20 +4,24 @@
 //! at the socket, or DNAT'ed), each timed from a child process inside the
 //! programs' cgroup and from one outside it, in interleaved rounds.
 //! Run as root: `cargo run --release -p netns --example connect_cost -- 5 20000`
-//! (rounds, connects per measurement).
+//! (rounds, connects per measurement); a third argument `time-wait` closes
+//! normally, leaving each connection in TIME_WAIT, instead of with a reset.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use nix::sys::socket::{setsockopt, sockopt};
+
 use netns::{attach, namespace, AttachOpts, NetEnv, Network, NetworkConfig, PortMapping, Proto};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Child mode: `connect_cost --child CGROUP ADDR N`, joins CGROUP (or
-/// stays where it is for `-`) and prints the mean ns per connect+close.
-fn child(cgroup: &str, addr: SocketAddr, n: u32) -> Res<()> {
+/// Child mode: `connect_cost --child CGROUP ADDR N RESET`, joins CGROUP
+/// (or stays where it is for `-`) and prints the mean ns per
+/// connect+close.
+fn child(cgroup: &str, addr: SocketAddr, n: u32, reset: bool) -> Res<()> {
     if cgroup != "-" {
         std::fs::write(
             Path::new(cgroup).join("cgroup.procs"),
@@ -25,16 +29,26 @@ fn child(cgroup: &str, addr: SocketAddr, n: u32) -> Res<()> {
         )?;
     }
     let t = Instant::now();
+    // Closed with a reset: no TIME_WAIT left to crowd later connects'
+    // port choice (20000 of them would).
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     for _ in 0..n {
-        drop(TcpStream::connect(addr)?);
+        let s = TcpStream::connect(addr)?;
+        if reset {
+            setsockopt(&s, sockopt::Linger, &linger)?;
+        }
     }
     println!("{}", t.elapsed().as_nanos() / n as u128);
     Ok(())
 }
 
-fn measure(cgroup: &str, addr: SocketAddr, n: u32) -> Res<f64> {
+fn measure(cgroup: &str, addr: SocketAddr, n: u32, reset: bool) -> Res<f64> {
     let out = Command::new(std::env::current_exe()?)
         .args(["--child", cgroup, &addr.to_string(), &n.to_string()])
+        .arg(if reset { "reset" } else { "time-wait" })
         .output()?;
     if !out.status.success() {
         return Err(format!("child for {addr}: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -59,10 +73,16 @@ fn sink(l: TcpListener) {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
-        return child(&args[1], args[2].parse()?, args[3].parse()?);
+        return child(
+            &args[1],
+            args[2].parse()?,
+            args[3].parse()?,
+            args[4] == "reset",
+        );
     }
     let rounds: usize = args.first().map_or(Ok(5), |s| s.parse())?;
     let n: u32 = args.get(1).map_or(Ok(20000), |s| s.parse())?;
+    let reset = args.get(2).map(String::as_str) != Some("time-wait");
     let dir = tempfile::tempdir()?;
     let mut env = NetEnv::new(dir.path().join("state"));
     env.table = format!("ccost_{}", std::process::id());
@@ -78,10 +98,7 @@ fn main() -> Res<()> {
     let ns = dir.path().join("netns/c");
     let res = (|| -> Res<()> {
         namespace::create(&ns)?;
-        let ctr = namespace::run_in(&ns, || {
-            namespace_lo_up()?;
-            TcpListener::bind("0.0.0.0:80").map_err(|e| netns::Error::io("bind", "0.0.0.0:80", e))
-        })?;
+        let ctr = namespace::run_in(&ns, || Ok(TcpListener::bind("0.0.0.0:80")))??;
         sink(ctr);
         let a = attach(
             &env,
@@ -122,10 +139,11 @@ fn main() -> Res<()> {
         for round in 0..rounds {
             for k in 0..cases.len() {
                 let i = (round + k) % cases.len();
-                got[i].push(measure(cases[i].1, cases[i].2, n)?);
+                got[i].push(measure(cases[i].1, cases[i].2, n, reset)?);
             }
         }
-        println!("\n| connect + close, {n} per run x {rounds} interleaved rounds | median ns |");
+        let close = if reset { "reset" } else { "close (TIME_WAIT)" };
+        println!("\n| connect + {close}, {n} per run x {rounds} interleaved rounds | median ns |");
         println!("|---|---|");
         for (i, (name, ..)) in cases.iter().enumerate() {
             println!("| {name} | {:.0} |", median(got[i].clone()));
@@ -135,19 +153,4 @@ fn main() -> Res<()> {
     let _ = netns::release(&env, "c", &ns);
     Network::delete(&env, "ccost")?;
     res
-}
-
-fn namespace_lo_up() -> netns::Result<()> {
-    let st = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .map_err(|e| netns::Error::io("run", "ip link set lo up", e))?;
-    if !st.success() {
-        return Err(netns::Error::io(
-            "run",
-            "ip link set lo up",
-            std::io::Error::other("failed"),
-        ));
-    }
-    Ok(())
 }

@@ -20,6 +20,10 @@ use netns::{attach, namespace, AttachOpts, NetEnv, Network, NetworkConfig, PortM
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// A path: its name, the client's namespace (host: `None`) and cgroup (as
+/// is: `None`), and the server's address and port.
+type Case<'a> = (&'a str, Option<&'a Path>, Option<&'a Path>, Ipv4Addr, u16);
+
 /// An iperf3 server, killed on drop.
 struct Server(Child);
 
@@ -164,7 +168,7 @@ fn main() -> Res<()> {
             })
             .unwrap_or(a.gateway);
         let rdr = Some(cg.dir.as_path());
-        let paths: [(&str, Option<&Path>, Option<&Path>, Ipv4Addr, u16); 8] = [
+        let paths: [Case; 8] = [
             (
                 "loopback (host -> 127.0.0.1)",
                 None,
