@@ -104,19 +104,22 @@ printf '| berth, port-redirect off (DNAT only) | | | | %.1f | %.1f |\n' "$bd" "$
 printf '| podman 4.3 + netavark 1.4 (runc) | %.1f | %.1f | %.1f | %.1f | %.1f |\n' "$pn" "$pb" "$(echo "$pb - $pn" | bc -l)" "$pp" "$(echo "$pp - $pn" | bc -l)"
 
 # hyperfine runs each command's runs in a row, so load changes from other
-# work on this machine land on one command; interleaved pairs (none, then
-# bridge, then bridge with -p) give a paired difference less exposed to it.
+# work on this machine land on one command; interleaved runs (none, bridge,
+# bridge with -p, bridge with -p and DNAT only) give paired differences
+# less exposed to it.
 now_us() { date +%s%6N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-dn=(); dp=()
+dn=(); dp=(); dd=()
 for _ in $(seq "$RUNS"); do
   t0=$(now_us); $B run --rm --network none "$IMG" true; t1=$(now_us)
   $B run --rm "$IMG" true; t2=$(now_us)
   $B run --rm -p 18080:80 "$IMG" true; t3=$(now_us)
-  dn+=($(( (t2 - t1) - (t1 - t0) ))); dp+=($(( (t3 - t2) - (t1 - t0) )))
+  BERTH_CONFIG=$work/berth-dnat.json $B run --rm -p 18080:80 "$IMG" true; t4=$(now_us)
+  dn+=($(( (t2 - t1) - (t1 - t0) ))); dp+=($(( (t3 - t2) - (t1 - t0) ))); dd+=($(( (t4 - t3) - (t1 - t0) )))
 done
-printf '\nberth, %s interleaved triples: median (bridge - none) %.1f ms, median (bridge -p - none) %.1f ms\n' "$RUNS" \
-  "$(printf '%s\n' "${dn[@]}" | median | awk '{print $1/1000}')" "$(printf '%s\n' "${dp[@]}" | median | awk '{print $1/1000}')"
+ms() { printf '%s\n' "$@" | median | awk '{print $1/1000}'; }
+printf '\nberth, %s interleaved rounds: median (bridge - none) %.1f ms, (bridge -p - none) %.1f ms, (bridge -p, DNAT only - none) %.1f ms\n' "$RUNS" \
+  "$(ms "${dn[@]}")" "$(ms "${dp[@]}")" "$(ms "${dd[@]}")"
 
 echo
 echo "published-port TCP throughput (iperf3; socket redirect and kernel DNAT):"

@@ -1,6 +1,7 @@
 //! Measures bridge networking's cost on a container start: create netns +
 //! attach (veth, address, route, one published port), and detach + delete
-//! netns or `release`, median over N runs. Run as root:
+//! netns or `release`, median over N runs; with a port, also with the
+//! socket redirect programs (on a cgroup of the run's own). Run as root:
 //! `cargo run --release -p netns --example attach_bench -- 50`
 //! (`-- 50 v6`: a dual-stack network, v6 address and route too)
 
@@ -37,12 +38,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..cfg
     };
     Network::create(&env, &cfg)?;
-    let (mut up, mut down, mut rel) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
-    let mut ns = [vec![], vec![]];
+    let cg = testkit::cgroup2::TestCgroup::new(&format!("btbench-{}", std::process::id()));
+    let mut env_rdr = env.clone();
+    env_rdr.port_redirect = netns::redirect::PortRedirect::Cgroup(cg.dir.clone());
+    let variants = [(false, &env), (true, &env), (true, &env_rdr)];
+    let (mut up, mut down, mut rel) = (
+        vec![vec![]; variants.len()],
+        vec![vec![]; variants.len()],
+        vec![vec![]; variants.len()],
+    );
+    let mut ns = vec![vec![]; variants.len()];
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..runs {
-            for with_port in [false, true] {
-                let id = format!("c{i}{with_port}");
+            for (k, (with_port, env)) in variants.iter().copied().enumerate() {
+                let id = format!("c{i}-{k}");
                 let path = dir.path().join("netns").join(&id);
                 let opts = AttachOpts {
                     ports: if with_port {
@@ -61,18 +70,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 namespace::create(&path)?;
                 let t_ns = t.elapsed();
-                attach(&env, "bench", &id, &path, &opts)?;
+                attach(env, "bench", &id, &path, &opts)?;
                 let t_up = t.elapsed();
-                ns[usize::from(with_port)].push(t_ns);
+                ns[k].push(t_ns);
                 let t = Instant::now();
                 if i % 2 == 0 {
-                    detach(&env, "bench", &id)?;
+                    detach(env, "bench", &id)?;
                     namespace::delete(&path)?;
                 } else {
-                    netns::release(&env, &id, &path)?;
+                    netns::release(env, &id, &path)?;
                 }
                 let t_down = t.elapsed();
-                let k = usize::from(with_port);
                 up[k].push(t_up);
                 if i % 2 == 0 {
                     down[k].push(t_down);
@@ -86,7 +94,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Network::delete(&env, "bench")?;
     result?;
     println!("runs: {runs}{}", if dual { " (dual-stack)" } else { "" });
-    for (k, label) in ["no ports", "one -p"].iter().enumerate() {
+    for (k, label) in ["no ports", "one -p", "one -p, redirect"]
+        .iter()
+        .enumerate()
+    {
         println!(
             "{label:9} netns create {:?} | netns create+attach {:?} | detach+netns delete {:?} | release {:?}",
             median(ns[k].clone()),

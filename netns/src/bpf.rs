@@ -92,11 +92,16 @@ fn sys_fd(cmd: u32, attr: &mut Attr) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `BPF_F_NO_PREALLOC`: entries are allocated as they are added (hash
+/// maps only; an LRU map is always preallocated).
+pub const F_NO_PREALLOC: u32 = 1;
+
 pub fn map_create(
     kind: u32,
     key: u32,
     value: u32,
     max_entries: u32,
+    flags: u32,
     name: &str,
 ) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
@@ -104,6 +109,7 @@ pub fn map_create(
         .u32(4, key)
         .u32(8, value)
         .u32(12, max_entries)
+        .u32(16, flags)
         .name(28, name);
     sys_fd(MAP_CREATE, &mut a)
 }

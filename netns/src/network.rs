@@ -227,6 +227,12 @@ impl Network {
                 .iter()
                 .any(|o| o.name != st.name && o.table == st.table);
             firewall::remove_network(&st.table, &st.name, &st.bridge, last)?;
+            // The redirect programs live as long as the table.
+            if last {
+                if let Err(e) = redirect::unload(&env.port_redirect, &st.table) {
+                    tracing::debug!("detaching the socket redirect programs: {e}");
+                }
+            }
         }
         nl.delete_link(&st.bridge)?;
         state::remove(&env.state_file(&st.name))?;

@@ -20,8 +20,12 @@
 //! loaded them (its cookie is compiled in), only on TCP, and only on the
 //! (address, port) pairs in their map, which hold the published ports of
 //! live containers. The objects are found again through the cgroup, by
-//! name (`bc4_<hash of the nft table>`), so no file records them; a
-//! family's programs are detached when its last published address goes.
+//! name (`bc4_<hash of the nft table>`), so no file records them. They
+//! live as long as berth's nft table (until the root's last network is
+//! removed): loading and attaching them costs a start about 0.8 ms (the
+//! two program loads, mostly the JIT), which a root whose published ports
+//! come and go would otherwise pay on every start, while an idle program
+//! costs other connects nothing measurable (docs/benchmarks.md).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -304,8 +308,17 @@ fn load(cg: &OwnedFd, f: Family, n: &Names) -> io::Result<OwnedFd> {
     )?;
     let cookie = bpf::netns_cookie(&sock)?;
     let k = f.key_len() as u32;
-    let ports = bpf::map_create(bpf::MAP_TYPE_HASH, k, k, PORTS_MAX, &n.ports)?;
-    let peers = bpf::map_create(bpf::MAP_TYPE_LRU_HASH, 8, 2 * k, PEERS_MAX, &n.peers)?;
+    // Preallocating the ports map costs a start ~0.2 ms for entries it
+    // rarely needs.
+    let ports = bpf::map_create(
+        bpf::MAP_TYPE_HASH,
+        k,
+        k,
+        PORTS_MAX,
+        bpf::F_NO_PREALLOC,
+        &n.ports,
+    )?;
+    let peers = bpf::map_create(bpf::MAP_TYPE_LRU_HASH, 8, 2 * k, PEERS_MAX, 0, &n.peers)?;
     let bug = || io::Error::other("unplaced label in a redirect program");
     let connect = connect_program(f, cookie, &ports, &peers).ok_or_else(bug)?;
     let peername = peername_program(f, &peers).ok_or_else(bug)?;
@@ -458,8 +471,8 @@ fn add_family(cg: &OwnedFd, f: Family, table: &str, redirects: &[&Redirect]) -> 
     Ok(())
 }
 
-/// Removes the redirects of `published`, and a family's programs once it
-/// has no published address left. Missing programs or keys are no error.
+/// Removes the redirects of `published`; the programs stay. Missing
+/// programs or keys are no error.
 pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr]) -> io::Result<()> {
     if published.is_empty() {
         return Ok(());
@@ -471,13 +484,15 @@ pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr])
         return Ok(());
     };
     for f in FAMILIES {
-        let gone: Vec<Vec<u8>> = published
-            .iter()
-            .filter(|p| Family::of(p) == f)
-            .map(key)
-            .collect();
-        if !gone.is_empty() {
-            retain(&cg, f, table, |k, _| !gone.iter().any(|g| g == k))?;
+        let mut gone = published.iter().filter(|p| Family::of(p) == f).peekable();
+        if gone.peek().is_none() {
+            continue;
+        }
+        let Some(ports) = find(&cg, f, &f.names(table))? else {
+            continue;
+        };
+        for p in gone {
+            bpf::map_delete(&ports, &key(p))?;
         }
     }
     Ok(())
@@ -493,34 +508,41 @@ pub(crate) fn sweep(mode: &PortRedirect, table: &str, live: &[IpAddr]) -> io::Re
         return Ok(());
     };
     for f in FAMILIES {
-        retain(&cg, f, table, |_, to| to.is_some_and(|a| live.contains(&a)))?;
+        retain(&cg, f, table, |to| to.is_some_and(|a| live.contains(&a)))?;
     }
     Ok(())
 }
 
-/// Keeps the entries of `f`'s ports map that `keep(key, target address)`
-/// accepts, and detaches the programs when none is left.
+/// Detaches every program of `table` (its last network went).
+pub(crate) fn unload(mode: &PortRedirect, table: &str) -> io::Result<()> {
+    let Some(dir) = cgroup_dir(mode) else {
+        return Ok(());
+    };
+    let Some(cg) = open_dir(&dir)? else {
+        return Ok(());
+    };
+    for f in FAMILIES {
+        detach_all(&cg, f, &f.names(table))?;
+    }
+    Ok(())
+}
+
+/// Keeps the entries of `f`'s ports map whose target address `keep`
+/// accepts.
 fn retain(
     cg: &OwnedFd,
     f: Family,
     table: &str,
-    keep: impl Fn(&[u8], Option<IpAddr>) -> bool,
+    keep: impl Fn(Option<IpAddr>) -> bool,
 ) -> io::Result<()> {
-    let n = f.names(table);
-    let Some(ports) = find(cg, f, &n)? else {
+    let Some(ports) = find(cg, f, &f.names(table))? else {
         return Ok(());
     };
-    let mut left = 0;
     for k in bpf::map_keys(&ports, f.key_len())? {
         let to = bpf::map_lookup(&ports, &k, f.key_len())?.and_then(|v| addr_of(f, &v));
-        if keep(&k, to) {
-            left += 1;
-        } else {
+        if !keep(to) {
             bpf::map_delete(&ports, &k)?;
         }
-    }
-    if left == 0 {
-        detach_all(cg, f, &n)?;
     }
     Ok(())
 }
