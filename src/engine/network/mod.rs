@@ -200,3 +200,36 @@ pub fn pseudo_id(name: &str) -> String {
         format!("berth-network-{name}").as_bytes(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_redirect(v: Option<&str>) -> Result<PortRedirect> {
+        let paths = Paths {
+            root: "/nonexistent/root".into(),
+            run: "/nonexistent/run".into(),
+        };
+        let cfg = BerthConfig {
+            port_redirect: v.map(str::to_string),
+            ..Default::default()
+        };
+        Ok(Net::with_config(&paths, &cfg)?.env.port_redirect)
+    }
+
+    #[test]
+    fn port_redirect_setting() {
+        assert_eq!(with_redirect(None).unwrap(), PortRedirect::Auto);
+        assert_eq!(with_redirect(Some("auto")).unwrap(), PortRedirect::Auto);
+        assert_eq!(with_redirect(Some("off")).unwrap(), PortRedirect::Off);
+        assert_eq!(
+            with_redirect(Some("/sys/fs/cgroup/x")).unwrap(),
+            PortRedirect::Cgroup("/sys/fs/cgroup/x".into())
+        );
+        let e = with_redirect(Some("yes")).unwrap_err().to_string();
+        assert!(
+            e.contains("port-redirect \"yes\"") && e.contains("\"off\""),
+            "{e}"
+        );
+    }
+}
