@@ -403,16 +403,34 @@ fn published_ports_answer_on_v6_loopback_host_address_and_from_containers() {
         "true",
     ]);
     assert!(msg.contains("cannot publish UDP on [::1]"), "{msg}");
-    // a v4-only container cannot take a v6 host address (no proxy)
-    let (_, msg) = e.b.fails(&[
+    // a v4-only container takes `[::1]` for TCP (relayed to its v4
+    // address, as docker-proxy does), not UDP or another v6 address
+    let p4 = free_port();
+    e.b.ok(&[
         "run",
-        "--rm",
+        "-d",
+        "--name",
+        "web4",
         "-p",
-        &format!("[::1]:{}:80", free_port()),
+        &format!("[::1]:{p4}:80"),
         &e.image,
-        "true",
+        "sh",
+        "-c",
+        HTTPD,
+        "web4",
     ]);
-    assert!(msg.contains("no IPv6 address"), "{msg}");
+    wait_http(&e, lo6(p4), "web4");
+    assert!(http_get(SocketAddr::from(([127, 0, 0, 1], p4))).is_none());
+    assert_eq!(e.b.ok(&["port", "web4"]), format!("80/tcp -> [::1]:{p4}\n"));
+    e.b.ok(&["rm", "-f", "web4"]);
+    assert!(http_get(lo6(p4)).is_none(), "[::1]:{p4} still answers");
+    for spec in [
+        format!("[::1]:{}:53/udp", free_port()),
+        format!("[fd00::99]:{}:80", free_port()),
+    ] {
+        let (_, msg) = e.b.fails(&["run", "--rm", "-p", &spec, &e.image, "true"]);
+        assert!(msg.contains("no IPv6 address"), "{spec}: {msg}");
+    }
     // a restart re-publishes (the old relay's listener is gone first)
     e.b.ok(&["restart", "-t", "1", "web"]);
     wait_http(&e, lo6(p_all), "web6");

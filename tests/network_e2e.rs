@@ -146,12 +146,22 @@ fn published_port_answers_on_loopback_host_address_and_hairpin() {
     let o = get_from(&e, &[], &ha, hp);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(out(&o), "hello-web\n");
-    // port and inspect output
+    // IPv6 clients of this v4-only container reach it through the
+    // monitor's relay, as docker-proxy relays them.
+    wait_http(
+        &e,
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, hp)),
+        "hello-web",
+    );
+    // port and inspect output (docker's, with the `[::]` side)
     assert_eq!(
         e.b.ok(&["port", "web"]),
-        format!("80/tcp -> 0.0.0.0:{hp}\n")
+        format!("80/tcp -> 0.0.0.0:{hp}\n80/tcp -> [::]:{hp}\n")
     );
-    assert_eq!(e.b.ok(&["port", "web", "80"]), format!("0.0.0.0:{hp}\n"));
+    assert_eq!(
+        e.b.ok(&["port", "web", "80"]),
+        format!("0.0.0.0:{hp}\n[::]:{hp}\n")
+    );
     let (code, msg) = e.b.fails(&["port", "web", "81/tcp"]);
     assert_eq!(code, 1);
     assert!(
@@ -160,7 +170,7 @@ fn published_port_answers_on_loopback_host_address_and_hairpin() {
     );
     assert_eq!(
         e.inspect("web", "{{json .NetworkSettings.Ports}}"),
-        format!("{{\"80/tcp\":[{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{hp}\"}}]}}")
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{hp}\"}},{{\"HostIp\":\"::\",\"HostPort\":\"{hp}\"}}]}}")
     );
     assert_eq!(
         e.inspect("web", "{{json .HostConfig.PortBindings}}"),
@@ -1041,11 +1051,11 @@ fn host_port_range_for_one_container_port_takes_the_first_free() {
     }
     assert_eq!(
         e.b.ok(&["port", "r1", "80"]),
-        format!("0.0.0.0:{}\n", base + 1)
+        format!("0.0.0.0:{0}\n[::]:{0}\n", base + 1)
     );
     assert_eq!(
         e.b.ok(&["port", "r2", "80"]),
-        format!("0.0.0.0:{}\n", base + 2)
+        format!("0.0.0.0:{0}\n[::]:{0}\n", base + 2)
     );
     // docker keeps the range as the configured HostPort
     assert_eq!(
@@ -1072,7 +1082,10 @@ fn host_port_range_for_one_container_port_takes_the_first_free() {
     e.b.ok(&["rm", "-f", "r3"]);
     e.b.ok(&["stop", "-t", "0", "r1"]);
     e.b.ok(&["start", "r1"]);
-    assert_eq!(e.b.ok(&["port", "r1", "80"]), format!("0.0.0.0:{base}\n"));
+    assert_eq!(
+        e.b.ok(&["port", "r1", "80"]),
+        format!("0.0.0.0:{base}\n[::]:{base}\n")
+    );
     for c in ["r1", "r2"] {
         e.b.ok(&["rm", "-f", c]);
     }

@@ -63,7 +63,7 @@ pub enum Error {
     NoIpv6 { network: String },
     #[error("cannot publish UDP on [::1]:{port}: loopback IPv6 cannot be forwarded to a container in the kernel and berth relays only TCP; publish on [::] or an IPv4 address")]
     Udp6Loopback { port: u16 },
-    #[error("cannot publish {host_ip}:{port} for container {container}: it has no IPv6 address on its network, and berth has no userland proxy to relay IPv6 to IPv4; publish on an IPv4 address or use a network created with --ipv6")]
+    #[error("cannot publish {host_ip}:{port} for container {container}: it has no IPv6 address on its network, and berth relays IPv6 to IPv4 only for TCP on [::] and [::1]; publish on an IPv4 address, on [::] or [::1] with TCP, or use a network created with --ipv6")]
     NoIpv6Publish {
         host_ip: String,
         port: u16,

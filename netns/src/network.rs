@@ -377,14 +377,16 @@ pub fn attach(
             })
         }
     };
-    // No userland proxy relays IPv6 to a v4-only container (docker's
-    // docker-proxy does): refuse an explicit v6 host address.
+    // A v4-only container is reached over IPv6 through the monitor's TCP
+    // relay (docker-proxy's job), which listens on `[::]` or `[::1]` only:
+    // refuse UDP and other v6 host addresses rather than drop them.
     if ip6.is_none() {
-        if let Some(p) = opts
-            .ports
-            .iter()
-            .find(|p| matches!(p.host_ip, Some(IpAddr::V6(_))))
-        {
+        if let Some(p) = opts.ports.iter().find(|p| match p.host_ip {
+            Some(IpAddr::V6(h)) => {
+                p.proto == Proto::Udp || !(h.is_unspecified() || h.is_loopback())
+            }
+            _ => false,
+        }) {
             return Err(Error::NoIpv6Publish {
                 host_ip: p.host_ip.map(|h| h.to_string()).unwrap_or_default(),
                 port: p.host_port,
@@ -438,6 +440,18 @@ pub fn attach(
                     reservations.push(fd);
                     if let Some(l) = ports::reserve6_all(&r)? {
                         loopback6.push((l, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
+                    }
+                }
+                // v4-only container: IPv6 clients go through the relay to
+                // its v4 address, as docker-proxy relays them (the request
+                // was checked above: TCP on `[::]` or `[::1]`).
+                (None, Some(IpAddr::V6(_))) => {
+                    loopback6.push((fd, SocketAddr::new(IpAddr::V4(ip), r.container_port)));
+                }
+                (None, None) if r.proto == Proto::Tcp => {
+                    reservations.push(fd);
+                    if let Some(l) = ports::reserve6_relay(&r)? {
+                        loopback6.push((l, SocketAddr::new(IpAddr::V4(ip), r.container_port)));
                     }
                 }
                 _ => reservations.push(fd),

@@ -41,13 +41,23 @@ fn sock_type(p: &PortMapping) -> SockType {
 }
 
 /// Binds `addr` (v4 or v6-only). A TCP socket on `[::]` or `[::1]`
-/// listens: it is the relay for `[::1]` (see `crate::proxy`).
-fn bind_one(p: &PortMapping, addr: SocketAddr) -> std::result::Result<(OwnedFd, u16), ()> {
+/// listens: it is the relay for `[::1]` (see `crate::proxy`). Socket
+/// creation failing (no IPv6 in this kernel) is `Err(false)`, any other
+/// failure `Err(true)`.
+fn bind_one(p: &PortMapping, addr: SocketAddr) -> std::result::Result<(OwnedFd, u16), bool> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let fd = socket(family, sock_type(p), SockFlag::SOCK_CLOEXEC, None).map_err(|_| ())?;
+    let fd = socket(family, sock_type(p), SockFlag::SOCK_CLOEXEC, None).map_err(|_| false)?;
+    bind_fd(p, addr, fd).map_err(|()| true)
+}
+
+fn bind_fd(
+    p: &PortMapping,
+    addr: SocketAddr,
+    fd: OwnedFd,
+) -> std::result::Result<(OwnedFd, u16), ()> {
     // Like docker-proxy (Go sets SO_REUSEADDR): a TIME_WAIT leftover must not
     // block the port, a listener must.
     if p.proto == Proto::Tcp {
@@ -89,7 +99,27 @@ pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
         // A bound UDP socket would take datagrams for [::1]: no relay for
         // UDP, so keep no guard on `[::]` rather than swallow them.
         Ok(_) => Ok(None),
-        Err(()) => Err(Error::PortAllocated {
+        Err(_) => Err(Error::PortAllocated {
+            host_ip: "::".into(),
+            port: r.host_port,
+        }),
+    }
+}
+
+/// The listening `[::]` socket of a TCP mapping without host address for
+/// a v4-only container, whose IPv6 clients the monitor relays to its v4
+/// address. A host without IPv6 gets none, and no error.
+pub fn reserve6_relay(r: &PortMapping) -> Result<Option<OwnedFd>> {
+    let addr = SocketAddr::V6(SocketAddrV6::new(
+        std::net::Ipv6Addr::UNSPECIFIED,
+        r.host_port,
+        0,
+        0,
+    ));
+    match bind_one(r, addr) {
+        Ok((fd, _)) => Ok(Some(fd)),
+        Err(false) => Ok(None),
+        Err(true) => Err(Error::PortAllocated {
             host_ip: "::".into(),
             port: r.host_port,
         }),
@@ -106,12 +136,12 @@ pub fn reserve(p: &PortMapping) -> Result<(PortMapping, OwnedFd)> {
     };
     let (fd, port) = match bind_one(p, SocketAddr::new(ip, p.host_port)) {
         Ok(x) => x,
-        Err(()) if p.host_port == 0 => {
+        Err(_) if p.host_port == 0 => {
             return Err(Error::NoFreePort {
                 proto: p.proto.to_string(),
             })
         }
-        Err(()) => return Err(allocated()),
+        Err(_) => return Err(allocated()),
     };
     let mut resolved = p.clone();
     resolved.host_port = port;

@@ -5,7 +5,9 @@
 //! a non-loopback device (strict route lookup). docker relays these with
 //! docker-proxy; berth relays them in the container's monitor, on the
 //! listening socket that already reserves the port (every other v6
-//! address is DNAT'ed before it could reach that socket).
+//! address is DNAT'ed before it could reach that socket). It also relays
+//! IPv6 clients of a v4-only container (the `[::]` or `[::1]` socket of
+//! its TCP ports) to its v4 address, as docker-proxy does.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

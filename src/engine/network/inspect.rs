@@ -6,9 +6,11 @@ use super::endpoints::{self, ContainerNet};
 use crate::engine::container::{ContainerRecord, ContainerStore};
 
 /// Every published binding as docker lists it: a port without host
-/// address is `0.0.0.0` and, on a dual-stack endpoint, `::` too (berth
-/// has no proxy: a v4-only container is published on IPv4 only).
+/// address is `0.0.0.0` and `::` too, on a dual-stack endpoint, and for
+/// TCP on a v4-only one (the monitor relays IPv6 clients to it, as
+/// docker-proxy does) when the host has IPv6.
 fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
+    let host6 = std::path::Path::new("/proc/net/if_inet6").exists();
     let mut out = Vec::new();
     for l in cn.endpoints.iter().filter_map(|e| e.live.as_ref()) {
         for p in &l.ports {
@@ -16,7 +18,7 @@ fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
                 Some(h) => out.push((p.clone(), h.to_string())),
                 None => {
                     out.push((p.clone(), "0.0.0.0".into()));
-                    if l.ip6.is_some() {
+                    if l.ip6.is_some() || (host6 && p.proto == netns::Proto::Tcp) {
                         out.push((p.clone(), "::".into()));
                     }
                 }
