@@ -61,9 +61,7 @@ pub enum Error {
     PoolExhausted6,
     #[error("IPv6 is not enabled on network {network}: create it with --ipv6 to use --ip6")]
     NoIpv6 { network: String },
-    #[error("cannot publish UDP on [::1]:{port}: loopback IPv6 cannot be forwarded to a container in the kernel and berth relays only TCP; publish on [::] or an IPv4 address")]
-    Udp6Loopback { port: u16 },
-    #[error("cannot publish {host_ip}:{port} for container {container}: it has no IPv6 address on its network, and berth relays IPv6 to IPv4 only for TCP on [::] and [::1]; publish on an IPv4 address, on [::] or [::1] with TCP, or use a network created with --ipv6")]
+    #[error("cannot publish {host_ip}:{port} for container {container}: it has no IPv6 address on its network, and berth relays IPv6 to IPv4 only on [::] and [::1]; publish on an IPv4 address, on [::] or [::1], or use a network created with --ipv6")]
     NoIpv6Publish {
         host_ip: String,
         port: u16,

@@ -377,14 +377,12 @@ pub fn attach(
             })
         }
     };
-    // A v4-only container is reached over IPv6 through the monitor's TCP
-    // relay (docker-proxy's job), which listens on `[::]` or `[::1]` only:
-    // refuse UDP and other v6 host addresses rather than drop them.
+    // A v4-only container is reached over IPv6 through the monitor's
+    // relay (docker-proxy's job), which holds `[::]` or `[::1]` only:
+    // refuse other v6 host addresses rather than drop their traffic.
     if ip6.is_none() {
         if let Some(p) = opts.ports.iter().find(|p| match p.host_ip {
-            Some(IpAddr::V6(h)) => {
-                p.proto == Proto::Udp || !(h.is_unspecified() || h.is_loopback())
-            }
+            Some(IpAddr::V6(h)) => !(h.is_unspecified() || h.is_loopback()),
             _ => false,
         }) {
             return Err(Error::NoIpv6Publish {
@@ -424,16 +422,12 @@ pub fn attach(
                 (r, fd)
             };
             // IPv6 on a dual-stack network: `[::1]` cannot be DNAT'ed to a
-            // bridge, so the socket on `[::]` / `[::1]` listens and a relay
-            // serves it (every other v6 address is DNAT'ed first and never
-            // reaches it); a port without host address takes `[::]` too.
+            // bridge, so the socket on `[::]` / `[::1]` (listening, for
+            // TCP) is served by a relay (every other v6 address is
+            // DNAT'ed first and never reaches it); a port without host
+            // address takes `[::]` too.
             match (ip6, r.host_ip) {
-                (Some(_), Some(IpAddr::V6(h))) if h.is_loopback() && r.proto == Proto::Udp => {
-                    return Err(Error::Udp6Loopback { port: r.host_port });
-                }
-                (Some(a6), Some(IpAddr::V6(h)))
-                    if r.proto == Proto::Tcp && (h.is_unspecified() || h.is_loopback()) =>
-                {
+                (Some(a6), Some(IpAddr::V6(h))) if h.is_unspecified() || h.is_loopback() => {
                     loopback6.push((fd, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
                 }
                 (Some(a6), None) => {
@@ -444,11 +438,11 @@ pub fn attach(
                 }
                 // v4-only container: IPv6 clients go through the relay to
                 // its v4 address, as docker-proxy relays them (the request
-                // was checked above: TCP on `[::]` or `[::1]`).
+                // was checked above: `[::]` or `[::1]`).
                 (None, Some(IpAddr::V6(_))) => {
                     loopback6.push((fd, SocketAddr::new(IpAddr::V4(ip), r.container_port)));
                 }
-                (None, None) if r.proto == Proto::Tcp => {
+                (None, None) => {
                     reservations.push(fd);
                     if let Some(l) = ports::reserve6_relay(&r)? {
                         loopback6.push((l, SocketAddr::new(IpAddr::V4(ip), r.container_port)));

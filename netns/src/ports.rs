@@ -82,8 +82,8 @@ fn bind_fd(
     Ok((fd, port))
 }
 
-/// The `[::]` side of a dual-stack mapping without host address (TCP:
-/// listening, for the `[::1]` relay; UDP: bound only, a guard).
+/// The `[::]` side of a dual-stack mapping without host address, for the
+/// `[::1]` relay (TCP: listening; UDP: bound).
 pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
     if r.host_ip.is_some() {
         return Ok(None);
@@ -95,10 +95,7 @@ pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
         0,
     ));
     match bind_one(r, addr) {
-        Ok((fd, _)) if r.proto == Proto::Tcp => Ok(Some(fd)),
-        // A bound UDP socket would take datagrams for [::1]: no relay for
-        // UDP, so keep no guard on `[::]` rather than swallow them.
-        Ok(_) => Ok(None),
+        Ok((fd, _)) => Ok(Some(fd)),
         Err(_) => Err(Error::PortAllocated {
             host_ip: "::".into(),
             port: r.host_port,
@@ -106,9 +103,9 @@ pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
     }
 }
 
-/// The listening `[::]` socket of a TCP mapping without host address for
-/// a v4-only container, whose IPv6 clients the monitor relays to its v4
-/// address. A host without IPv6 gets none, and no error.
+/// The `[::]` socket (listening, for TCP) of a mapping without host
+/// address for a v4-only container, whose IPv6 clients the monitor relays
+/// to its v4 address. A host without IPv6 gets none, and no error.
 pub fn reserve6_relay(r: &PortMapping) -> Result<Option<OwnedFd>> {
     let addr = SocketAddr::V6(SocketAddrV6::new(
         std::net::Ipv6Addr::UNSPECIFIED,

@@ -1,4 +1,4 @@
-//! A TCP relay for published ports on `[::1]`. IPv4 reaches a container
+//! A TCP and UDP relay for published ports on `[::1]`. IPv4 reaches a container
 //! from 127.0.0.1 by DNAT plus `route_localnet`; IPv6 has no
 //! `route_localnet`: the container's answer, un-NAT'ed back to `::1`,
 //! arrives on the bridge and the kernel refuses a loopback destination on
@@ -10,36 +10,53 @@
 //! its TCP ports) to its v4 address, as docker-proxy does.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::socket::{getsockopt, sockopt, SockType};
+
+mod udp;
+
 /// A running relay; dropping it stops accepting (open connections run on
-/// until either side closes).
+/// until either side closes) or, for UDP, stops relaying.
 #[derive(Debug)]
 pub struct Relay {
-    listener: Arc<TcpListener>,
+    front: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        // Wakes the blocked accept() with EINVAL: the thread exits.
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocked accept() (EINVAL) or recvfrom() (returns 0,
+        // though the UDP socket is unconnected): the thread exits.
         // SAFETY: shutdown(2) on a descriptor this relay keeps open.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        unsafe { libc::shutdown(self.front.as_raw_fd(), libc::SHUT_RDWR) };
     }
 }
 
-/// Starts relaying connections accepted on `listener` (bound and
-/// listening) to `target`. Connections that arrived before are in the
-/// backlog and get served.
-pub fn spawn(listener: OwnedFd, target: SocketAddr) -> io::Result<Relay> {
-    let listener = Arc::new(TcpListener::from(listener));
-    let l = Arc::clone(&listener);
-    std::thread::Builder::new()
-        .name("berth-relay6".into())
-        .spawn(move || accept_loop(&l, target))?;
-    Ok(Relay { listener })
+/// Starts relaying to `target` what arrives on `front`: connections
+/// accepted on a bound, listening TCP socket (those that arrived before
+/// are in the backlog and get served), or datagrams on a bound UDP socket.
+pub fn spawn(front: OwnedFd, target: SocketAddr) -> io::Result<Relay> {
+    let front = Arc::new(front);
+    let stop = Arc::new(AtomicBool::new(false));
+    let kind = getsockopt(&*front, sockopt::SockType).map_err(io::Error::from)?;
+    let (f, st) = (Arc::clone(&front), Arc::clone(&stop));
+    let fd = f.try_clone()?;
+    if kind == SockType::Datagram {
+        std::thread::Builder::new()
+            .name("berth-relay6u".into())
+            .spawn(move || udp::relay(UdpSocket::from(fd), target, &st))?;
+    } else {
+        std::thread::Builder::new()
+            .name("berth-relay6".into())
+            .spawn(move || accept_loop(&TcpListener::from(fd), target))?;
+    }
+    Ok(Relay { front, stop })
 }
 
 fn accept_loop(listener: &TcpListener, target: SocketAddr) {
@@ -142,5 +159,43 @@ mod tests {
             }
         }
         assert!(ok, "relay still accepts after drop");
+    }
+}
+
+#[cfg(test)]
+mod udp_tests {
+    use super::*;
+
+    /// Two clients through one relay each get their own answers, and the
+    /// relay stops on drop.
+    #[test]
+    fn udp_relays_each_client_its_answers() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            for _ in 0..2 {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                let mut reply = b"re:".to_vec();
+                reply.extend_from_slice(&buf[..n]);
+                server.send_to(&reply, from).unwrap();
+            }
+        });
+        let front = UdpSocket::bind("[::1]:0").unwrap();
+        let port = front.local_addr().unwrap().port();
+        let relay = spawn(OwnedFd::from(front), target).unwrap();
+        let ask = |what: &[u8]| {
+            let c = UdpSocket::bind("[::1]:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.send_to(what, ("::1", port)).unwrap();
+            let mut buf = [0u8; 64];
+            let (n, from) = c.recv_from(&mut buf).unwrap();
+            assert_eq!(from.port(), port, "answered from the published port");
+            buf[..n].to_vec()
+        };
+        assert_eq!(ask(b"one"), b"re:one");
+        assert_eq!(ask(b"two"), b"re:two");
+        echo.join().unwrap();
+        drop(relay);
     }
 }

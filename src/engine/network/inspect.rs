@@ -6,9 +6,9 @@ use super::endpoints::{self, ContainerNet};
 use crate::engine::container::{ContainerRecord, ContainerStore};
 
 /// Every published binding as docker lists it: a port without host
-/// address is `0.0.0.0` and `::` too, on a dual-stack endpoint, and for
-/// TCP on a v4-only one (the monitor relays IPv6 clients to it, as
-/// docker-proxy does) when the host has IPv6.
+/// address is `0.0.0.0` and `::` too, on a dual-stack endpoint, and on a
+/// v4-only one when the host has IPv6 (the monitor relays IPv6 clients to
+/// it, as docker-proxy does).
 fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
     let host6 = std::path::Path::new("/proc/net/if_inet6").exists();
     let mut out = Vec::new();
@@ -18,7 +18,7 @@ fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
                 Some(h) => out.push((p.clone(), h.to_string())),
                 None => {
                     out.push((p.clone(), "0.0.0.0".into()));
-                    if l.ip6.is_some() || (host6 && p.proto == netns::Proto::Tcp) {
+                    if l.ip6.is_some() || host6 {
                         out.push((p.clone(), "::".into()));
                     }
                 }
