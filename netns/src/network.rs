@@ -421,31 +421,23 @@ pub fn attach(
                 }
                 (r, fd)
             };
-            // IPv6 on a dual-stack network: `[::1]` cannot be DNAT'ed to a
-            // bridge, so the socket on `[::]` / `[::1]` (listening, for
-            // TCP) is served by a relay (every other v6 address is
-            // DNAT'ed first and never reaches it); a port without host
-            // address takes `[::]` too.
-            match (ip6, r.host_ip) {
-                (Some(a6), Some(IpAddr::V6(h))) if h.is_unspecified() || h.is_loopback() => {
-                    loopback6.push((fd, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
+            // `[::1]` cannot be DNAT'ed to a bridge, and a v4-only
+            // container has no v6 rules at all: the socket on `[::]` /
+            // `[::1]` (listening, for TCP) is served by the monitor's relay,
+            // to the container's v6 address or else its v4 one, as
+            // docker-proxy does (on a dual-stack network every other v6
+            // address is DNAT'ed first and never reaches it). A port
+            // without host address takes `[::]` too.
+            let relay_to =
+                SocketAddr::new(ip6.map_or(IpAddr::V4(ip), IpAddr::V6), r.container_port);
+            match r.host_ip {
+                Some(IpAddr::V6(h)) if h.is_unspecified() || h.is_loopback() => {
+                    loopback6.push((fd, relay_to));
                 }
-                (Some(a6), None) => {
+                None => {
                     reservations.push(fd);
-                    if let Some(l) = ports::reserve6_all(&r)? {
-                        loopback6.push((l, SocketAddr::new(IpAddr::V6(a6), r.container_port)));
-                    }
-                }
-                // v4-only container: IPv6 clients go through the relay to
-                // its v4 address, as docker-proxy relays them (the request
-                // was checked above: `[::]` or `[::1]`).
-                (None, Some(IpAddr::V6(_))) => {
-                    loopback6.push((fd, SocketAddr::new(IpAddr::V4(ip), r.container_port)));
-                }
-                (None, None) => {
-                    reservations.push(fd);
-                    if let Some(l) = ports::reserve6_relay(&r)? {
-                        loopback6.push((l, SocketAddr::new(IpAddr::V4(ip), r.container_port)));
+                    if let Some(l) = ports::reserve6_any(&r)? {
+                        loopback6.push((l, relay_to));
                     }
                 }
                 _ => reservations.push(fd),
@@ -472,17 +464,19 @@ pub fn attach(
     // records their handles too (`release` drops them without listing the
     // table). A crash in between leaves rules no lease knows: they carry
     // the container's id, and `cleanup_orphans` removes them.
+    // One netlink socket for the host's addresses (redirects) and the links.
+    let nl = Netlink::new()?;
     if !lease.ports.is_empty() {
         let _f = state::lock(&env.firewall_lock())?;
         lease.port_rules = firewall::add_ports(&st.table, container_id, ip, ip6, &lease.ports)?;
-        lease.redirects = add_redirects(env, &st, &lease);
+        lease.redirects = add_redirects(env, &st, &lease, &nl);
     }
     st.leases.insert(container_id.into(), lease.clone());
     if let Err(e) = state::write_json(&env.state_file(network), &st, false) {
         let _ = remove_ports(env, &st, &lease);
         return Err(e);
     }
-    if let Err(e) = plumb(&st, &lease) {
+    if let Err(e) = plumb(&st, &lease, &nl) {
         let _ = unplumb(env, &st, &lease);
         st.leases.remove(container_id);
         let _ = state::write_json(&env.state_file(network), &st, false);
@@ -499,13 +493,12 @@ pub fn attach(
 }
 
 /// Makes the lease's links and addresses (its port rules are made first).
-fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
+fn plumb(st: &NetworkState, lease: &Lease, nl: &Netlink) -> Result<()> {
     let ns = File::open(&lease.netns_path).map_err(|e| Error::Namespace {
         op: "open",
         path: lease.netns_path.clone(),
         source: e,
     })?;
-    let nl = Netlink::new()?;
     let sizes = st.links();
     let (bridge, gso_set) = nl.bridge(&st.bridge, sizes)?;
     nl.create_veth(
@@ -552,7 +545,7 @@ fn plumb(st: &NetworkState, lease: &Lease) -> Result<()> {
 
 /// Socket-level redirects for the lease's TCP ports, under the firewall
 /// lock; best effort, DNAT serves whatever is not redirected.
-fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Vec<SocketAddr> {
+fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease, nl: &Netlink) -> Vec<SocketAddr> {
     if env.port_redirect == redirect::PortRedirect::Off || st.internal {
         return Vec::new();
     }
@@ -561,7 +554,7 @@ fn add_redirects(env: &NetEnv, st: &NetworkState, lease: &Lease) -> Vec<SocketAd
         .iter()
         .any(|p| p.proto == Proto::Tcp && p.host_ip.is_none_or(|h| h.is_unspecified()));
     let host = if wildcard {
-        match Netlink::new().and_then(|nl| nl.host_addresses()) {
+        match nl.host_addresses() {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!("no socket redirects: {e}");

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::OwnedFd;
 
+use nix::errno::Errno;
 use nix::sys::socket::{
     bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag,
     SockType, SockaddrIn6, SockaddrStorage,
@@ -41,53 +42,42 @@ fn sock_type(p: &PortMapping) -> SockType {
 }
 
 /// Binds `addr` (v4 or v6-only). A TCP socket on `[::]` or `[::1]`
-/// listens: it is the relay for `[::1]` (see `crate::proxy`). Socket
-/// creation failing (no IPv6 in this kernel) is `Err(false)`, any other
-/// failure `Err(true)`.
-fn bind_one(p: &PortMapping, addr: SocketAddr) -> std::result::Result<(OwnedFd, u16), bool> {
+/// listens: it is the relay for `[::1]` (see `crate::proxy`).
+fn bind_one(p: &PortMapping, addr: SocketAddr) -> nix::Result<(OwnedFd, u16)> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let fd = socket(family, sock_type(p), SockFlag::SOCK_CLOEXEC, None).map_err(|_| false)?;
-    bind_fd(p, addr, fd).map_err(|()| true)
-}
-
-fn bind_fd(
-    p: &PortMapping,
-    addr: SocketAddr,
-    fd: OwnedFd,
-) -> std::result::Result<(OwnedFd, u16), ()> {
+    let fd = socket(family, sock_type(p), SockFlag::SOCK_CLOEXEC, None)?;
     // Like docker-proxy (Go sets SO_REUSEADDR): a TIME_WAIT leftover must not
     // block the port, a listener must.
     if p.proto == Proto::Tcp {
         let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
     }
     if addr.is_ipv6() {
-        setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(|_| ())?;
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     }
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    bind(raw, &SockaddrStorage::from(addr)).map_err(|_| ())?;
-    let bound: SockaddrStorage = getsockname(raw).map_err(|_| ())?;
+    bind(raw, &SockaddrStorage::from(addr))?;
+    let bound: SockaddrStorage = getsockname(raw)?;
     let port = bound
         .as_sockaddr_in()
         .map(|a| a.port())
         .or_else(|| bound.as_sockaddr_in6().map(SockaddrIn6::port))
-        .ok_or(())?;
+        .ok_or(Errno::EAFNOSUPPORT)?;
     if let SocketAddr::V6(a) = addr {
         if p.proto == Proto::Tcp && (a.ip().is_unspecified() || a.ip().is_loopback()) {
-            listen(&fd, Backlog::new(128).map_err(|_| ())?).map_err(|_| ())?;
+            listen(&fd, Backlog::new(128)?)?;
         }
     }
     Ok((fd, port))
 }
 
-/// The `[::]` side of a dual-stack mapping without host address, for the
-/// `[::1]` relay (TCP: listening; UDP: bound).
-pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
-    if r.host_ip.is_some() {
-        return Ok(None);
-    }
+/// The `[::]` side of a mapping without host address, for the monitor's
+/// relay (TCP: listening; UDP: bound): `[::1]` of a dual-stack container,
+/// every v6 address of a v4-only one. A host without IPv6 gets none, and
+/// no error.
+pub fn reserve6_any(r: &PortMapping) -> Result<Option<OwnedFd>> {
     let addr = SocketAddr::V6(SocketAddrV6::new(
         std::net::Ipv6Addr::UNSPECIFIED,
         r.host_port,
@@ -96,27 +86,8 @@ pub fn reserve6_all(r: &PortMapping) -> Result<Option<OwnedFd>> {
     ));
     match bind_one(r, addr) {
         Ok((fd, _)) => Ok(Some(fd)),
+        Err(Errno::EAFNOSUPPORT) => Ok(None),
         Err(_) => Err(Error::PortAllocated {
-            host_ip: "::".into(),
-            port: r.host_port,
-        }),
-    }
-}
-
-/// The `[::]` socket (listening, for TCP) of a mapping without host
-/// address for a v4-only container, whose IPv6 clients the monitor relays
-/// to its v4 address. A host without IPv6 gets none, and no error.
-pub fn reserve6_relay(r: &PortMapping) -> Result<Option<OwnedFd>> {
-    let addr = SocketAddr::V6(SocketAddrV6::new(
-        std::net::Ipv6Addr::UNSPECIFIED,
-        r.host_port,
-        0,
-        0,
-    ));
-    match bind_one(r, addr) {
-        Ok((fd, _)) => Ok(Some(fd)),
-        Err(false) => Ok(None),
-        Err(true) => Err(Error::PortAllocated {
             host_ip: "::".into(),
             port: r.host_port,
         }),
@@ -239,7 +210,7 @@ mod tests {
         std::net::TcpStream::connect(("::1", r.host_port)).unwrap();
         drop(fd);
         let (r4, _fd4) = reserve(&m(None, 0, Proto::Tcp)).unwrap();
-        let six = reserve6_all(&r4).unwrap().unwrap();
+        let six = reserve6_any(&r4).unwrap().unwrap();
         std::net::TcpStream::connect(("::1", r4.host_port)).unwrap();
         drop(six);
     }
