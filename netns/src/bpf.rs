@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const MAP_CREATE: u32 = 0;
+const MAP_LOOKUP_ELEM: u32 = 1;
 const MAP_UPDATE_ELEM: u32 = 2;
 const MAP_DELETE_ELEM: u32 = 3;
 const MAP_GET_NEXT_KEY: u32 = 4;
@@ -155,7 +156,7 @@ pub fn map_lookup(map: &OwnedFd, key: &[u8], value_len: usize) -> io::Result<Opt
     a.u32(0, map.as_raw_fd() as u32)
         .u64(8, key.as_ptr() as u64)
         .u64(16, v.as_mut_ptr() as u64);
-    match sys(1, &mut a) {
+    match sys(MAP_LOOKUP_ELEM, &mut a) {
         Ok(_) => Ok(Some(v)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),

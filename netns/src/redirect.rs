@@ -30,7 +30,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
@@ -246,13 +246,25 @@ fn refused(what: &str, e: io::Error, log: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}: {}", log.trim()))
 }
 
-/// The programs' cgroup, or `None` when redirection is off or there is no
-/// cgroup v2 hierarchy (pure v1 hosts).
-fn cgroup_dir(mode: &PortRedirect) -> Option<PathBuf> {
-    match mode {
-        PortRedirect::Off => None,
-        PortRedirect::Cgroup(p) => Some(p.clone()),
-        PortRedirect::Auto => cgroup2_root(),
+/// The programs' cgroup, or `None` when redirection is off, there is no
+/// cgroup v2 hierarchy (pure v1 hosts), or the directory is gone (a
+/// test's, removed: so are the programs).
+fn cgroup(mode: &PortRedirect) -> io::Result<Option<OwnedFd>> {
+    let dir = match mode {
+        PortRedirect::Off => return Ok(None),
+        PortRedirect::Cgroup(p) => p.clone(),
+        PortRedirect::Auto => match cgroup2_root() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    match std::fs::File::open(&dir) {
+        Ok(f) => Ok(Some(f.into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cgroup {}: {e}", dir.display()),
+        )),
     }
 }
 
@@ -266,16 +278,6 @@ fn cgroup2_root() -> Option<PathBuf> {
             .then(|| left.split(' ').nth(4).map(PathBuf::from))
             .flatten()
     })
-}
-
-/// The cgroup's directory, or `None` when it is gone (a test's, removed:
-/// so are the programs).
-fn open_dir(p: &Path) -> io::Result<Option<OwnedFd>> {
-    match std::fs::File::open(p) {
-        Ok(f) => Ok(Some(f.into())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The ports map of `f`'s programs on the cgroup, if attached.
@@ -365,7 +367,7 @@ pub(crate) struct Redirect {
 /// on 127.0.0.1 and each IPv4 address the host has now, and (dual-stack
 /// containers) on `[::1]` and each IPv6 address; one on `0.0.0.0` or
 /// `[::]` on that family's; one on an address on that address. A
-/// v4-only container gets no v6 redirect (berth publishes it on v4 only).
+/// v4-only container gets no v6 redirect: the relay serves its v6 side.
 pub(crate) fn redirects_for(
     ports: &[PortMapping],
     ip: Ipv4Addr,
@@ -420,20 +422,11 @@ pub(crate) fn add(mode: &PortRedirect, table: &str, redirects: &[Redirect]) -> V
     if redirects.is_empty() {
         return Vec::new();
     }
-    let Some(dir) = cgroup_dir(mode) else {
-        return Vec::new();
-    };
-    let cg = match open_dir(&dir) {
+    let cg = match cgroup(mode) {
         Ok(Some(cg)) => cg,
-        Ok(None) => {
-            tracing::debug!("no cgroup {}: published ports stay on DNAT", dir.display());
-            return Vec::new();
-        }
+        Ok(None) => return Vec::new(),
         Err(e) => {
-            tracing::debug!(
-                "cgroup {}: {e}: published ports stay on DNAT",
-                dir.display()
-            );
+            tracing::debug!("published ports stay on DNAT: {e}");
             return Vec::new();
         }
     };
@@ -477,10 +470,7 @@ pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr])
     if published.is_empty() {
         return Ok(());
     }
-    let Some(dir) = cgroup_dir(mode) else {
-        return Ok(());
-    };
-    let Some(cg) = open_dir(&dir)? else {
+    let Some(cg) = cgroup(mode)? else {
         return Ok(());
     };
     for f in FAMILIES {
@@ -501,24 +491,26 @@ pub(crate) fn remove(mode: &PortRedirect, table: &str, published: &[SocketAddr])
 /// For `cleanup_orphans`: drops every redirect to an address no live
 /// lease holds.
 pub(crate) fn sweep(mode: &PortRedirect, table: &str, live: &[IpAddr]) -> io::Result<()> {
-    let Some(dir) = cgroup_dir(mode) else {
-        return Ok(());
-    };
-    let Some(cg) = open_dir(&dir)? else {
+    let Some(cg) = cgroup(mode)? else {
         return Ok(());
     };
     for f in FAMILIES {
-        retain(&cg, f, table, |to| to.is_some_and(|a| live.contains(&a)))?;
+        let Some(ports) = find(&cg, f, &f.names(table))? else {
+            continue;
+        };
+        for k in bpf::map_keys(&ports, f.key_len())? {
+            let to = bpf::map_lookup(&ports, &k, f.key_len())?.and_then(|v| addr_of(f, &v));
+            if !to.is_some_and(|a| live.contains(&a)) {
+                bpf::map_delete(&ports, &k)?;
+            }
+        }
     }
     Ok(())
 }
 
 /// Detaches every program of `table` (its last network went).
 pub(crate) fn unload(mode: &PortRedirect, table: &str) -> io::Result<()> {
-    let Some(dir) = cgroup_dir(mode) else {
-        return Ok(());
-    };
-    let Some(cg) = open_dir(&dir)? else {
+    let Some(cg) = cgroup(mode)? else {
         return Ok(());
     };
     for f in FAMILIES {
@@ -527,33 +519,10 @@ pub(crate) fn unload(mode: &PortRedirect, table: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Keeps the entries of `f`'s ports map whose target address `keep`
-/// accepts.
-fn retain(
-    cg: &OwnedFd,
-    f: Family,
-    table: &str,
-    keep: impl Fn(Option<IpAddr>) -> bool,
-) -> io::Result<()> {
-    let Some(ports) = find(cg, f, &f.names(table))? else {
-        return Ok(());
-    };
-    for k in bpf::map_keys(&ports, f.key_len())? {
-        let to = bpf::map_lookup(&ports, &k, f.key_len())?.and_then(|v| addr_of(f, &v));
-        if !keep(to) {
-            bpf::map_delete(&ports, &k)?;
-        }
-    }
-    Ok(())
-}
-
 /// How many published addresses are redirected, or `None` when no
 /// programs of `table` are attached (for tests and diagnostics).
 pub fn status(mode: &PortRedirect, table: &str) -> io::Result<Option<usize>> {
-    let Some(dir) = cgroup_dir(mode) else {
-        return Ok(None);
-    };
-    let Some(cg) = open_dir(&dir)? else {
+    let Some(cg) = cgroup(mode)? else {
         return Ok(None);
     };
     let mut total = None;
