@@ -424,9 +424,6 @@ impl Netlink {
         }
     }
 
-    /// The prefixes of one family the host already uses: its addresses'
-    /// (address, prefix length) and its routes' destinations, the default
-    /// route excluded.
     /// The host's addresses (of one family, or all), with their prefix
     /// lengths.
     fn addresses(&self, family: Option<AddressFamily>) -> Result<Vec<(IpAddr, u8)>> {
@@ -462,6 +459,9 @@ impl Netlink {
             .collect())
     }
 
+    /// The prefixes of one family the host already uses: its addresses'
+    /// (address, prefix length) and its routes' destinations, the default
+    /// route excluded.
     fn host_prefixes(&self, v6: bool) -> Result<Vec<(IpAddr, u8)>> {
         let h = self.handle.clone();
         let family = if v6 {

@@ -24,7 +24,7 @@ mod udp;
 /// until either side closes) or, for UDP, stops relaying.
 #[derive(Debug)]
 pub struct Relay {
-    front: Arc<OwnedFd>,
+    front: OwnedFd,
     stop: Arc<AtomicBool>,
 }
 
@@ -42,11 +42,11 @@ impl Drop for Relay {
 /// accepted on a bound, listening TCP socket (those that arrived before
 /// are in the backlog and get served), or datagrams on a bound UDP socket.
 pub fn spawn(front: OwnedFd, target: SocketAddr) -> io::Result<Relay> {
-    let front = Arc::new(front);
     let stop = Arc::new(AtomicBool::new(false));
-    let kind = getsockopt(&*front, sockopt::SockType).map_err(io::Error::from)?;
-    let (f, st) = (Arc::clone(&front), Arc::clone(&stop));
-    let fd = f.try_clone()?;
+    let kind = getsockopt(&front, sockopt::SockType).map_err(io::Error::from)?;
+    // The thread works on a duplicate; shutting the socket down through
+    // `front` (on drop) wakes it.
+    let (fd, st) = (front.try_clone()?, Arc::clone(&stop));
     if kind == SockType::Datagram {
         std::thread::Builder::new()
             .name("berth-relay6u".into())

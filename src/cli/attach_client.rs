@@ -82,14 +82,15 @@ pub fn run_attached(cs: &ContainerStore, id: &str, started: Started, o: Options)
             });
     let (_dirfd, sock) = match connected {
         Ok(c) => c,
-        // The monitor said "listening", then failed (a network setup
-        // error, say) and removed the run directory before we connected:
-        // its report says why, not the missing directory.
-        Err(e) if !cs.run_dir(id).exists() => {
-            next()?;
+        Err(e) => {
+            // The monitor said "listening", then failed (a network setup
+            // error, say) and removed the run directory before we
+            // connected: its report says why, not the missing directory.
+            if !cs.run_dir(id).exists() {
+                next()?;
+            }
             return Err(e);
         }
-        Err(e) => return Err(e),
     };
     let writer = Arc::new(Mutex::new(sock.try_clone()?));
     {

@@ -10,7 +10,9 @@ use crate::engine::container::{ContainerRecord, ContainerStore};
 /// v4-only one when the host has IPv6 (the monitor relays IPv6 clients to
 /// it, as docker-proxy does).
 fn bindings(cn: &ContainerNet) -> Vec<(netns::PortMapping, String)> {
-    let host6 = std::path::Path::new("/proc/net/if_inet6").exists();
+    // Once per process: `ps` lists every container's ports.
+    static HOST6: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let host6 = *HOST6.get_or_init(|| std::path::Path::new("/proc/net/if_inet6").exists());
     let mut out = Vec::new();
     for l in cn.endpoints.iter().filter_map(|e| e.live.as_ref()) {
         for p in &l.ports {
