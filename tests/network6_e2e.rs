@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 
 use common::ctr::{err, out, Env};
-use common::web::{http_get, wait_http};
+use common::web::{assert_redirected, http_get, wait_http};
 
 /// busybox httpd serving `$0` on port 80 (all addresses, both families).
 const HTTPD: &str = "mkdir -p /www && echo $0 > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -717,8 +717,7 @@ fn v6_host_connections_to_published_ports_are_redirected_at_the_socket() {
     if let Some(h) = host_v6() {
         targets.push((SocketAddr::from((h, p_all)), gw6.clone()));
     }
-    let mode = netns::redirect::PortRedirect::Cgroup(e.b.net.cgroup.dir.clone());
-    let status = || netns::redirect::status(&mode, &e.b.net.table).unwrap();
+    let status = || e.b.net.redirects();
     assert!(
         status().is_some_and(|n| n >= targets.len()),
         "{:?}",
@@ -727,11 +726,7 @@ fn v6_host_connections_to_published_ports_are_redirected_at_the_socket() {
     {
         let _in = e.b.net.cgroup.join();
         for (addr, gw) in &targets {
-            let s = std::net::TcpStream::connect(addr).unwrap();
-            assert_eq!(s.local_addr().unwrap().ip().to_string(), *gw, "{addr}");
-            assert_eq!(s.peer_addr().unwrap(), *addr);
-            drop(s);
-            assert!(http_get(*addr).unwrap().contains("rdr6"), "{addr}");
+            assert_redirected(*addr, gw, "rdr6");
         }
     }
     e.b.ok(&["rm", "-f", "web"]);

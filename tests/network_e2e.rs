@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::ctr::{err, out, Env};
 use common::image::ImageBuilder;
-use common::web::{http_get, wait_http};
+use common::web::{assert_redirected, http_get, wait_http};
 
 fn ip_of(e: &Env, c: &str, net: &str) -> String {
     e.inspect(
@@ -1272,25 +1272,13 @@ fn host_connections_to_published_ports_are_redirected_at_the_socket() {
     let local_of = |addr: &str| TcpStream::connect(addr).unwrap().local_addr().unwrap();
     // Outside the cgroup: DNAT, the client's socket stays on loopback.
     assert_eq!(local_of(&lo).ip().to_string(), "127.0.0.1");
-    let mode = netns::redirect::PortRedirect::Cgroup(e.b.net.cgroup.dir.clone());
-    let status = || netns::redirect::status(&mode, &e.b.net.table).unwrap();
+    let status = || e.b.net.redirects();
     assert!(status().is_some_and(|n| n >= 2), "{:?}", status());
     let ha = format!("{}:{hp}", host_addr());
     {
         let _in = e.b.net.cgroup.join();
         for addr in [&lo, &ha] {
-            let s = TcpStream::connect(addr).unwrap();
-            assert_eq!(
-                s.local_addr().unwrap().ip().to_string(),
-                "10.77.16.1",
-                "{addr}"
-            );
-            assert_eq!(s.peer_addr().unwrap().to_string(), *addr);
-            drop(s);
-            assert!(
-                http_get(addr.as_str()).unwrap().contains("redirected"),
-                "{addr}"
-            );
+            assert_redirected(addr.parse().unwrap(), "10.77.16.1", "redirected");
         }
     }
     e.b.ok(&["stop", "-t", "1", "web"]);

@@ -36,6 +36,13 @@ fn rand_hex() -> String {
 }
 
 impl NetCfg {
+    /// How many published addresses berth's redirect programs hold for
+    /// this runner's table (`None`: no programs attached).
+    pub fn redirects(&self) -> Option<usize> {
+        let mode = netns::redirect::PortRedirect::Cgroup(self.cgroup.dir.clone());
+        netns::redirect::status(&mode, &self.table).unwrap()
+    }
+
     /// Claims a slot and writes the berth config file into `dir`.
     pub fn new(dir: &Path) -> NetCfg {
         let locks = Path::new("/tmp/berth-test-net");

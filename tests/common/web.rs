@@ -25,3 +25,15 @@ pub fn wait_http(e: &Env, addr: impl ToSocketAddrs + std::fmt::Debug + Copy, wan
         http_get(addr).is_some_and(|b| b.contains(want))
     });
 }
+
+/// From a process in the redirect programs' cgroup: a connection to
+/// `addr` is sent straight to the container (its local address is the
+/// network's gateway `gw`), still shows `addr` as its peer, and a GET
+/// through the port answers with `want`.
+pub fn assert_redirected(addr: SocketAddr, gw: &str, want: &str) {
+    let s = TcpStream::connect(addr).unwrap();
+    assert_eq!(s.local_addr().unwrap().ip().to_string(), gw, "{addr}");
+    assert_eq!(s.peer_addr().unwrap(), addr);
+    drop(s);
+    assert!(http_get(addr).unwrap().contains(want), "{addr}");
+}
